@@ -1,0 +1,390 @@
+"""Validated configuration of a run: YAML in, pydantic models, resolved YAML out.
+
+Every field a user can set lives here, with its range. Validation happens once, at load time,
+and a failure is reported as one line naming the field (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased as one line that names the field and what was expected."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class SyntheticData(Strict):
+    """Two groups, two classes, Gaussian class-conditionals (see ``data/synthetic.py``)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    n_features: Annotated[int, Field(ge=2)] = 2
+    groups: list[str] = ["M", "F"]
+    hard_group: str = "F"
+    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    label_noise_on: Literal["train", "all"] = "train"
+    rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
+    group_feature: bool = False
+    pool_size: PositiveInt = 20000
+    val_size: Annotated[int, Field(ge=0)] = 0
+    test_size: PositiveInt = 10000
+    class_sep: Annotated[float, Field(gt=0.0)] = 3.0
+    group_sep: Annotated[float, Field(ge=0.0)] = 4.0
+    prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+
+    @model_validator(mode="after")
+    def _two_groups(self) -> SyntheticData:
+        if len(self.groups) != 2 or len(set(self.groups)) != 2:
+            raise ValueError(f"dataset.groups: expected two distinct names, got {self.groups}")
+        if self.hard_group not in self.groups:
+            raise ValueError(
+                f"dataset.hard_group: expected one of {self.groups}, got {self.hard_group!r}"
+            )
+        return self
+
+
+class TableData(Strict):
+    """Any CSV or Parquet table (see ``data/tabular.py``)."""
+
+    kind: Literal["table"] = "table"
+    path: str
+    target: str
+    positive: str | int | float | bool | None = None
+    group: str
+    groups: list[str] | None = None
+    min_group_size: Annotated[int, Field(ge=0)] = 0
+    features: list[str] | None = None
+    drop: list[str] = []
+    group_as_feature: bool = False
+    impute: Literal["median", "drop"] = "median"
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class AdultData(Strict):
+    """UCI Adult (``adult.data`` + ``adult.test``) read from ``root``."""
+
+    kind: Literal["adult"] = "adult"
+    root: str = "data/uci-adult"
+    group: Literal["sex", "race"] = "sex"
+    groups: list[str] | None = None
+    min_group_size: Annotated[int, Field(ge=0)] = 0
+    group_as_feature: bool = False
+    impute: Literal["median", "drop"] = "median"
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class ImageOptions(Strict):
+    image_size: PositiveInt = 224
+    cache_dir: str | None = None
+    num_workers: Annotated[int, Field(ge=0)] = 0
+    hflip: bool = False
+    max_pool: PositiveInt | None = None
+    max_test: PositiveInt | None = None
+
+
+class CelebAData(ImageOptions):
+    """CelebA in its official layout (see ``data/celeba.py``)."""
+
+    kind: Literal["celeba"] = "celeba"
+    root: str
+    target: str = "Blond_Hair"
+    group: str = "Male"
+    groups: list[str] = ["female", "male"]
+
+
+class CheXpertData(ImageOptions):
+    """CheXpert (``CheXpert-v1.0`` or ``-small``) in its published layout."""
+
+    kind: Literal["chexpert"] = "chexpert"
+    root: str
+    target: str = "Lung Opacity"
+    group: str = "Sex"
+    groups: list[str] = ["Female", "Male"]
+    uncertain: Literal["zeros", "ones", "drop"] = "zeros"
+    frontal_only: bool = True
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+
+
+class DigitsData(Strict):
+    """scikit-learn's bundled 8x8 digits as a two-group image task (see ``data/digits.py``)."""
+
+    kind: Literal["digits"] = "digits"
+    groups: list[str] = ["A", "B"]
+    hard_group: str = "B"
+    pixel_noise: Annotated[float, Field(ge=0.0)] = 0.0
+    rotation_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
+    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    image_size: PositiveInt = 8
+
+
+DatasetConfig = Annotated[
+    Union[SyntheticData, TableData, AdultData, CelebAData, CheXpertData, DigitsData],
+    Field(discriminator="kind"),
+]
+
+# ----------------------------------------------------------------------------- model & training
+
+
+class ModelConfig(Strict):
+    name: str = "mlp"
+    hidden: list[PositiveInt] = [64, 64]
+    activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    width: PositiveInt = 32  # base channel width of the small CNN
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        known = {"mlp", "cnn", "resnet18", "resnet34", "resnet50", "vit_tiny", "vit_small"}
+        if v not in known:
+            raise ValueError(f"expected one of {sorted(known)}, got {v!r}")
+        return v
+
+
+class EarlyStopping(Strict):
+    patience: PositiveInt = 10
+    metric: Literal["loss", "accuracy", "auc"] = "loss"
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+
+
+class TrainConfig(Strict):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    epochs: PositiveInt = 100
+    batch_size: PositiveInt = 128
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    step_size: PositiveInt = 30
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    early_stopping: EarlyStopping | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_models: bool = False
+
+
+class EnsembleConfig(Strict):
+    members: PositiveInt = 20
+    k: list[PositiveInt] = [1, 2, 3, 5, 10, 20]
+    draws: PositiveInt = 50
+
+
+class ExecutorConfig(Strict):
+    kind: Literal["serial", "local"] = "local"
+    workers: PositiveInt = 2
+
+
+METRICS = ("accuracy", "balanced_accuracy", "auc")
+
+
+class RunConfig(Strict):
+    name: str = "run"
+    seed: Annotated[int, Field(ge=0)] = 0
+    dataset: DatasetConfig = Field(default_factory=SyntheticData)
+    ratio_group: str | None = None
+    ratios: list[Fraction] = [round(0.1 * i, 1) for i in range(11)]
+    mixes: list[dict[str, Fraction]] | None = None
+    train_size: PositiveInt = 2000
+    label_balance: Literal["keep", "balanced"] = "keep"
+    replicates: PositiveInt = 3
+    grid: dict[str, list[Any]] = {}
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    metrics: list[Literal["accuracy", "balanced_accuracy", "auc"]] = list(METRICS)
+    primary_metric: Literal["accuracy", "balanced_accuracy", "auc"] = "accuracy"
+    test_mix: Literal["balanced", "natural"] = "balanced"
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if not self.ratios:
+            raise ValueError("ratios: expected at least one value in [0, 1]")
+        if self.ensemble.members and any(k > self.ensemble.members for k in self.ensemble.k):
+            raise ValueError(
+                f"ensemble.k: every k must be <= ensemble.members ({self.ensemble.members}),"
+                f" got {self.ensemble.k}"
+            )
+        if self.primary_metric not in self.metrics:
+            raise ValueError(
+                f"primary_metric: expected one of metrics {self.metrics}, got {self.primary_metric!r}"
+            )
+        if self.mixes is not None:
+            for i, mix in enumerate(self.mixes):
+                total = sum(mix.values())
+                if abs(total - 1.0) > 1e-6:
+                    raise ValueError(f"mixes[{i}]: shares must sum to 1, got {total:g}")
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid.{key}: expected a non-empty list of values")
+        return self
+
+    # -- helpers used across the pipeline ------------------------------------------------
+    @property
+    def group_names(self) -> list[str] | None:
+        return getattr(self.dataset, "groups", None)
+
+    def ks(self) -> list[int]:
+        """The ensemble sizes to evaluate: configured ks plus 1 and E, sorted."""
+        return sorted({*self.ensemble.k, 1, self.ensemble.members})
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """The cartesian product of ``grid``, as a list of {field: value} dicts."""
+        if not self.grid:
+            return [{}]
+        keys = list(self.grid)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*self.grid.values())]
+
+    def at(self, point: dict[str, Any]) -> RunConfig:
+        """This config with one grid point's values applied (validated)."""
+        if not point:
+            return self
+        data = self.model_dump(mode="json")
+        for key, value in point.items():
+            set_path(data, key, value)
+        data["grid"] = {}
+        return validate(data)
+
+    def mix_labels(self) -> list[float]:
+        """The sweep's coordinate per mix: the ratio, or the index of an explicit mix."""
+        if self.mixes is not None:
+            return [float(i) for i in range(len(self.mixes))]
+        return list(self.ratios)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``, creating dicts as needed."""
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: {part!r} is not a section that holds fields")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ""
+    for part in first["loc"]:
+        if _is_union_tag(part):
+            continue
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+        if ":" in msg.split(" ")[0]:  # the message already names its field
+            return msg
+        return f"{loc}: {msg}" if loc else msg
+    if first["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if first["type"] == "union_tag_invalid":
+        kinds = ", ".join(_DATASET_KINDS)
+        return f"{loc}.kind: expected one of {kinds}, got {first['input'].get('kind')!r}"
+    got = first.get("input")
+    got_txt = "" if isinstance(got, dict) else f", got {got!r}"
+    return f"{loc}: {msg.lower()}{got_txt}" if loc else msg
+
+
+_DATASET_KINDS = ("synthetic", "table", "adult", "celeba", "chexpert", "digits")
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in _DATASET_KINDS
+
+
+def _default_kind(data: dict) -> dict:
+    """A ``dataset`` section without ``kind`` is synthetic, the built-in default."""
+    ds = data.get("dataset")
+    if isinstance(ds, dict) and "kind" not in ds:
+        data = {**data, "dataset": {**ds, "kind": "synthetic"}}
+    return data
+
+
+def validate(data: Any) -> RunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping of fields, got {type(data).__name__}")
+    data = _default_kind(data)
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+    _check_grid_fields(cfg, data)
+    return cfg
+
+
+def _check_grid_fields(cfg: RunConfig, data: dict) -> None:
+    base = cfg.model_dump(mode="json")
+    for key, values in cfg.grid.items():
+        node: Any = base
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"grid.{key}: not a config field")
+            node = node[part]
+        for value in values:
+            trial = copy.deepcopy(data)
+            trial["grid"] = {}
+            set_path(trial, key, value)
+            try:
+                RunConfig.model_validate(_default_kind(trial))
+            except ValidationError as err:
+                raise ConfigError(f"grid.{key}={value!r}: {_describe(err)}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults when ``path`` is None), apply ``key=value`` overrides."""
+    data: Any = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ConfigError(f"{p}: not valid YAML{where}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of fields at the top level")
+    for text in overrides or []:
+        key, value = parse_override(text)
+        set_path(data, key, value)
+    return validate(data)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,153 @@
+"""Rebuild a run's outputs from its stored cells: metrics.parquet, summary.json, figures,
+report.html and the terminal summary table. No training happens here."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .analysis import evaluate_run, summarize
+from .config import RunConfig, dump_config
+from .data import load_dataset
+from .plots import all_figures
+from .store import RunStore, atomic_write_bytes, atomic_write_text, write_json
+from .sweep import Plan, data_seed, plan_run
+
+
+class MissingCells(RuntimeError):
+    pass
+
+
+def _loader(cfg: RunConfig):
+    return load_dataset(cfg.dataset, data_seed(cfg))
+
+
+def build_report(cfg: RunConfig, run_dir: str | Path, plan: Plan | None = None,
+                 workers: int = 1) -> dict[str, Any]:
+    """Evaluate every stored cell of ``cfg``'s plan and write the run's outputs."""
+    store = RunStore(run_dir)
+    plan = plan or plan_run(cfg, _loader)
+    missing = [c for c in plan.cells if not store.has_cell(c.id)]
+    if missing:
+        raise MissingCells(
+            f"{store.root}: {len(missing)} of {len(plan.cells)} cells are not trained yet; "
+            f"run `fairensemble run {store.root / 'config.yaml'} --out {store.root}` to finish"
+        )
+    table = evaluate_run(plan, store, workers=workers)
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    atomic_write_bytes(store.root / "metrics.parquet", buf.getvalue())
+    summary = summarize(table, plan)
+    write_json(store.root / "summary.json", summary)
+    figures = all_figures(table, summary, plan, store.root / "figures", _loader)
+    atomic_write_text(store.root / "report.html", render_html(cfg, summary, figures))
+    return summary
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    E = summary["members"]
+    pm = summary["primary_metric"]
+    table = Table(title=f"{summary['name']}: {pm}, share of {summary['ratio_group']} "
+                        f"({summary['replicates']} replicates, test mix {summary['test_mix']})")
+    fields = summary["grid_fields"]
+    for f in fields:
+        table.add_column(f.split(".")[-1], justify="right")
+    table.add_column("min-gap mix k=1", justify="right")
+    table.add_column(f"min-gap mix k={E}", justify="right")
+    table.add_column(f"gap k=1 -> {E}", justify="right")
+    table.add_column("max-overall mix k=1", justify="right")
+    table.add_column(f"max-overall mix k={E}", justify="right")
+    table.add_column(f"overall k=1 -> {E}", justify="right")
+    table.add_column("positive-sum mixes", justify="right")
+    for p in summary["grid_points"]:
+        o1, oE = p["optimal"]["k=1"], p["optimal"][f"k={E}"]
+        n = sum(p["verdict_counts"].values())
+        table.add_row(
+            *[str(p["point"][f]) for f in fields],
+            _fmt(o1["gap_min_ratio"]), _fmt(oE["gap_min_ratio"]),
+            f"{o1['gap_min_value']:.3f} -> {oE['gap_min_value']:.3f}",
+            _fmt(o1["overall_max_ratio"]), _fmt(oE["overall_max_ratio"]),
+            f"{o1['overall_max_value']:.3f} -> {oE['overall_max_value']:.3f}",
+            f"{p['verdict_counts'].get('positive-sum', 0)}/{n}",
+        )
+    return table
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.1f}" if isinstance(x, float) else str(x)
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    (console or Console()).print(summary_table(summary))
+
+
+def _table_html(summary: dict[str, Any]) -> str:
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(summary_table(summary))
+    return f"<pre>{html.escape(console.export_text())}</pre>"
+
+
+def _verdicts_html(summary: dict[str, Any]) -> str:
+    parts = []
+    E = summary["members"]
+    for p in summary["grid_points"]:
+        title = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "all cells"
+        groups = p["groups"]
+        head = "".join(f"<th>&Delta; {html.escape(g)}</th>" for g in [*groups, "overall", "gap"])
+        rows = []
+        for v in p["verdicts"]:
+            x = v.get("ratio", v.get("mix"))
+            cells = []
+            for g in [*groups, "overall", "gap"]:
+                ch = v["change"][g]
+                lo, hi = ch["ci95"]
+                ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
+                cells.append(f"<td>{ch['mean']:+.4f}{ci}</td>")
+            rows.append(f"<tr><td>{x}</td><td class='{v['verdict']}'>{v['verdict']}</td>"
+                        f"{''.join(cells)}</tr>")
+        parts.append(
+            f"<h3>{html.escape(title)}: k=1 &rarr; k={E}</h3><table><tr><th>mix</th>"
+            f"<th>verdict</th>{head}</tr>{''.join(rows)}</table>"
+        )
+    return "\n".join(parts)
+
+
+def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Path]) -> str:
+    imgs = []
+    for fig in figures:
+        data = base64.b64encode(fig.read_bytes()).decode()
+        imgs.append(f"<figure><img src='data:image/png;base64,{data}' alt='{fig.stem}'>"
+                    f"<figcaption>{fig.stem.replace('_', ' ')}</figcaption></figure>")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>fairensemble: {html.escape(cfg.name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin-bottom: 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+.positive-sum {{ color: #176317; }} .leveling-down {{ color: #a11; }} .mixed {{ color: #a60; }}
+img {{ max-width: 100%; }} pre {{ font-size: 0.8em; }}
+</style></head><body>
+<h1>fairensemble report: {html.escape(cfg.name)}</h1>
+<p>Does a homogeneous ensemble of {cfg.ensemble.members} members lift every group
+(positive-sum) or trade one for another, and which training mix minimises the gap or maximises
+overall {html.escape(cfg.primary_metric)}? Overall metrics use the <b>{cfg.test_mix}</b> test
+mix. Intervals are 95 % t-intervals over {cfg.replicates} replicates.</p>
+<h2>Summary</h2>
+{_table_html(summary)}
+<h2>Figures</h2>
+{''.join(imgs)}
+<h2>Positive-sum verdicts</h2>
+{_verdicts_html(summary)}
+<h2>Configuration</h2>
+<pre>{html.escape(dump_config(cfg))}</pre>
+<details><summary>summary.json</summary><pre>{html.escape(json.dumps(summary, indent=1))}</pre>
+</details>
+</body></html>
+"""
