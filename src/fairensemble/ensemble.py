@@ -10,8 +10,9 @@ import pandas as pd
 
 from fairensemble.metrics import DERIVED_LABELS, group_metrics
 
-# bound on the elements of one block of averaged probabilities [draws, n, C] (float64: 32 MB)
-_BLOCK_ELEMENTS = 1 << 22
+# elements in one block of averaged probabilities [draws, n, C] (float64: 16 MB); the metric
+# engine's temporaries for a block add about ten times that
+_BLOCK_ELEMENTS = 1 << 21
 
 
 def draw_subsets(n_members: int, k: int, draws: int, rng: np.random.Generator) -> np.ndarray:

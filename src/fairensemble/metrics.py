@@ -10,7 +10,8 @@ per class score.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
@@ -42,52 +43,70 @@ def _check(
 
 def _correct(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """1.0 where the argmax prediction is right, float64 [D, n]."""
-    return (probs.argmax(axis=2) == y).astype(np.float64)
+    if probs.shape[2] == 2:  # argmax of two, without argmax's slow last-axis loop
+        pred = probs[:, :, 1] > probs[:, :, 0]
+    else:
+        pred = probs.argmax(axis=2)
+    return (pred == y).astype(np.float64)
 
 
 def _auc_sorted(s: np.ndarray, pos: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """Weighted Mann-Whitney AUC of each row, from scores ``s`` [D, m] sorted along rows, with
     ``pos`` bool [D, m] and weights ``w`` float [D, m] (None: all 1) in the same order.
 
-    Within a tie group (equal scores), every positive gains the negative weight strictly below
-    the group plus half the group's own negative weight, so per tie group the sum is
-    P_t * (N_below + N_upto) / 2, with P_t / N_t its positive / negative weight and
-    N_below / N_upto the cumulative negative weight before / through it.
+    Within a tie group (equal scores) every positive gains the negative weight strictly below
+    the group plus half the group's own, so a tie group adds P_t * (N_below + N_upto) / 2, with
+    P_t its positive weight and N_below / N_upto the negative weight before / through it.
     """
     D, m = s.shape
     if m == 0:
         return np.full(D, np.nan)
     if w is None:
-        cum_pos = np.cumsum(pos, axis=1)
+        cum_pos = np.cumsum(pos, axis=1, dtype=np.int64)
         cum_neg = np.arange(1, m + 1) - cum_pos
     else:
         cum_pos = np.cumsum(np.where(pos, w, 0.0), axis=1)
         cum_neg = np.cumsum(np.where(pos, 0.0, w), axis=1)
-    total_pos = cum_pos[:, -1].astype(np.float64)
-    total_neg = cum_neg[:, -1].astype(np.float64)
-    is_end = np.empty((D, m), dtype=bool)  # last element of its tie group
-    np.not_equal(s[:, 1:], s[:, :-1], out=is_end[:, :-1])
-    is_end[:, -1] = True
-    ends_per_row = is_end.sum(axis=1)
-    row_start = np.concatenate([[0], np.cumsum(ends_per_row)[:-1]])
-    upto_pos = cum_pos[is_end].astype(np.float64)
-    upto_neg = cum_neg[is_end].astype(np.float64)
-    below_pos = np.empty_like(upto_pos)
-    below_neg = np.empty_like(upto_neg)
-    below_pos[1:], below_neg[1:] = upto_pos[:-1], upto_neg[:-1]
-    below_pos[row_start] = 0.0
-    below_neg[row_start] = 0.0
-    per_tie = (upto_pos - below_pos) * (below_neg + upto_neg)
-    num = np.add.reduceat(per_tie, row_start) * 0.5
+    total_pos, total_neg = cum_pos[:, -1], cum_neg[:, -1]
+    is_end, row_start = _tie_ends(s)
+    upto_pos, below_pos = _at_tie_ends(cum_pos, is_end, row_start)
+    upto_neg, below_neg = _at_tie_ends(cum_neg, is_end, row_start)
+    num = np.add.reduceat((upto_pos - below_pos) * (below_neg + upto_neg), row_start)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / (total_pos * total_neg)
+        out = num / (2.0 * total_pos * total_neg)
     out[(total_pos <= 0) | (total_neg <= 0)] = np.nan
     return out
 
 
+def _tie_ends(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of the last element of every tie group in the rows of sorted ``s`` [D, m], and
+    where each row's tie groups start in the flat (row-major) list of tie groups."""
+    D, m = s.shape
+    is_end = np.empty((D, m), dtype=bool)
+    np.not_equal(s[:, 1:], s[:, :-1], out=is_end[:, :-1])
+    is_end[:, -1] = True
+    row_start = np.zeros(D, dtype=np.int64)
+    np.cumsum(is_end.sum(axis=1)[:-1], out=row_start[1:])
+    return is_end, row_start
+
+
+def _at_tie_ends(
+    cum: np.ndarray, is_end: np.ndarray, row_start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise cumulative ``cum`` [D, m] through each tie group and before it (flat)."""
+    upto = cum[is_end]
+    if upto.dtype.kind == "i":
+        upto = upto.astype(np.int64)  # products of counts overflow int32 from n ~ 33,000
+    below = np.empty_like(upto)
+    below[0], below[1:] = 0, upto[:-1]
+    below[row_start] = 0
+    return upto, below
+
+
 def _sorted_by(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise argsort of ``scores`` [D, m] and the flat indices that gather along it."""
+    """Row-wise argsort of ``scores`` [D, m] and the scores in that order."""
     D, m = scores.shape
+    scores = np.ascontiguousarray(scores)  # argsort of a strided view is about twice as slow
     order = np.argsort(scores, axis=1)
     flat = order + (np.arange(D) * m)[:, None]
     return order, np.take(scores.ravel(), flat)
@@ -185,6 +204,11 @@ def group_metrics(
     g = g.astype(np.int64, copy=False)
     if n and (g.min() < 0 or g.max() >= G):
         raise ValueError(f"g: expected group codes in 0..{G - 1}, got {g.min()}..{g.max()}")
+    clash = sorted(set(groups) & set(DERIVED_LABELS))
+    if clash or len(set(groups)) != G:
+        raise ValueError(
+            f"groups: expected distinct names other than {DERIVED_LABELS}, got {list(groups)}"
+        )
     group_n = np.bincount(g, minlength=G)
     for name, count in zip(groups, group_n):
         if count == 0:
@@ -218,7 +242,7 @@ def group_metrics(
         overall = ((correct @ onehot_w)[:, present] / class_w[present]).mean(axis=1)
         values["balanced_accuracy"] = (per_group, overall)
     if "auc" in metrics:
-        values["auc"] = _group_auc(probs, y, g, G, group_n, cell_n, group_w, class_w)
+        values["auc"] = _group_auc(probs, y, g, G, cell_n, group_w, class_w)
 
     out: dict[tuple[str, str], np.ndarray] = {}
     for metric in metrics:
@@ -231,41 +255,60 @@ def group_metrics(
     return out
 
 
+def _cumcount(codes: np.ndarray, code: int) -> np.ndarray:
+    """Row-wise running count of ``code`` in ``codes`` [D, m]."""
+    return np.cumsum(codes == code, axis=1, dtype=np.int32)
+
+
 def _group_auc(
     probs: np.ndarray,
     y: np.ndarray,
     g: np.ndarray,
     G: int,
-    group_n: np.ndarray,
     cell_n: np.ndarray,
     group_w: np.ndarray | None,
     class_w: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """AUC per group [G, D] and overall [D] from one row-wise sort per scored class: each
-    group's rows are read off the overall sort with a mask, which keeps their order."""
-    D, n, C = probs.shape
+    """AUC per group [G, D] and overall [D] from one row-wise sort per scored class.
+
+    In sorted order, cumulative counts of each (group, positive/negative) code are read at the
+    ends of tie groups; a group's AUC numerator is sum over tie groups of
+    P_t * (N_below + N_upto) / 2 with its own counts (exact integers), the overall one the same
+    with counts combined across groups by the overall weights.
+    """
+    D, _n, C = probs.shape
     scored = [1] if C == 2 else list(range(C))
     per_group = np.full((len(scored), G, D), np.nan)
     overall = np.full((len(scored), D), np.nan)
-    code = (g * 2).astype(np.int32)
+    gw = np.ones(G, dtype=np.int64) if group_w is None else group_w
+    code = (2 * g).astype(np.int32)
     for i, c in enumerate(scored):
+        pos_n = cell_n[:, c]
+        neg_n = cell_n.sum(axis=1) - pos_n
         order, s = _sorted_by(probs[:, :, c])
         code_sorted = (code + (y == c))[order]
-        pos = (code_sorted & 1).astype(bool)
-        g_sorted = code_sorted >> 1
-        w = None if group_w is None else group_w[g_sorted]
-        overall[i] = _auc_sorted(s, pos, w)
-        for j in range(G):
-            mask = g_sorted == j
-            m = int(group_n[j])
-            per_group[i, j] = _auc_sorted(s[mask].reshape(D, m), pos[mask].reshape(D, m), None)
+        is_end, row_start = _tie_ends(s)
+        w_pos = w_neg = 0  # overall-weighted P_t and N_below + N_upto of each tie group
+        for j in range(G):  # code 2j: negative in group j, 2j + 1: positive
+            pos_upto, pos_below = _at_tie_ends(_cumcount(code_sorted, 2 * j + 1), is_end, row_start)
+            neg_upto, neg_below = _at_tie_ends(_cumcount(code_sorted, 2 * j), is_end, row_start)
+            d_pos = pos_upto - pos_below
+            neg = neg_below + neg_upto
+            num = np.add.reduceat(d_pos * neg, row_start)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_group[i, j] = num / (2.0 * pos_n[j] * neg_n[j])
+            w_pos = w_pos + gw[j] * d_pos
+            w_neg = w_neg + gw[j] * neg
+        num = np.add.reduceat(w_pos * w_neg, row_start)
+        total_pos, total_neg = gw @ pos_n, gw @ neg_n
+        if total_pos > 0 and total_neg > 0:
+            overall[i] = num / (2.0 * total_pos * total_neg)
     if C == 2:
-        both = (cell_n > 0).all(axis=1)[:, None]
-        return np.where(both, per_group[0], np.nan), overall[0]
+        return per_group[0], overall[0]
     # OvR macro over classes present; undefined with fewer than two classes present
     group_present = cell_n.T > 0  # [C, G]
-    with np.errstate(invalid="ignore"):
-        by_group = np.where(group_present[:, :, None], per_group, 0.0).sum(axis=0)
+    by_group = np.where(group_present[:, :, None], per_group, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
         by_group /= group_present.sum(axis=0)[:, None]
     by_group[group_present.sum(axis=0) < 2] = np.nan
     present = class_w > 0

@@ -169,6 +169,15 @@ def _dataset_for(pcfg: RunConfig) -> Dataset:
     return _DATA_CACHE[key]
 
 
+def flatten_images(X: np.ndarray, ds: Dataset) -> np.ndarray:
+    """uint8 images [n, C, H, W] -> normalised float32 rows, for the MLP stack."""
+    x = np.asarray(X, dtype=np.float32) / 255.0
+    if ds.image_mean is not None and ds.image_std is not None:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        x = (x - np.reshape(ds.image_mean, shape)) / np.reshape(ds.image_std, shape)
+    return x.reshape(len(x), -1).astype(np.float32)
+
+
 def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str) -> tuple[CellData, dict]:
     shares = mix_share_vector(pcfg, cell.mix_index, ds, rg)
     counts = plan_counts(pcfg.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
@@ -177,13 +186,15 @@ def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str) -> tuple[
     train = ds.pool.take(idx)
     others = [ds.test] + ([ds.val] if ds.val is not None else [])
     prepared = ds.prepare(train, others)
+    if ds.input_kind == "image" and uses_stack(pcfg):
+        prepared = [flatten_images(x, ds) for x in prepared]
     evals = {"test": prepared[1]}
     val = None
     if ds.val is not None:
         evals["val"] = prepared[2]
         val = (prepared[2], ds.val.y)
     meta = {
-        "input_kind": ds.input_kind,
+        "input_kind": "table" if uses_stack(pcfg) else ds.input_kind,
         "image_mean": ds.image_mean,
         "image_std": ds.image_std,
         "hflip": bool(getattr(pcfg.dataset, "hflip", False)),

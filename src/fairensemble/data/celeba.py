@@ -5,10 +5,9 @@
 count; line 2: the 40 attribute names; then ``file v1 ... v40`` with -1/1 values in
 space-aligned columns) and ``list_eval_partition.txt`` (``file split``, 0/1/2 = train / val /
 test, used as pool / val / test). The class is ``target`` (-1 -> 0 "no <target>", 1 -> 1
-"<target>") and the
-group is ``group``, whose -1 and 1 take the names in ``groups`` (default female, male).
-``max_pool`` and ``max_test`` (also applied to val) cap the splits by a seeded subsample
-stratified by group x label. Images are centre-cropped to a square, resized to
+"<target>") and the group is ``group``, whose -1 and 1 take the names in ``groups`` (default
+female, male). ``max_pool`` and ``max_test`` (also applied to val) cap the splits by a seeded
+subsample stratified by group x label. Images are centre-cropped to a square, resized to
 ``image_size`` and cached decoded (see ``images.py``).
 """
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import CelebAData
-from .base import Dataset, DataError, Split
+from .base import DataError, Dataset, Split
 from .images import IMAGENET_MEAN, IMAGENET_STD, decode_cached, rng_for, stratified_subsample
 
 ATTR_FILE = "list_attr_celeba.txt"
@@ -105,7 +104,8 @@ def _read_attributes(path: Path, wanted: list[str]) -> pd.DataFrame:
     try:
         count = int(first.strip())
     except ValueError:
-        raise DataError(f"{path}: line 1 should be the image count, got {first.strip()!r}") from None
+        got = first.strip()
+        raise DataError(f"{path}: line 1 should be the image count, got {got!r}") from None
     names = second.split()
     if not names:
         raise DataError(f"{path}: line 2 should list the attribute names, got an empty line")
@@ -186,7 +186,7 @@ def _info(
         "root": str(Path(cfg.root).expanduser()),
         "target": cfg.target,
         "group": cfg.group,
-        "n_images": int(len(table)),
+        "n_images": len(table),
         "n_used": int(sum(len(p) for p in parts.values())),
         "counts": counts,
         "dropped": {},

@@ -7,13 +7,13 @@ dropped and the rest resolved under ``root``, so a renamed folder still works.
 
 Both CSVs together form the universe, split by patient (``patientNNNNN`` in the path) into
 pool / val / test with ``val_fraction`` / ``test_fraction`` of the patients (seeded, so no
-patient is in two splits). Rows are kept when ``Frontal/Lateral`` is ``Frontal``
-(``frontal_only``) and the ``group`` column's value is one of ``groups``; others (``Unknown``
-sex, say) are dropped, counted in ``info["dropped"]`` and logged. The class is ``target``:
-1.0 -> 1, 0.0 and blank -> 0, -1.0 (uncertain) -> 0 / 1 / dropped as ``uncertain`` says.
-``max_pool`` and ``max_test`` (also applied to val) cap the splits by a seeded subsample
-stratified by group x label. Images are decoded grayscale, resized to ``image_size``
-(no crop) and cached (see ``images.py``).
+patient is in two splits; stratified by the patient's ``group`` value). Rows are kept when
+``Frontal/Lateral`` is ``Frontal`` (``frontal_only``) and the ``group`` column's value is one
+of ``groups``; others (``Unknown`` sex, say) are dropped, counted in ``info["dropped"]`` and
+logged. The class is ``target``: 1.0 -> 1, 0.0 and blank -> 0, -1.0 (uncertain) -> 0 / 1 /
+dropped as ``uncertain`` says. ``max_pool`` and ``max_test`` (also applied to val) cap the
+splits by a seeded subsample stratified by group x label. Images are decoded grayscale,
+resized to ``image_size`` (no crop) and cached (see ``images.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import CheXpertData
-from .base import Dataset, DataError, Split
+from .base import DataError, Dataset, Split
 from .images import GRAY_MEAN, GRAY_STD, decode_cached, rng_for, stratified_subsample
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def read_table(cfg: CheXpertData, seed: int) -> tuple[pd.DataFrame, dict[str, in
             f"{cfg.val_fraction + cfg.test_fraction:g}"
         )
     table = pd.concat([_read_csv(root / name, cfg) for name in CSV_FILES], ignore_index=True)
-    split = _patient_split(table["patient"].to_numpy(), cfg, seed)
+    split = _patient_split(table["patient"].to_numpy(), table["group"].to_numpy(), cfg, seed)
 
     dropped: dict[str, int] = {}
     keep = np.ones(len(table), dtype=bool)
@@ -69,7 +69,8 @@ def read_table(cfg: CheXpertData, seed: int) -> tuple[pd.DataFrame, dict[str, in
         dropped["uncertain"] = int(uncertain.sum())
         keep &= ~uncertain
     y = np.where(target == -1, 1 if cfg.uncertain == "ones" else 0, target).astype(np.int64)
-    g = pd.Categorical(group_values, categories=cfg.groups).codes.astype(np.int64)
+    code_of = {name: code for code, name in enumerate(cfg.groups)}
+    g = np.array([code_of.get(v, -1) for v in group_values], dtype=np.int64)
     out = pd.DataFrame(
         {
             "file": table["file"].to_numpy(),
@@ -125,7 +126,7 @@ def load(cfg: CheXpertData, seed: int) -> Dataset:
         "group": cfg.group,
         "uncertain": cfg.uncertain,
         "n_rows": int(len(table) + sum(dropped.values())),
-        "n_used": int(len(used)),
+        "n_used": len(used),
         "patients": {name: int(part["patient"].nunique()) for name, part in parts.items()},
         "counts": {
             name: {
@@ -165,7 +166,9 @@ def _read_csv(path: Path, cfg: CheXpertData) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         why = " ".join(str(err).split())
         raise DataError(f"{path}: not a readable CSV ({why})") from None
-    needed = {"Path": "dataset.root layout", cfg.target: "dataset.target", cfg.group: "dataset.group"}
+    needed = {
+        "Path": "dataset.root layout", cfg.target: "dataset.target", cfg.group: "dataset.group"
+    }
     if cfg.frontal_only:
         needed["Frontal/Lateral"] = "dataset.frontal_only"
     for col, field in needed.items():
@@ -206,19 +209,28 @@ def _read_csv(path: Path, cfg: CheXpertData) -> pd.DataFrame:
     )
 
 
-def _patient_split(patients: np.ndarray, cfg: CheXpertData, seed: int) -> np.ndarray:
-    """Split code per row (0 pool, 1 val, 2 test), drawn per patient over all rows."""
-    unique, inverse = np.unique(patients, return_inverse=True)
-    n = len(unique)
-    n_test = max(1, int(round(cfg.test_fraction * n)))
-    n_val = max(1, int(round(cfg.val_fraction * n)))
-    if n_test + n_val >= n:
-        raise DataError(
-            f"{cfg.root}: {n} patients are too few for val_fraction={cfg.val_fraction:g} and"
-            f" test_fraction={cfg.test_fraction:g} with patients left for the pool"
-        )
-    order = rng_for(seed, "chexpert", "patients").permutation(n)
-    code = np.zeros(n, dtype=np.int64)
-    code[order[:n_test]] = 2
-    code[order[n_test : n_test + n_val]] = 1
+def _patient_split(
+    patients: np.ndarray, group_values: np.ndarray, cfg: CheXpertData, seed: int
+) -> np.ndarray:
+    """Split code per row (0 pool, 1 val, 2 test), drawn per patient over all rows, stratified
+    by the patient's group value (that of its first row): each stratum gives round(fraction x
+    its patients) to test and to val, at least one each when it has three or more."""
+    unique, first, inverse = np.unique(patients, return_index=True, return_inverse=True)
+    stratum = group_values[first]
+    rng = rng_for(seed, "chexpert", "patients")
+    code = np.zeros(len(unique), dtype=np.int64)
+    for value in sorted(set(stratum)):
+        members = rng.permutation(np.flatnonzero(stratum == value))
+        n = len(members)
+        n_test = round(cfg.test_fraction * n)
+        n_val = round(cfg.val_fraction * n)
+        if n >= 3:
+            n_test, n_val = max(1, n_test), max(1, n_val)
+            while n_test + n_val >= n:
+                if n_test >= n_val:
+                    n_test -= 1
+                else:
+                    n_val -= 1
+        code[members[:n_test]] = 2
+        code[members[n_test : n_test + n_val]] = 1
     return code[inverse]

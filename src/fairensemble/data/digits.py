@@ -32,7 +32,7 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 
 from ..config import DigitsData
-from .base import Dataset, DataError, Split
+from .base import DataError, Dataset, Split
 from .images import rng_for
 
 CLASSES = ["0-4", "5-9"]
@@ -69,7 +69,7 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
 
     flip_order = rng_for(seed, "digits", "label_noise").permutation(n)
     hard_pool = flip_order[in_hard[flip_order] & ~is_test[flip_order]]
-    n_flips = int(round(cfg.label_noise * len(hard_pool)))
+    n_flips = round(cfg.label_noise * len(hard_pool))
     y_observed = y.copy()
     y_observed[hard_pool[:n_flips]] = 1 - y_observed[hard_pool[:n_flips]]
 
@@ -122,5 +122,5 @@ def _test_mask(
     for gi in (0, 1):
         for ci in (0, 1):
             idx = rng.permutation(np.flatnonzero((g == gi) & (y == ci)))
-            mask[idx[: int(round(fraction * len(idx)))]] = True
+            mask[idx[: round(fraction * len(idx))]] = True
     return mask

@@ -1,9 +1,10 @@
 """Image decoding for the image sources, with a decoded-uint8 cache on disk shared across runs.
 
-``decode_cached(paths, size=..., mode=...)`` returns a read-only ``np.memmap`` [n, C, size,
-size] of uint8. The cache file is keyed by a hash of (every path, its mtime and byte size,
-``size``, colour mode, fit, cache format version), so a sweep decodes each image once and later
-runs reuse it, while an edited or replaced image gives a new key. It lives under
+``decode_cached(paths, size=..., mode=...)`` returns a copy-on-write ``np.memmap`` [n, C,
+size, size] of uint8 (writes stay in memory; the file never changes). The cache file is keyed
+by a hash of (every path, its mtime and byte size, ``size``, colour mode, fit, cache format
+version), so a sweep decodes each image once and later runs reuse it, while an edited or
+replaced image gives a new key. It lives under
 ``cache_dir`` (else ``$FAIRENSEMBLE_CACHE``, else ``$XDG_CACHE_HOME/fairensemble``, else
 ``~/.cache/fairensemble``), is written to a temporary name and renamed, and is built under a
 file lock so that processes loading the same data at once decode it only once.
@@ -17,16 +18,19 @@ domain (``Image.draft``) to the smallest scale that is still at least ``size`` o
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
+import threading
 import uuid
 import zlib
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -122,12 +126,15 @@ def decode_cached(
     num_workers: int = 0,
     listed_in: str = "",
 ) -> np.memmap:
-    """Decoded images [n, C, size, size] uint8, read-only memmap, in the order of ``paths``.
+    """Decoded images [n, C, size, size] uint8 in the order of ``paths``, as a copy-on-write
+    memmap (writable for consumers such as ``torch.from_numpy``; the file never changes).
 
     Decodes (in ``num_workers`` processes when > 0) only when no cache file matches the paths,
     their mtimes and sizes. A missing listed image raises ``DataError`` naming it (and the
     listing file ``listed_in``, when given) before anything is decoded."""
     paths = [str(p) for p in paths]
+    if not paths:
+        raise DataError(f"{listed_in or 'image list'}: no images to decode")
     channels = 3 if mode == "RGB" else 1
     shape = (len(paths), channels, size, size)
     key = _cache_key(paths, size, mode, fit, listed_in)
@@ -179,7 +186,7 @@ def _open_if_valid(path: Path, shape: tuple[int, ...]) -> np.memmap | None:
     if not path.exists():
         return None
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = np.load(path, mmap_mode="c", allow_pickle=False)
     except (ValueError, OSError):
         log.warning("ignoring unreadable image cache %s", path)
         return None
@@ -224,20 +231,28 @@ def _decode_all(
         return
     n_chunks = min(n, num_workers * 8)
     bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-    # spawn: the parent may hold torch threads, which fork can deadlock
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=num_workers, mp_context=_pool_context()) as pool:
         futures = [
             pool.submit(_decode_range, paths[a:b], str(target), int(a), size, mode, fit)
-            for a, b in zip(bounds[:-1], bounds[1:])
+            for a, b in itertools.pairwise(bounds)
             if b > a
         ]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for f in pending:
             f.cancel()
         for f in futures:
             if f.done() and not f.cancelled() and f.exception() is not None:
                 raise f.exception()
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """fork where it is safe (POSIX, no other Python thread that could hold a lock the child
+    needs; the child runs Pillow and numpy only, never torch), else spawn. Spawn re-imports the
+    caller's main module, which a script without an ``if __name__ == "__main__"`` guard (or
+    code read from stdin) does not survive, so it is the fallback, not the default."""
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _write_sidecar(final: Path, paths: list[str], size: int, mode: str, fit: str) -> None:

@@ -9,6 +9,7 @@ building the layers in order, ``nn.Linear`` produces the same tensors.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -21,7 +22,7 @@ LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
 def layer_sizes(in_features: int, hidden: list[int], n_classes: int) -> list[tuple[int, int]]:
     """(fan_in, fan_out) of each linear layer, input to output."""
     dims = [in_features, *hidden, n_classes]
-    return list(zip(dims[:-1], dims[1:]))
+    return list(itertools.pairwise(dims))
 
 
 def init_mlp_params(

@@ -3,9 +3,11 @@
 Same interface as the stacked trainer: ``train_loop(cells, model, train, n_classes)`` returns,
 per cell, ``{eval_name: probs float32 [E, n_eval, C]}``.
 
-A member is a pure function of its seed. ``numpy.random.SeedSequence(seed)`` spawns four
-streams: model initialisation (and dropout) via a forked torch RNG, the early-stopping holdout,
-the mini-batch order, and augmentation (horizontal flips). No global RNG state leaks in or out.
+A member is a pure function of its seed, and the same streams as the stacked trainer's: the
+mini-batch order from ``order_rng(seed)``, the early-stopping holdout from
+``holdout_split(seed, ...)``, initialisation (and dropout) from a forked torch RNG seeded with
+the seed (an MLP member starts from ``init_mlp_params(seed, ...)``, as in the stack), and
+horizontal flips from a stream of their own. No global RNG state leaks in or out.
 On CPU the trainer runs with deterministic algorithms and a fixed thread count, so the same
 config gives bit-identical probabilities. On CUDA it trades that for speed: bf16 autocast,
 channels_last, cuDNN autotuning.
@@ -32,10 +34,12 @@ from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.metrics import auc
 from fairensemble.train import CellData, Progress
+from fairensemble.train.stacked import holdout_split, lr_schedule, order_rng
 
 # uint8 training images up to this size are moved to the GPU once instead of per batch
 _DEVICE_RESIDENT_BYTES = 2 << 30
 _PROGRESS_EVERY = 5  # batches between progress calls
+AUGMENT_STREAM = 3  # after the stacked trainer's ORDER_STREAM (1) and HOLDOUT_STREAM (2)
 
 
 def train_loop(
@@ -78,24 +82,23 @@ def train_loop(
 def _train_member(
     inputs: _Inputs, seed: int, model: ModelConfig, train: TrainConfig, progress: Progress | None
 ) -> nn.Module:
-    s_init, s_holdout, s_order, s_aug = np.random.SeedSequence(seed).spawn(4)
-    rng_order = np.random.default_rng(s_order)
-    rng_aug = np.random.default_rng(s_aug)
+    rng_order = order_rng(seed)
+    rng_aug = np.random.default_rng(np.random.SeedSequence([int(seed), AUGMENT_STREAM]))
     device = inputs.device
     fork = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork):
-        torch.manual_seed(int(s_init.generate_state(1, np.uint64)[0]))
+        torch.manual_seed(int(seed))
         net = inputs.build(model, seed)
-        train_idx, val = inputs.split(train, np.random.default_rng(s_holdout))
+        train_idx, val = inputs.split(train, seed)
         opt = _optimizer(net, train, device)
         stop = train.early_stopping
         best: tuple[float, dict[str, torch.Tensor]] | None = None
         stale = 0
-        n_batches = len(_batch_bounds(len(train_idx), train.batch_size))
+        n_batches = len(inputs.bounds(len(train_idx), train.batch_size))
         total, done, reported = train.epochs * n_batches, 0, 0
-        for epoch in range(train.epochs):
+        for lr in lr_schedule(train):  # one rate per epoch, torch's scheduler semantics
             for group in opt.param_groups:
-                group["lr"] = train.lr * _lr_factor(train, epoch)
+                group["lr"] = lr
             net.train()
             order = train_idx[rng_order.permutation(len(train_idx))]
             for xb, yb in inputs.batches(order, train.batch_size, rng_aug):
@@ -125,21 +128,13 @@ def _train_member(
     return net
 
 
-def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Consecutive [start, stop) slices; a last batch of one sample joins the one before
-    (batch norm cannot normalise a single sample with 1x1 feature maps)."""
+def _batch_bounds(n: int, batch_size: int, merge_single: bool = True) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) slices; with ``merge_single`` a last batch of one sample joins
+    the one before (batch norm cannot normalise a single sample with 1x1 feature maps)."""
     bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
-
-
-def _lr_factor(train: TrainConfig, epoch: int) -> float:
-    if train.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / train.epochs))
-    if train.schedule == "step":
-        return train.gamma ** (epoch // train.step_size)
-    return 1.0
 
 
 def _optimizer(net: nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -228,6 +223,8 @@ class _Inputs:
                 activation=model.activation, dropout=model.dropout, seed=seed,
             )
         else:
+            if model.name.startswith("vit") and shape[2] != shape[3]:
+                raise ValueError(f"X_train: {model.name} needs square images, got {shape[2:]}")
             kw: dict[str, Any] = {}
             if model.name == "cnn":
                 kw = {"width": model.width, "dropout": model.dropout}
@@ -243,8 +240,12 @@ class _Inputs:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
 
     # -- data ----------------------------------------------------------------------------
+    def bounds(self, n: int, batch_size: int) -> list[tuple[int, int]]:
+        # batch norm (image models) cannot train on one sample; MLPs batch as the stack does
+        return _batch_bounds(n, batch_size, merge_single=self.kind == "image")
+
     def split(
-        self, train: TrainConfig, rng: np.random.Generator
+        self, train: TrainConfig, seed: int
     ) -> tuple[np.ndarray, tuple[Any, np.ndarray] | None]:
         """Training indices and the early-stopping (X, y): ``cell.val``, or a holdout drawn
         from this member's stream, or None without early stopping."""
@@ -255,13 +256,7 @@ class _Inputs:
             return everything, None
         if self.cell.val is not None:
             return everything, self.cell.val
-        n_val = max(1, round(stop.val_fraction * n))
-        if n - n_val < 1:
-            raise ValueError(
-                f"train.early_stopping.val_fraction: leaves no training sample out of {n}"
-            )
-        perm = rng.permutation(n)
-        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        train_idx, val_idx = holdout_split(seed, n, stop.val_fraction)
         return train_idx, (self._take(val_idx), self.y_np[val_idx])
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
@@ -272,7 +267,7 @@ class _Inputs:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(inputs, labels) on the device, in ``order``; indices sorted within a batch (a batch
         is a set; sorted reads are kind to memory-mapped files)."""
-        index_batches = [np.sort(order[a:b]) for a, b in _batch_bounds(len(order), batch_size)]
+        index_batches = [np.sort(order[a:b]) for a, b in self.bounds(len(order), batch_size)]
         for idx, raw in zip(index_batches, self._raw_batches(index_batches)):
             flip = rng_aug.random(len(idx)) < 0.5 if self.hflip else None
             yield self.to_input(raw, flip), self.y_t[torch.from_numpy(idx).to(self.device)]
@@ -390,14 +385,19 @@ def _determinism(device: torch.device, cells: list[CellData]) -> Iterator[None]:
         finally:
             torch.backends.cudnn.benchmark = prev
         return
+    det = torch.utils.deterministic
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_fill = det.fill_uninitialized_memory
     prev_threads = torch.get_num_threads()
     threads = next((int(c.meta["threads"]) for c in cells if c.meta.get("threads")), prev_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # NaN-filling every new tensor only helps find bugs, and costs ~20% of a small CNN's step
+    det.fill_uninitialized_memory = False
     torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        det.fill_uninitialized_memory = prev_fill
         torch.set_num_threads(prev_threads)

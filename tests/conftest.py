@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny synthetic run config and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+TINY = {
+    "name": "tiny",
+    "seed": 7,
+    "dataset": {"kind": "synthetic", "pool_size": 2000, "test_size": 600},
+    "ratio_group": "F",
+    "ratios": [0.0, 0.5, 1.0],
+    "train_size": 200,
+    "replicates": 2,
+    "grid": {"dataset.label_noise": [0.0, 0.3]},
+    "model": {"name": "mlp", "hidden": [16, 16]},
+    "train": {"epochs": 4, "batch_size": 64, "lr": 0.01},
+    "ensemble": {"members": 4, "k": [1, 2, 4], "draws": 5},
+    "executor": {"kind": "serial", "workers": 1},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "fairensemble", *args],
+        capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=timeout,
+    )

@@ -1,0 +1,175 @@
+"""End to end through the CLI: run, resume after SIGKILL, report, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, TINY, run_cli
+
+
+def _write(tmp_path: Path, name: str, cfg: dict) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _cells(run: Path) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.*")}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("finished")
+    cfg = _write(tmp, "tiny.yaml", TINY)
+    run = tmp / "run"
+    res = run_cli("run", str(cfg), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    return run
+
+
+def test_run_writes_cells_metrics_summary_figures_and_report(finished_run):
+    run = finished_run
+    n_cells = 2 * 3 * 2  # grid points x ratios x replicates
+    assert len(list((run / "cells").glob("*.npz"))) == n_cells
+    assert len(list((run / "cells").glob("*.json"))) == n_cells
+    assert (run / "config.yaml").is_file() and (run / "report.html").stat().st_size > 10_000
+    assert len(list((run / "figures").glob("*.png"))) >= 4
+
+    table = pd.read_parquet(run / "metrics.parquet")
+    assert list(table.columns) == ["dataset.label_noise", "ratio", "replicate", "k", "group",
+                                   "metric", "mean", "std", "n_draws"]
+    # ks {1,2,4} x labels {M,F,overall,gap,worst} x 3 metrics per cell
+    assert len(table) == n_cells * 3 * 5 * 3
+    assert set(table["group"]) == {"M", "F", "overall", "gap", "worst"}
+    one = table[(table.k == 4)]
+    assert (one["n_draws"] == 1).all() and (one["std"] == 0).all()
+    acc = table[(table.metric == "accuracy") & (table.k == 1)]
+    gaps = acc[acc.group == "gap"].set_index(["dataset.label_noise", "ratio", "replicate"])["mean"]
+    per = acc[acc.group.isin(["M", "F"])].pivot_table(
+        index=["dataset.label_noise", "ratio", "replicate"], columns="group", values="mean")
+    # gap of the per-draw means can only exceed the gap of the means averaged per draw
+    assert (gaps >= (per["M"] - per["F"]).abs() - 1e-12).all()
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["members"] == 4 and len(summary["grid_points"]) == 2
+    for point in summary["grid_points"]:
+        assert set(point["optimal"]) == {"k=1", "k=4"}
+        assert point["optimal"]["k=4"]["gap_min_ratio"] in (0.0, 0.5, 1.0)
+        assert {v["verdict"] for v in point["verdicts"]} <= {"positive-sum", "leveling-down",
+                                                             "mixed"}
+        assert len(point["verdicts"]) == 3
+
+
+def test_cell_files_hold_member_probabilities_and_coordinates(finished_run):
+    metas = [json.loads(p.read_text()) for p in (finished_run / "cells").glob("*.json")]
+    meta = metas[0]
+    for key in ("dataset.label_noise", "ratio", "replicate", "seeds", "timings", "id"):
+        assert key in meta
+    assert len(meta["seeds"]["members"]) == 4
+    with np.load(finished_run / "cells" / f"{meta['id']}.npz", allow_pickle=False) as npz:
+        probs = npz["probs_test"]
+        assert probs.dtype == np.float32 and probs.shape == (4, 600, 2)
+        assert np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+        assert set(np.unique(npz["g_test"])) == {0, 1}
+        assert npz["y_test"].shape == (600,)
+    # members differ by seed only: different seeds, different predictions
+    assert len(set(meta["seeds"]["members"])) == 4
+    assert not np.allclose(probs[0], probs[1])
+    # cells at ratio 0 were trained on group M only
+    zero = [m for m in metas if m["ratio"] == 0.0][0]
+    assert zero["train_counts"][1] == [0, 0] and sum(zero["train_counts"][0]) == 200
+
+
+def test_rerun_trains_nothing_and_report_rebuilds_identically(finished_run, tmp_path):
+    before = _cells(finished_run)
+    table = pd.read_parquet(finished_run / "metrics.parquet")
+    res = run_cli("run", str(finished_run / "config.yaml"), "--out", str(finished_run))
+    assert res.returncode == 0, res.stderr
+    assert "12 already done" in res.stderr
+    assert _cells(finished_run) == before
+    (finished_run / "metrics.parquet").unlink()
+    res = run_cli("report", str(finished_run))
+    assert res.returncode == 0, res.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(finished_run / "metrics.parquet"), table)
+    assert _cells(finished_run) == before
+
+
+def test_local_process_pool_gives_the_same_numbers_as_serial(finished_run, tmp_path):
+    cfg = dict(TINY, executor={"kind": "local", "workers": 2})
+    path = _write(tmp_path, "local.yaml", cfg)
+    res = run_cli("run", str(path), "--out", str(tmp_path / "local"))
+    assert res.returncode == 0, res.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local" / "metrics.parquet"),
+                                  pd.read_parquet(finished_run / "metrics.parquet"))
+
+
+def test_sigkill_mid_sweep_then_resume_matches_an_uninterrupted_run(finished_run, tmp_path):
+    cfg = dict(TINY, train=dict(TINY["train"], epochs=40))
+    path = _write(tmp_path, "slow.yaml", cfg)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "fairensemble", "run", str(path), "--out",
+                             str(run)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((run / "cells").glob("*.json"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    survivors = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "cells").glob("*")}
+    n_done = len([n for n in survivors if n.endswith(".json")])
+    assert 3 <= n_done < 12, "the kill should land mid-sweep"
+    assert not (run / "metrics.parquet").exists()
+
+    res = run_cli("run", str(path), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    for name, (mtime, data) in survivors.items():
+        p = run / "cells" / name
+        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} rewritten"
+
+    ref = run_cli("run", str(path), "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"),
+                                  pd.read_parquet(tmp_path / "ref" / "metrics.parquet"))
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c.update(bogus=1), "bogus: unknown key"),
+        (lambda c: c.update(ratios=[0.2, 1.3]), "ratios[1]"),
+        (lambda c: c.update(train_size=0), "train_size"),
+        (lambda c: c.update(train_size=-3), "train_size"),
+        (lambda c: c["dataset"].update(pool_size=0), "dataset.pool_size"),
+        (lambda c: c["dataset"].update(label_noise=0.7), "dataset.label_noise"),
+        (lambda c: c.update(train_size=5000), "needs 5000 samples of that group but the pool "
+                                              "holds 1000"),
+    ],
+)
+def test_bad_configs_exit_2_with_one_line(tmp_path, mutate, expected):
+    cfg = json.loads(json.dumps(TINY))
+    mutate(cfg)
+    res = run_cli("run", str(_write(tmp_path, "bad.yaml", cfg)), "--out", str(tmp_path / "r"))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and expected in lines[0], res.stderr
+    assert not (tmp_path / "r" / "cells").exists() or not any((tmp_path / "r" / "cells").iterdir())
+
+
+def test_unparsable_yaml_and_missing_file_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ratios: [0.1,\n  oops: }\n")
+    for target, expected in ((bad, "not valid YAML"), (tmp_path / "nope.yaml", "not found")):
+        res = run_cli("run", str(target))
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert expected in res.stderr and len(res.stderr.strip().splitlines()) == 1
