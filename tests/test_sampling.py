@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from fairensemble.data.sampling import (
-    SamplingError, largest_remainder, mix_shares, plan_counts, sample_indices,
+    SamplingError,
+    largest_remainder,
+    mix_shares,
+    plan_counts,
+    sample_indices,
 )
 
 

@@ -80,9 +80,20 @@ def _ci95(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(m - half), float(m + half)
 
 
+def _significant(change: dict[str, Any]) -> float:
+    """The mean change where its 95 % interval excludes 0, else 0 (no detectable change)."""
+    lo, hi = change["ci95"]
+    if lo is None or (lo <= 0.0 <= hi):
+        return 0.0
+    return change["mean"]
+
+
 def verdict(group_changes: dict[str, float], gap_change: float) -> str:
     """positive-sum: every group improves (or holds) and the gap does not widen;
-    leveling-down: the gap narrows while some group got worse; mixed: anything else."""
+    leveling-down: the gap narrows while some group got worse; mixed: anything else.
+
+    ``verdict`` in summary.json applies this to the mean changes over replicates;
+    ``verdict_95`` counts a change only where its 95 % interval excludes zero."""
     worse = [g for g, d in group_changes.items() if d < -TOL]
     if not worse and gap_change <= TOL:
         return "positive-sum"
@@ -134,11 +145,15 @@ def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
                 vals = per.xs(label, level="group").to_numpy()
                 lo, hi = _ci95(vals)
                 changes[label] = {"mean": float(vals.mean()), "ci95": [lo, hi],
-                                  "n_replicates": int(len(vals))}
+                                  "n_replicates": len(vals)}
             v = verdict({g: changes[g]["mean"] for g in groups}, changes["gap"]["mean"])
-            entry["verdicts"].append({xcol: _x(x), "verdict": v, "change": changes})
-        counts = pd.Series([e["verdict"] for e in entry["verdicts"]]).value_counts()
-        entry["verdict_counts"] = {k: int(v) for k, v in counts.items()}
+            v95 = verdict({g: _significant(changes[g]) for g in groups},
+                          _significant(changes["gap"]))
+            entry["verdicts"].append({xcol: _x(x), "verdict": v, "verdict_95": v95,
+                                      "change": changes})
+        for key in ("verdict", "verdict_95"):
+            counts = pd.Series([e[key] for e in entry["verdicts"]]).value_counts()
+            entry[f"{key}_counts"] = {k: int(v) for k, v in counts.items()}
         points.append(entry)
     return {
         "name": cfg.name,

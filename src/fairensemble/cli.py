@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how deep ensembles and the group mix of a training set shape "
                        "fairness.")
 console = Console(stderr=True)
-out = Console()
+out = Console(width=max(120, Console().width))
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
@@ -57,7 +57,7 @@ def user_errors() -> Iterator[None]:
         fail("interrupted; finished cells are kept, run the same command again to resume", 130)
 
 
-def _run(cfg: RunConfig, run_dir: Path, workers: Optional[int]) -> None:
+def _run(cfg: RunConfig, run_dir: Path, workers: int | None) -> None:
     from .report import build_report, print_summary
     from .sweep import plan_run, run_sweep
 
@@ -104,11 +104,11 @@ def _run(cfg: RunConfig, run_dir: Path, workers: Optional[int]) -> None:
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="YAML config of the run."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory "
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory "
                                            "(default runs/<name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set a.b=value "
                                    "(value parsed as YAML). Repeatable."),
-    workers: Optional[int] = typer.Option(None, help="Override executor.workers."),
+    workers: int | None = typer.Option(None, help="Override executor.workers."),
 ) -> None:
     """Train every missing cell of CONFIG, then write metrics, summary, figures and report."""
     with user_errors():

@@ -8,12 +8,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from .analysis import _point_rows, grid_fields, mix_column  # noqa: E402
-from .sweep import Plan  # noqa: E402
+from .analysis import _point_rows, grid_fields, mix_column
+from .sweep import Plan
 
 MAX_PANELS = 6
 

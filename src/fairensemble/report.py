@@ -52,30 +52,34 @@ def build_report(cfg: RunConfig, run_dir: str | Path, plan: Plan | None = None,
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
+    """One row per grid point: optimal mixes and values for k=1 -> k=E, verdict counts."""
     E = summary["members"]
     pm = summary["primary_metric"]
-    table = Table(title=f"{summary['name']}: {pm}, share of {summary['ratio_group']} "
-                        f"({summary['replicates']} replicates, test mix {summary['test_mix']})")
+    table = Table(
+        title=f"{summary['name']}: {pm} by share of {summary['ratio_group']}, single model "
+              f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicates, "
+              f"{summary['test_mix']} test mix",
+        title_justify="left",
+    )
     fields = summary["grid_fields"]
     for f in fields:
         table.add_column(f.split(".")[-1], justify="right")
-    table.add_column("min-gap mix k=1", justify="right")
-    table.add_column(f"min-gap mix k={E}", justify="right")
-    table.add_column(f"gap k=1 -> {E}", justify="right")
-    table.add_column("max-overall mix k=1", justify="right")
-    table.add_column(f"max-overall mix k={E}", justify="right")
-    table.add_column(f"overall k=1 -> {E}", justify="right")
-    table.add_column("positive-sum mixes", justify="right")
+    table.add_column("min-gap mix", justify="center")
+    table.add_column("min gap", justify="center")
+    table.add_column("max-overall mix", justify="center")
+    table.add_column(f"max overall {pm}", justify="center")
+    table.add_column("positive-sum mixes\n(means | 95% CI)", justify="center")
     for p in summary["grid_points"]:
         o1, oE = p["optimal"]["k=1"], p["optimal"][f"k={E}"]
         n = sum(p["verdict_counts"].values())
         table.add_row(
             *[str(p["point"][f]) for f in fields],
-            _fmt(o1["gap_min_ratio"]), _fmt(oE["gap_min_ratio"]),
+            f"{_fmt(o1['gap_min_ratio'])} -> {_fmt(oE['gap_min_ratio'])}",
             f"{o1['gap_min_value']:.3f} -> {oE['gap_min_value']:.3f}",
-            _fmt(o1["overall_max_ratio"]), _fmt(oE["overall_max_ratio"]),
+            f"{_fmt(o1['overall_max_ratio'])} -> {_fmt(oE['overall_max_ratio'])}",
             f"{o1['overall_max_value']:.3f} -> {oE['overall_max_value']:.3f}",
-            f"{p['verdict_counts'].get('positive-sum', 0)}/{n}",
+            f"{p['verdict_counts'].get('positive-sum', 0)}/{n} | "
+            f"{p['verdict_95_counts'].get('positive-sum', 0)}/{n}",
         )
     return table
 
@@ -85,7 +89,7 @@ def _fmt(x: Any) -> str:
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    (console or Console()).print(summary_table(summary))
+    (console or Console(width=120)).print(summary_table(summary))
 
 
 def _table_html(summary: dict[str, Any]) -> str:
@@ -111,10 +115,12 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
                 ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
                 cells.append(f"<td>{ch['mean']:+.4f}{ci}</td>")
             rows.append(f"<tr><td>{x}</td><td class='{v['verdict']}'>{v['verdict']}</td>"
+                        f"<td class='{v['verdict_95']}'>{v['verdict_95']}</td>"
                         f"{''.join(cells)}</tr>")
         parts.append(
             f"<h3>{html.escape(title)}: k=1 &rarr; k={E}</h3><table><tr><th>mix</th>"
-            f"<th>verdict</th>{head}</tr>{''.join(rows)}</table>"
+            f"<th>verdict (means)</th><th>verdict (95% CI)</th>{head}</tr>{''.join(rows)}"
+            "</table>"
         )
     return "\n".join(parts)
 

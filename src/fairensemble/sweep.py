@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,9 @@ def flatten_images(X: np.ndarray, ds: Dataset) -> np.ndarray:
     return x.reshape(len(x), -1).astype(np.float32)
 
 
-def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str) -> tuple[CellData, dict]:
+def build_cell_data(
+    pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str, threads: int | None = None
+) -> tuple[CellData, dict]:
     shares = mix_share_vector(pcfg, cell.mix_index, ds, rg)
     counts = plan_counts(pcfg.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
                          ds.n_classes, pcfg.label_balance)
@@ -194,6 +197,7 @@ def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str) -> tuple[
         evals["val"] = prepared[2]
         val = (prepared[2], ds.val.y)
     meta = {
+        "threads": threads,
         "input_kind": "table" if uses_stack(pcfg) else ds.input_kind,
         "image_mean": ds.image_mean,
         "image_std": ds.image_std,
@@ -201,7 +205,7 @@ def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str) -> tuple[
         "num_workers": int(getattr(pcfg.dataset, "num_workers", 0)),
     }
     data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, meta)
-    return data, {"counts": counts.tolist(), "n_train": int(len(idx))}
+    return data, {"counts": counts.tolist(), "n_train": len(idx)}
 
 
 def train_unit(
@@ -223,7 +227,7 @@ def train_unit(
     pcfg = cfg.at(cells[0].point)
     ds = _dataset_for(pcfg)
     t0 = time.perf_counter()
-    built = [build_cell_data(pcfg, ds, c, rg) for c in cells]
+    built = [build_cell_data(pcfg, ds, c, rg, threads) for c in cells]
     t_data = time.perf_counter() - t0
     datas = [b[0] for b in built]
     t0 = time.perf_counter()
@@ -276,6 +280,15 @@ def _worker_unit(args: tuple, queue: Any, parent: int) -> list[str]:
 # ----------------------------------------------------------------------------- driver
 
 
+def training_threads(cfg: RunConfig) -> int:
+    """Torch threads per worker: fixed by the config (never by how many cells are left), so a
+    resumed run computes exactly what an uninterrupted one would."""
+    if cfg.executor.threads:
+        return cfg.executor.threads
+    workers = cfg.executor.workers if cfg.executor.kind == "local" else 1
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def run_sweep(
     cfg: RunConfig,
     run_dir: str | os.PathLike,
@@ -299,9 +312,10 @@ def run_sweep(
         return (cfg_json, unit, plan.groups[pi], plan.ratio_group[pi], str(store.root), threads)
 
     workers = min(cfg.executor.workers, len(units)) if cfg.executor.kind == "local" else 1
+    threads = training_threads(cfg)
     if workers <= 1:
         for unit in units:
-            ids = train_unit(*args_of(unit, None), progress=lambda m: notify("members", m))
+            ids = train_unit(*args_of(unit, threads), progress=lambda m: notify("members", m))
             trained += ids
             notify("cell", len(ids))
         return plan, trained
@@ -309,7 +323,6 @@ def run_sweep(
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         queue = manager.Queue()
         pending = {pool.submit(_worker_unit, args_of(u, threads), queue, os.getpid())

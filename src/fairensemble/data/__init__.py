@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import Dataset, DataError, Split
+from .base import DataError, Dataset, Split
 
 _SOURCES = {
     "synthetic": ("synthetic", "load"),
@@ -23,4 +23,4 @@ def load_dataset(dataset_cfg, seed: int) -> Dataset:
     return loader(dataset_cfg, seed)
 
 
-__all__ = ["Dataset", "DataError", "Split", "load_dataset"]
+__all__ = ["DataError", "Dataset", "Split", "load_dataset"]

@@ -11,7 +11,10 @@ s_1 = +1; d = ``n_features``; e_1, e_2 the first two unit vectors; R(a) the rota
 
 so the Bayes boundary of group j is the hyperplane through mu_j with normal v_j, and the two
 groups' boundaries are perpendicular: a model trained on one group alone is near chance on the
-other, which is what makes representation matter. With every difficulty knob at 0 the groups
+other. The group centres are only ``group_sep`` apart (default 1, against a unit noise scale),
+so the groups overlap: without the group as a feature, a shared model must arbitrate the
+overlap region between two conflicting boundaries, and the training mix decides how. That is
+what makes representation matter at every mix, not only at the extremes. With every difficulty knob at 0 the groups
 are exchangeable: the reflection x_1 -> -x_1 maps group 0's distribution onto group 1's, so
 swapping the names gives the same learning problem. Difficulty acts on ``hard_group`` only:
 

@@ -112,7 +112,8 @@ class MLP(nn.Module):
 
     def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The current weights as ``[(W [d_in, d_out], b [d_out]), ...]`` (detached copies)."""
-        return [(lin.weight.detach().t().clone(), lin.bias.detach().clone()) for lin in self.linears]
+        return [(lin.weight.detach().t().clone(), lin.bias.detach().clone())
+                for lin in self.linears]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -1,0 +1,235 @@
+"""Seconds per ensemble member: ``train_stacked`` against the plain one-model-at-a-time loop.
+
+Both train the same members (2-64-64-2 ReLU MLP, Adam lr 1e-3, batch 128, 100 epochs) on the
+same data: the synthetic label-noise scenario (``SyntheticData(label_noise=0.2)``), 2,000
+training samples per cell drawn by the group-ratio sampler at the 11 ratios 0.0..1.0 of the
+hard group.
+
+* baseline: what research code writes: one ``nn.Sequential`` per seed built after
+  ``torch.manual_seed(seed)``, ``DataLoader(TensorDataset, shuffle=True)`` with a
+  ``torch.Generator`` seeded per member, ``torch.optim.Adam``, members one after another. It
+  trains ``--baseline-members`` members of the middle (0.5) cell.
+* stacked: ``train_stacked`` on all 11 cells x 20 members at once (220 members), one stack.
+
+The baseline members use the seeds of the stacked members of the same cell, so both start from
+the same initialisation (``init_mlp_params`` equals ``nn.Linear``'s default under
+``torch.manual_seed``); only the mini-batch order differs. Both are warmed up before timing.
+
+    python benchmarks/train_members.py             # full run (a few minutes on 2 cores)
+    python benchmarks/train_members.py --quick     # smoke version, < 30 s
+    python benchmarks/train_members.py --device cuda
+
+Prints a table, then one JSON line with ``baseline_s_per_member``, ``stacked_s_per_member``,
+``speedup``, ``gflops_achieved`` (forward + backward matmul FLOPs of the stacked training over
+its time), ``gflops_peak`` (best of repeated large fp32 matmuls, same threads), ``peak_fraction``,
+``acc_baseline``, ``acc_stacked`` (mean test accuracy of the stacked members with the baseline's
+seeds and data), ``threads``, ``members_baseline``, ``members_stacked``, ``device``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fairensemble.config import ModelConfig, SyntheticData, TrainConfig
+from fairensemble.data.sampling import mix_shares, plan_counts, sample_indices
+from fairensemble.data.synthetic import load
+from fairensemble.train import CellData
+from fairensemble.train.stacked import flops_per_step, train_stacked
+
+HIDDEN = [64, 64]
+RATIOS = [round(0.1 * i, 1) for i in range(11)]
+TARGET_MEMBERS, TARGET_S = 3960, 120.0  # issue 4: 18 stacks of 220 members in 2 minutes
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke version: few epochs, < 30 s")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--baseline-members", type=int, default=None)
+    p.add_argument("--members", type=int, default=20, help="members per cell (stacked)")
+    p.add_argument("--train-size", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 3 if args.quick else 100
+    if args.baseline_members is None:
+        args.baseline_members = 1 if args.quick else 3
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device visible to torch; running on cpu instead",
+              file=sys.stderr)
+        args.device = "cpu"
+    return args
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_cells(args: argparse.Namespace) -> tuple[list[CellData], np.ndarray, np.ndarray]:
+    """11 ratio cells of one grid point (label noise 0.2 on the hard group) and the test set."""
+    cfg = SyntheticData(label_noise=0.2)
+    ds = load(cfg, args.seed)
+    hard = ds.groups.index(cfg.hard_group)
+    cells = []
+    for i, ratio in enumerate(RATIOS):
+        shares = mix_shares(ratio, hard, ds.pool.g, len(ds.groups))
+        counts = plan_counts(args.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
+                             ds.n_classes)
+        idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng([args.seed, i]))
+        train = ds.pool.take(idx)
+        seeds = [1000 * i + j for j in range(args.members)]
+        cells.append(CellData(np.asarray(train.X, np.float32), train.y,
+                              {"test": np.asarray(ds.test.X, np.float32)}, seeds))
+    return cells, np.asarray(ds.test.X, np.float32), ds.test.y
+
+
+def baseline_member(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, seed: int,
+                    args: argparse.Namespace, epochs: int) -> np.ndarray:
+    """The plain loop: one model, DataLoader, Adam; returns test probabilities."""
+    device = torch.device(args.device)
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(X.shape[1], HIDDEN[0]), nn.ReLU(),
+                        nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU(),
+                        nn.Linear(HIDDEN[1], 2)).to(device)
+    loader = DataLoader(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
+                        batch_size=args.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(xb), yb).backward()
+            opt.step()
+    net.eval()
+    with torch.no_grad():
+        return torch.softmax(net(torch.from_numpy(X_test).to(device)), -1).cpu().numpy()
+
+
+def stacked_flops(n: int, d: int, batch: int, epochs: int, members: int) -> float:
+    per_epoch = (n // batch) * flops_per_step(d, HIDDEN, 2, batch)
+    if n % batch:
+        per_epoch += flops_per_step(d, HIDDEN, 2, n % batch)
+    return float(per_epoch) * epochs * members
+
+
+def matmul_peak(device: str, quick: bool) -> float:
+    """GFLOP/s of the best of repeated large fp32 matmuls (4096^2; 2048^2 when quick)."""
+    n, reps = (2048, 3) if quick else (4096, 4)
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    c = torch.empty(n, n, device=device)
+    torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(reps):
+        sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean over members of test accuracy; probs [E, n, C]."""
+    return float((probs.argmax(-1) == y[None]).mean())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    cells, X_test, y_test = make_cells(args)
+    base_cell = cells[len(cells) // 2]  # ratio 0.5
+    n, d = base_cell.X_train.shape
+    model = ModelConfig(hidden=HIDDEN)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
+                        device=args.device)
+
+    # warm-up (allocator, thread pools, MKL), then timing
+    baseline_member(base_cell.X_train, base_cell.y_train, X_test[:10], 0, args, 1)
+    train_stacked(cells[:1], model, train.model_copy(update={"epochs": 1}), 2)
+
+    seeds = base_cell.member_seeds[: args.baseline_members]
+    sync(args.device)
+    t0 = time.perf_counter()
+    base_probs = np.stack([baseline_member(base_cell.X_train, base_cell.y_train, X_test, s,
+                                           args, args.epochs) for s in seeds])
+    sync(args.device)
+    t_base = time.perf_counter() - t0
+
+    sync(args.device)
+    t0 = time.perf_counter()
+    outputs = train_stacked(cells, model, train, 2)
+    sync(args.device)
+    t_stack = time.perf_counter() - t0
+
+    peak = matmul_peak(args.device, args.quick)
+    m_stacked = sum(len(c.member_seeds) for c in cells)
+    flops = stacked_flops(n, d, args.batch_size, args.epochs, m_stacked)
+    base_s = t_base / len(seeds)
+    stack_s = t_stack / m_stacked
+    achieved = flops / t_stack / 1e9
+    same = outputs[len(cells) // 2]["test"][: len(seeds)]
+    result = {
+        "baseline_s_per_member": base_s,
+        "stacked_s_per_member": stack_s,
+        "speedup": base_s / stack_s,
+        "gflops_achieved": achieved,
+        "gflops_peak": peak,
+        "peak_fraction": achieved / peak,
+        "acc_baseline": accuracy(base_probs, y_test),
+        "acc_stacked": accuracy(same, y_test),
+        "threads": threads,
+        "members_baseline": len(seeds),
+        "members_stacked": m_stacked,
+        "device": args.device,
+    }
+    all_acc = float(np.mean([accuracy(o["test"], y_test) for o in outputs]))
+    report(result, args, all_acc, flops / m_stacked)
+    print(json.dumps(result))
+    return result
+
+
+def report(r: dict, args: argparse.Namespace, all_acc: float, flops_member: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"train_members: {args.epochs} epochs, {args.train_size} samples/cell, "
+                    f"batch {args.batch_size}, {r['threads']} threads, {r['device']}")
+    for col in ("trainer", "members", "s / member", "test accuracy"):
+        t.add_column(col, justify="right")
+    t.add_row("baseline loop", str(r["members_baseline"]), f"{r['baseline_s_per_member']:.3f}",
+              f"{r['acc_baseline']:.4f}")
+    t.add_row("stacked (same seeds)", str(r["members_baseline"]), "",
+              f"{r['acc_stacked']:.4f}")
+    t.add_row("stacked (all)", str(r["members_stacked"]), f"{r['stacked_s_per_member']:.4f}",
+              f"{all_acc:.4f}")
+    console = Console()
+    console.print(t)
+    console.print(f"speedup {r['speedup']:.1f}x; stacked matmuls {r['gflops_achieved']:.1f} "
+                  f"GFLOP/s = {r['peak_fraction']:.0%} of the measured peak "
+                  f"{r['gflops_peak']:.1f} GFLOP/s")
+    total = TARGET_MEMBERS * r["stacked_s_per_member"] * (100 / args.epochs)
+    need = TARGET_MEMBERS * flops_member * (100 / args.epochs) / TARGET_S / 1e9
+    console.print(f"{TARGET_MEMBERS} members x 100 epochs at this rate: {total:.0f} s "
+                  f"(target {TARGET_S:.0f} s needs {need:.0f} GFLOP/s = "
+                  f"{need / r['gflops_peak']:.0%} of peak)")
+
+
+if __name__ == "__main__":
+    main()

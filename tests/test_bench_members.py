@@ -1,0 +1,32 @@
+"""The member-training benchmark runs end to end and reports its numbers as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {
+    "baseline_s_per_member", "stacked_s_per_member", "speedup", "gflops_achieved",
+    "gflops_peak", "peak_fraction", "acc_baseline", "acc_stacked", "threads",
+    "members_baseline", "members_stacked", "device",
+}
+
+
+def test_quick_benchmark_ends_with_a_json_line_of_positive_numbers() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "train_members.py"), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == KEYS
+    assert result["device"] in ("cpu", "cuda")
+    for key in KEYS - {"device"}:
+        value = result[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, key
+    assert result["members_stacked"] == 220
+    assert 0.5 < result["acc_stacked"] <= 1.0 and 0.5 < result["acc_baseline"] <= 1.0
