@@ -103,7 +103,11 @@ def test_init_mlp_params_equals_nn_linear_default_under_manual_seed() -> None:
     ],
     ids=["adam", "adam-l2-cosine", "adamw-step", "sgd-momentum-wd", "sgd-plain"],
 )
-def test_each_member_equals_autograd_and_torch_optim(train: TrainConfig, activation: str) -> None:
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
+def test_each_member_equals_autograd_and_torch_optim(
+    train: TrainConfig, activation: str, fused: bool, monkeypatch
+) -> None:
+    monkeypatch.setattr(stacked, "FUSED_OPTIMISER", fused)  # unfused: torch builds < 2.4
     # 203 rows: the last batch is partial (203 = 3 * 64 + 11) and must be kept
     X, y = blobs(0, 203)
     X_eval, _ = blobs(1, 40)

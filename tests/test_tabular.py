@@ -145,19 +145,20 @@ def test_prepare_standardises_with_training_draw_statistics_only(csv_path: Path)
     np.testing.assert_allclose(X_test[:, 0], expected / filled.std(), rtol=1e-5, atol=1e-5)
 
 
-def test_one_hot_ignores_categories_unseen_in_the_training_draw(csv_path: Path) -> None:
+def test_one_hot_layout_is_fixed_by_the_table_and_statistics_by_the_draw(csv_path: Path) -> None:
     ds = load_table(table(csv_path, drop=["rid"]), seed=0)
     color = ds.pool.X["color"]
     train = ds.pool.take(np.flatnonzero((color != "purple").to_numpy()))
     X_train, X_test = ds.prepare(train, [ds.test])
-    seen = set(train.X["color"].fillna("missing"))
-    assert seen == {"blue", "green", "red", "missing"}
-    assert X_train.shape[1] == 2 + len(seen)
-    onehot = X_test[:, 2:]
+    X_full, _ = ds.prepare(ds.pool, [ds.test])
+    # every draw gets the same columns: 2 numeric + the table's 5 colour categories
+    assert X_train.shape[1] == X_full.shape[1] == 2 + 5
+    purple = 2 + ["blue", "green", "missing", "purple", "red"].index("purple")
+    assert (X_train[:, purple] == 0).all()
     is_purple = (ds.test.X["color"] == "purple").to_numpy()
     assert is_purple.sum() > 0
-    assert (onehot[is_purple].sum(axis=1) == 0).all()
-    assert (onehot[~is_purple].sum(axis=1) == 1).all()
+    assert (X_test[is_purple, purple] == 1).all()
+    assert (X_test[:, 2:].sum(axis=1) == 1).all()
 
 
 def test_impute_median_keeps_rows_and_drop_removes_them(csv_path: Path) -> None:

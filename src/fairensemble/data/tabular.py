@@ -112,10 +112,15 @@ def read_table(path: Path) -> pd.DataFrame:
 class TablePrepare:
     """``Dataset.prepare`` for tables: median-impute + standardise the numeric columns,
     ``"missing"``-impute + one-hot encode the categorical ones (unseen categories -> all zeros),
-    fitted on the training draw, applied to every split given. Returns float32 arrays."""
+    fitted on the training draw, applied to every split given. Returns float32 arrays.
+
+    ``categories`` (per categorical column, every value of the whole table) fixes the one-hot
+    layout, so every training draw yields the same feature columns and cells of a sweep can be
+    stacked; the statistics (medians, means, scales) are still fitted on the draw alone."""
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    categories: tuple[tuple, ...] | None = None
 
     def transformer(self) -> ColumnTransformer:
         numeric = make_pipeline(
@@ -123,7 +128,10 @@ class TablePrepare:
         )
         categorical = make_pipeline(
             SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True),
-            OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32),
+            OneHotEncoder(
+                categories=[list(c) for c in self.categories] if self.categories else "auto",
+                handle_unknown="ignore", sparse_output=False, dtype=np.float32,
+            ),
         )
         return ColumnTransformer(
             [("numeric", numeric, list(self.numeric)),
@@ -270,10 +278,22 @@ def _assemble(
         pool=split(pool_idx),
         test=split(test_idx),
         val=split(val_idx) if cfg.val_fraction > 0 else None,
-        prepare=TablePrepare(tuple(numeric), tuple(categorical)),
+        prepare=TablePrepare(tuple(numeric), tuple(categorical), _categories(X, categorical)),
         input_kind="table",
         info=info,
     )
+
+
+def _categories(rows: pd.DataFrame, categorical: list[str]) -> tuple[tuple, ...]:
+    """Every value of each categorical column (plus the missing marker where the column has
+    missing values), sorted."""
+    out = []
+    for col in categorical:
+        values = set(rows[col].dropna().unique())
+        if rows[col].isna().any():
+            values.add(MISSING)
+        out.append(tuple(sorted(values, key=str)))
+    return tuple(out)
 
 
 def _feature_names(cfg: TableData, columns: list[str], source: str) -> list[str]:

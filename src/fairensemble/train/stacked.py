@@ -38,6 +38,7 @@ FLAT_ALIGN = 64  # floats; a multiple of every SIMD width and of a cache line
 CHUNK_FLOATS = 40 * 128 * 64
 EVAL_CHUNK_FLOATS = 1 << 20  # activations per forward chunk at prediction time (4 MiB)
 EVAL_ROWS = 512  # rows per prediction block, fixed so that results do not depend on M
+FUSED_OPTIMISER = True  # use torch's fused optimiser kernels where the build has them
 
 _aten = torch.ops.aten
 
@@ -201,8 +202,9 @@ def _logits(layout: _Layout, activation: str, flat: torch.Tensor, m: int,
 
 
 class _Optimiser:
-    """torch.optim's Adam / AdamW / SGD with ``fused=True`` over one flat buffer: one
-    element-wise kernel per step, so M members stacked are M independent optimisers."""
+    """torch.optim's Adam / AdamW / SGD over one flat buffer. Uses torch's fused kernel (one
+    element-wise pass per step, ``fused=True`` semantics); where the build lacks it for the
+    device, the same update as torch's single-tensor code, op for op, in place."""
 
     def __init__(self, train: TrainConfig, param: torch.Tensor) -> None:
         self.kind, self.wd, self.momentum = train.optimizer, train.weight_decay, train.momentum
@@ -210,13 +212,16 @@ class _Optimiser:
         self.count = 0
         n_state = 2 if self.kind != "sgd" else int(self.momentum != 0)
         self.state = [torch.zeros_like(param) for _ in range(n_state)]
+        self.fused = FUSED_OPTIMISER and _has_fused_kernels(param.device)
 
     def select(self, layout: _Layout, m: int, rows: torch.Tensor) -> None:
         self.state = [layout.select(s, m, rows) for s in self.state]
 
     def step(self, param: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
         self.count += 1
-        if self.kind == "sgd":
+        if not self.fused:
+            self._step_unfused(param, grad, lr)
+        elif self.kind == "sgd":
             torch._fused_sgd_(
                 [param], [grad], self.state, weight_decay=self.wd, momentum=self.momentum,
                 lr=lr, dampening=0.0, nesterov=False, maximize=False,
@@ -230,6 +235,48 @@ class _Optimiser:
                 lr=lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=self.wd,
                 eps=ADAM_EPS, amsgrad=False, maximize=False,
             )
+
+    def _step_unfused(self, param: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
+        if self.kind == "sgd":
+            if self.wd != 0:
+                grad.add_(param, alpha=self.wd)
+            if self.momentum != 0:
+                (buf,) = self.state
+                if self.count == 1:
+                    buf.copy_(grad)
+                else:
+                    buf.mul_(self.momentum).add_(grad)
+                grad = buf
+            param.add_(grad, alpha=-lr)
+            return
+        beta1, beta2 = ADAM_BETAS
+        exp_avg, exp_avg_sq = self.state
+        if self.wd != 0:
+            if self.kind == "adamw":
+                param.mul_(1 - lr * self.wd)
+            else:
+                grad.add_(param, alpha=self.wd)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step_size = lr / (1 - beta1**self.count)
+        denom = grad  # the gradient is spent: reuse its buffer
+        torch.sqrt(exp_avg_sq, out=denom)
+        denom.div_((1 - beta2**self.count) ** 0.5).add_(ADAM_EPS)
+        param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def _has_fused_kernels(device: torch.device) -> bool:
+    """Whether this torch build has the fused Adam/SGD kernels for the device (CPU: >= 2.4)."""
+    p = torch.zeros(16, device=device)
+    try:
+        torch._fused_sgd_([p], [p.clone()], [], weight_decay=0.0, momentum=0.0, lr=0.0,
+                          dampening=0.0, nesterov=False, maximize=False, is_first_step=True)
+        torch._fused_adam_([p], [p.clone()], [p.clone()], [p.clone()], [],
+                           [torch.ones((), device=device)], lr=0.0, beta1=0.9, beta2=0.999,
+                           weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- one stack
