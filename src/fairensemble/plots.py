@@ -25,6 +25,7 @@ def _point_title(point: dict[str, Any]) -> str:
 def _panels(n: int, width: float = 4.0, height: float = 3.2):
     n = max(1, min(n, MAX_PANELS))
     cols = min(n, 3)
+    width = max(width, 7.0 / cols)  # room for the title over a single panel
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat[n:]:
@@ -79,6 +80,33 @@ def metric_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{cfg.primary_metric} per group vs ensemble size")
+    return _save(fig, path)
+
+
+def gap_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
+    """The gap against ensemble size, one line per training mix: does ensembling close it?"""
+    cfg = plan.cfg
+    xcol = mix_column(table)
+    shown = _shown_points(plan)
+    fig, axes = _panels(len(shown))
+    cmap = plt.get_cmap("coolwarm")
+    for ax, pi in zip(axes, shown):
+        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
+        rows = rows[(rows["metric"] == cfg.primary_metric) & (rows["group"] == "gap")]
+        xs = list(rows[xcol].drop_duplicates())
+        for i, x in enumerate(xs):
+            agg = _mean_band(rows[rows[xcol] == x], "k")
+            ax.plot(agg["k"], agg["mean"], marker="o", ms=3, color=cmap(i / max(1, len(xs) - 1)),
+                    label=f"{x}")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(rows["k"].unique()))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_title(_point_title(plan.points[pi]), fontsize=9)
+        ax.set_xlabel("ensemble size k")
+        ax.set_ylabel(f"gap in {cfg.primary_metric}")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=6, ncol=2, title=xcol, title_fontsize=7)
+    fig.suptitle("Gap vs ensemble size, one line per training mix")
     return _save(fig, path)
 
 
@@ -209,6 +237,7 @@ def all_figures(table: pd.DataFrame, summary: dict, plan: Plan, fig_dir: Path,
     made = [
         metric_vs_k(table, plan, fig_dir / "metric_vs_k.png"),
         metric_vs_ratio(table, plan, fig_dir / "metric_vs_ratio.png"),
+        gap_vs_k(table, plan, fig_dir / "gap_vs_k.png"),
         gap_vs_ratio(table, summary, plan, fig_dir / "gap_vs_ratio.png"),
         optimal_ratio(summary, plan, fig_dir / "optimal_ratio.png"),
         data_figure(plan, fig_dir / "data.png", loader),
