@@ -158,6 +158,16 @@ def test_celeba_stored_metrics_equal_a_recomputation_from_member_probabilities(c
                 expected, abs=1e-12)
 
 
+def test_report_rebuilds_an_image_run_identically_without_training(celeba_run):
+    table = pd.read_parquet(celeba_run / "metrics.parquet")
+    cells = {p.name: p.stat().st_mtime_ns for p in (celeba_run / "cells").iterdir()}
+    (celeba_run / "metrics.parquet").unlink()
+    res = run_cli("report", str(celeba_run))
+    assert res.returncode == 0, res.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(celeba_run / "metrics.parquet"), table)
+    assert {p.name: p.stat().st_mtime_ns for p in (celeba_run / "cells").iterdir()} == cells
+
+
 def test_chexpert_run_scores_auc_per_sex_on_the_patient_level_test_split(chexpert_run):
     run = chexpert_run
     assert (run / "report.html").stat().st_size > 10_000
