@@ -9,7 +9,11 @@ hard group.
   ``torch.manual_seed(seed)``, ``DataLoader(TensorDataset, shuffle=True)`` with a
   ``torch.Generator`` seeded per member, ``torch.optim.Adam``, members one after another. It
   trains ``--baseline-members`` members of the middle (0.5) cell.
-* stacked: ``train_stacked`` on all 11 cells x 20 members at once (220 members), one stack.
+* stacked: ``train_stacked`` on all 11 cells x 20 members at once (220 members), one stack,
+  run the way a sweep runs it: ``--workers`` processes (default 2 on CPU, the sweep's default
+  ``executor: {kind: local, workers: 2}``), each training its own 220-member stack (another
+  grid point's worth of seeds) with ``threads / workers`` torch threads. Seconds per member is
+  the wall time from the first worker's start to the last one's end over all their members.
 
 The baseline members use the seeds of the stacked members of the same cell, so both start from
 the same initialisation (``init_mlp_params`` equals ``nn.Linear``'s default under
@@ -60,7 +64,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-size", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None,
+                   help="stacked: processes, each with its own 220-member stack "
+                        "(default 2 on cpu, 1 on cuda)")
     args = p.parse_args(argv)
+    if args.workers is None:
+        args.workers = 1 if args.device == "cuda" else 2
     if args.epochs is None:
         args.epochs = 3 if args.quick else 100
     if args.baseline_members is None:
@@ -77,8 +86,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_cells(args: argparse.Namespace) -> tuple[list[CellData], np.ndarray, np.ndarray]:
-    """11 ratio cells of one grid point (label noise 0.2 on the hard group) and the test set."""
+def make_cells(args: argparse.Namespace, offset: int = 0
+               ) -> tuple[list[CellData], np.ndarray, np.ndarray]:
+    """11 ratio cells of one grid point (label noise 0.2 on the hard group) and the test set;
+    ``offset`` shifts the member seeds (another grid point's stack on the same data)."""
     cfg = SyntheticData(label_noise=0.2)
     ds = load(cfg, args.seed)
     hard = ds.groups.index(cfg.hard_group)
@@ -89,7 +100,7 @@ def make_cells(args: argparse.Namespace) -> tuple[list[CellData], np.ndarray, np
                              ds.n_classes)
         idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng([args.seed, i]))
         train = ds.pool.take(idx)
-        seeds = [1000 * i + j for j in range(args.members)]
+        seeds = [1000 * i + j + 100_000 * offset for j in range(args.members)]
         cells.append(CellData(np.asarray(train.X, np.float32), train.y,
                               {"test": np.asarray(ds.test.X, np.float32)}, seeds))
     return cells, np.asarray(ds.test.X, np.float32), ds.test.y
@@ -148,6 +159,44 @@ def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(-1) == y[None]).mean())
 
 
+def stacked_worker(args: argparse.Namespace, offset: int, threads: int, barrier
+                   ) -> tuple[float, float, list[np.ndarray]]:
+    """One worker process: build its stack, warm up, wait for the others, train, time."""
+    torch.set_num_threads(threads)
+    cells, _, _ = make_cells(args, offset)
+    model = ModelConfig(hidden=HIDDEN)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
+                        device=args.device)
+    train_stacked(cells[:1], model, train.model_copy(update={"epochs": 1}), 2)
+    barrier.wait()
+    t0 = time.time()
+    outputs = train_stacked(cells, model, train, 2)
+    sync(args.device)
+    return t0, time.time(), [o["test"] for o in outputs]
+
+
+def run_stacked(args: argparse.Namespace, threads: int) -> tuple[float, list[np.ndarray]]:
+    """Wall seconds of ``args.workers`` concurrent stacks, and worker 0's test probabilities."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    per = max(1, threads // args.workers)
+    if args.workers == 1:
+        class _NoBarrier:
+            def wait(self) -> None:
+                pass
+        t0, t1, outs = stacked_worker(args, 0, per, _NoBarrier())
+        return t1 - t0, outs
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+        barrier = manager.Barrier(args.workers)
+        futures = [pool.submit(stacked_worker, args, w, per, barrier)
+                   for w in range(args.workers)]
+        results = [f.result() for f in futures]
+    wall = max(r[1] for r in results) - min(r[0] for r in results)
+    return wall, results[0][2]
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
     if args.threads:
@@ -156,13 +205,9 @@ def main(argv: list[str] | None = None) -> dict:
     cells, X_test, y_test = make_cells(args)
     base_cell = cells[len(cells) // 2]  # ratio 0.5
     n, d = base_cell.X_train.shape
-    model = ModelConfig(hidden=HIDDEN)
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
-                        device=args.device)
 
     # warm-up (allocator, thread pools, MKL), then timing
     baseline_member(base_cell.X_train, base_cell.y_train, X_test[:10], 0, args, 1)
-    train_stacked(cells[:1], model, train.model_copy(update={"epochs": 1}), 2)
 
     seeds = base_cell.member_seeds[: args.baseline_members]
     sync(args.device)
@@ -172,14 +217,11 @@ def main(argv: list[str] | None = None) -> dict:
     sync(args.device)
     t_base = time.perf_counter() - t0
 
-    sync(args.device)
-    t0 = time.perf_counter()
-    outputs = train_stacked(cells, model, train, 2)
-    sync(args.device)
-    t_stack = time.perf_counter() - t0
+    t_stack, test_probs = run_stacked(args, threads)
+    outputs = [{"test": p} for p in test_probs]
 
     peak = matmul_peak(args.device, args.quick)
-    m_stacked = sum(len(c.member_seeds) for c in cells)
+    m_stacked = sum(len(c.member_seeds) for c in cells) * args.workers
     flops = stacked_flops(n, d, args.batch_size, args.epochs, m_stacked)
     base_s = t_base / len(seeds)
     stack_s = t_stack / m_stacked
@@ -197,6 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": threads,
         "members_baseline": len(seeds),
         "members_stacked": m_stacked,
+        "workers": args.workers,
         "device": args.device,
     }
     all_acc = float(np.mean([accuracy(o["test"], y_test) for o in outputs]))
@@ -210,7 +253,9 @@ def report(r: dict, args: argparse.Namespace, all_acc: float, flops_member: floa
     from rich.table import Table
 
     t = Table(title=f"train_members: {args.epochs} epochs, {args.train_size} samples/cell, "
-                    f"batch {args.batch_size}, {r['threads']} threads, {r['device']}")
+                    f"batch {args.batch_size}, {r['threads']} threads, {r['device']}; "
+                    f"stacked: {r['workers']} worker(s) x {r['threads'] // r['workers'] or 1} "
+                    "thread(s)")
     for col in ("trainer", "members", "s / member", "test accuracy"):
         t.add_column(col, justify="right")
     t.add_row("baseline loop", str(r["members_baseline"]), f"{r['baseline_s_per_member']:.3f}",
