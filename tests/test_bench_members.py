@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
     "baseline_s_per_member", "stacked_s_per_member", "speedup", "gflops_achieved",
     "gflops_peak", "peak_fraction", "acc_baseline", "acc_stacked", "threads",
-    "members_baseline", "members_stacked", "device",
+    "members_baseline", "members_stacked", "workers", "device",
 }
 
 
@@ -28,5 +28,5 @@ def test_quick_benchmark_ends_with_a_json_line_of_positive_numbers() -> None:
     for key in KEYS - {"device"}:
         value = result[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, key
-    assert result["members_stacked"] == 220
+    assert result["members_stacked"] == 220 * result["workers"]
     assert 0.5 < result["acc_stacked"] <= 1.0 and 0.5 < result["acc_baseline"] <= 1.0

@@ -73,7 +73,7 @@ def mix_column(table: pd.DataFrame) -> str:
 def _ci95(values: np.ndarray) -> tuple[float | None, float | None]:
     values = np.asarray(values, dtype=float)
     n = len(values)
-    if n < 2:
+    if n < 2 or np.isnan(values).any():
         return None, None
     half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)
     m = values.mean()
@@ -86,6 +86,12 @@ def _significant(change: dict[str, Any]) -> float:
     if lo is None or (lo <= 0.0 <= hi):
         return 0.0
     return change["mean"]
+
+
+def _verdict_95(changes: dict[str, dict], groups: list[str]) -> str:
+    if any(changes[g]["ci95"][0] is None for g in [*groups, "gap"]):
+        return "n/a"  # fewer than 2 replicates (or an undefined metric): no interval
+    return verdict({g: _significant(changes[g]) for g in groups}, _significant(changes["gap"]))
 
 
 def verdict(group_changes: dict[str, float], gap_change: float) -> str:
@@ -127,10 +133,10 @@ def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
             gap = at_k[at_k["group"] == "gap"].groupby(xcol, sort=False)["mean"].mean()
             overall = at_k[at_k["group"] == "overall"].groupby(xcol, sort=False)["mean"].mean()
             entry["optimal"][f"k={k}"] = {
-                "gap_min_ratio": _x(gap.idxmin()),
-                "gap_min_value": float(gap.min()),
-                "overall_max_ratio": _x(overall.idxmax()),
-                "overall_max_value": float(overall.max()),
+                "gap_min_ratio": _arg(gap, "min"),
+                "gap_min_value": _none_if_nan(gap.min()),
+                "overall_max_ratio": _arg(overall, "max"),
+                "overall_max_value": _none_if_nan(overall.max()),
                 "gap_by_ratio": {str(_x(x)): float(v) for x, v in gap.items()},
                 "overall_by_ratio": {str(_x(x)): float(v) for x, v in overall.items()},
             }
@@ -144,11 +150,12 @@ def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
             for label in [*groups, "overall", "gap", "worst"]:
                 vals = per.xs(label, level="group").to_numpy()
                 lo, hi = _ci95(vals)
-                changes[label] = {"mean": float(vals.mean()), "ci95": [lo, hi],
+                changes[label] = {"mean": _none_if_nan(vals.mean()), "ci95": [lo, hi],
                                   "n_replicates": len(vals)}
-            v = verdict({g: changes[g]["mean"] for g in groups}, changes["gap"]["mean"])
-            v95 = verdict({g: _significant(changes[g]) for g in groups},
-                          _significant(changes["gap"]))
+            means = [changes[g]["mean"] for g in [*groups, "gap"]]
+            v = "n/a" if None in means else verdict(
+                {g: changes[g]["mean"] for g in groups}, changes["gap"]["mean"])
+            v95 = _verdict_95(changes, groups)
             entry["verdicts"].append({xcol: _x(x), "verdict": v, "verdict_95": v95,
                                       "change": changes})
         for key in ("verdict", "verdict_95"):
@@ -165,6 +172,19 @@ def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
         "grid_fields": fields,
         "grid_points": points,
     }
+
+
+def _arg(series: pd.Series, which: str) -> Any:
+    """The mix at the series' min or max, ignoring NaN (None where every value is NaN, e.g.
+    AUC on a group whose test split holds one class)."""
+    clean = series.dropna()
+    if clean.empty:
+        return None
+    return _x(clean.idxmin() if which == "min" else clean.idxmax())
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if pd.isna(value) else float(value)
 
 
 def _x(x: Any) -> Any:

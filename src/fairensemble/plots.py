@@ -74,6 +74,7 @@ def metric_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xticks(sorted(rows["k"].unique()))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"{_point_title(plan.points[pi])}\n{xcol}={x0}", fontsize=9)
         ax.set_xlabel("ensemble size k")
         ax.set_ylabel(cfg.primary_metric)
@@ -101,6 +102,7 @@ def gap_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xticks(sorted(rows["k"].unique()))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(_point_title(plan.points[pi]), fontsize=9)
         ax.set_xlabel("ensemble size k")
         ax.set_ylabel(f"gap in {cfg.primary_metric}")
@@ -158,8 +160,9 @@ def gap_vs_ratio(table: pd.DataFrame, summary: dict, plan: Plan, path: Path) -> 
             ax.plot(agg[xcol], agg["mean"], marker="o", ms=3, color=color,
                     label=_point_title(point))
             best = summary["grid_points"][pi]["optimal"][f"k={k}"]
-            ax.plot([best["gap_min_ratio"]], [best["gap_min_value"]], marker="*", ms=14,
-                    color=color, markeredgecolor="black")
+            if best["gap_min_ratio"] is not None:
+                ax.plot([best["gap_min_ratio"]], [best["gap_min_value"]], marker="*", ms=14,
+                        color=color, markeredgecolor="black")
         ax.set_title(f"k={k}" + (" (single model)" if k == 1 else " (ensemble)"))
         ax.set_xlabel(_xlabel(plan, xcol))
         ax.set_ylabel(f"gap in {cfg.primary_metric} (max - min over groups)")
@@ -181,9 +184,9 @@ def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
     xs = [p["point"][field] for p in summary["grid_points"]]
     for k, ls in ((1, ":"), (E, "-")):
         opt = [p["optimal"][f"k={k}"] for p in summary["grid_points"]]
-        ax.plot(xs, [o["gap_min_ratio"] for o in opt], ls=ls, marker="o", color="tab:red",
+        ax.plot(xs, _nan([o["gap_min_ratio"] for o in opt]), ls=ls, marker="o", color="tab:red",
                 label=f"min gap, k={k}")
-        ax.plot(xs, [o["overall_max_ratio"] for o in opt], ls=ls, marker="s",
+        ax.plot(xs, _nan([o["overall_max_ratio"] for o in opt]), ls=ls, marker="s",
                 color="tab:blue", label=f"max overall {plan.cfg.primary_metric}, k={k}")
     ax.axhline(0.5, color="grey", lw=0.8)
     ax.set_ylim(-0.05, 1.05)
@@ -220,6 +223,10 @@ def data_figure(plan: Plan, path: Path, loader) -> Path | None:
         axes[row, 0].legend(fontsize=7, markerscale=3)
     fig.suptitle("Synthetic pool per group (labels as trained on)")
     return _save(fig, path)
+
+
+def _nan(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _save(fig, path: Path) -> Path:

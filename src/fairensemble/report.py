@@ -75,13 +75,18 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row(
             *[str(p["point"][f]) for f in fields],
             f"{_fmt(o1['gap_min_ratio'])} -> {_fmt(oE['gap_min_ratio'])}",
-            f"{o1['gap_min_value']:.3f} -> {oE['gap_min_value']:.3f}",
+            f"{_num(o1['gap_min_value'])} -> {_num(oE['gap_min_value'])}",
             f"{_fmt(o1['overall_max_ratio'])} -> {_fmt(oE['overall_max_ratio'])}",
-            f"{o1['overall_max_value']:.3f} -> {oE['overall_max_value']:.3f}",
+            f"{_num(o1['overall_max_value'])} -> {_num(oE['overall_max_value'])}",
             f"{p['verdict_counts'].get('positive-sum', 0)}/{n} | "
-            f"{p['verdict_95_counts'].get('positive-sum', 0)}/{n}",
+            + (f"{p['verdict_95_counts'].get('positive-sum', 0)}/{n}"
+               if "n/a" not in p["verdict_95_counts"] else "n/a"),
         )
     return table
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _fmt(x: Any) -> str:
@@ -113,7 +118,8 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
                 ch = v["change"][g]
                 lo, hi = ch["ci95"]
                 ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
-                cells.append(f"<td>{ch['mean']:+.4f}{ci}</td>")
+                mean = "n/a" if ch["mean"] is None else f"{ch['mean']:+.4f}"
+                cells.append(f"<td>{mean}{ci}</td>")
             rows.append(f"<tr><td>{x}</td><td class='{v['verdict']}'>{v['verdict']}</td>"
                         f"<td class='{v['verdict_95']}'>{v['verdict_95']}</td>"
                         f"{''.join(cells)}</tr>")
