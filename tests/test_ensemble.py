@@ -135,7 +135,9 @@ def test_evaluate_cell_is_reproducible_from_its_seed() -> None:
     y = rng.integers(0, 2, size=200)
     g = rng.integers(0, 2, size=200)
     args = (probs, y, g, ["a", "b"], [2, 4], 5, ["auc"], "balanced")
-    a, b, c = evaluate_cell(*args, seed=1), evaluate_cell(*args, seed=1), evaluate_cell(*args, seed=2)
+    a = evaluate_cell(*args, seed=1)
+    b = evaluate_cell(*args, seed=1)
+    c = evaluate_cell(*args, seed=2)
     assert a.equals(b)
     assert not np.allclose(a["mean"], c["mean"])
 

@@ -196,7 +196,9 @@ def test_an_mlp_member_equals_the_stacked_trainers_member(train: TrainConfig) ->
 
 def test_progress_adds_up_to_one_per_member() -> None:
     steps: list[float] = []
-    train_loop([image_cell(n=100, seeds=(1, 2))], CNN, fast(epochs=2, batch_size=8), 2, steps.append)
+    train_loop(
+        [image_cell(n=100, seeds=(1, 2))], CNN, fast(epochs=2, batch_size=8), 2, steps.append
+    )
     assert len(steps) > 4
     assert sum(steps) == pytest.approx(2.0)
 

@@ -13,7 +13,8 @@ from fairensemble import models
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-from make_model_fixtures import FORWARD_CASES, pattern_input, pattern_state
+# The fixture generator lives in tests/fixtures, importable only after the sys.path tweak above.
+from make_model_fixtures import FORWARD_CASES, pattern_input, pattern_state  # noqa: E402
 
 REFERENCE = json.loads((FIXTURES / "model_keys.json").read_text())
 

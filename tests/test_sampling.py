@@ -33,7 +33,7 @@ def test_exact_size_share_and_prevalence(ratio):
     idx = sample_indices(counts, y, g, np.random.default_rng(1))
     assert len(idx) == 2000 and len(np.unique(idx)) == 2000
     assert (g[idx] == 1).sum() == round(ratio * 2000)
-    for j, p in ((0, 0.3), (1, 0.6)):
+    for j, _ in ((0, 0.3), (1, 0.6)):
         sel = idx[g[idx] == j]
         if len(sel):
             pool_prev = y[g == j].mean()

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import run_cli
 
 
@@ -62,7 +61,9 @@ def test_a_csv_with_three_groups_and_three_classes_runs_end_to_end(tmp_path):
     assert len(table) == 2 * 2 * 2 * 6 * 3  # ratios x replicates x ks x labels x metrics
     full = table[(table.k == 3) & (table.metric == "accuracy")]
     per = full.pivot_table(index=["ratio", "replicate"], columns="group", values="mean")
-    assert np.allclose(per["gap"], per[["a", "b", "c"]].max(axis=1) - per[["a", "b", "c"]].min(axis=1))
+    assert np.allclose(
+        per["gap"], per[["a", "b", "c"]].max(axis=1) - per[["a", "b", "c"]].min(axis=1)
+    )
     assert np.allclose(per["worst"], per[["a", "b", "c"]].min(axis=1))
     assert (per["overall"] > 0.6).all(), per  # chance is 1/3: the members learned the rule
     auc = table[(table.metric == "auc") & table.group.isin(["a", "b", "c", "overall"])]["mean"]

@@ -227,7 +227,8 @@ class RunConfig(Strict):
             )
         if self.primary_metric not in self.metrics:
             raise ValueError(
-                f"primary_metric: expected one of metrics {self.metrics}, got {self.primary_metric!r}"
+                f"primary_metric: expected one of metrics {self.metrics},"
+                f" got {self.primary_metric!r}"
             )
         if self.mixes is not None:
             for i, mix in enumerate(self.mixes):

@@ -245,7 +245,7 @@ def train_unit(
                                   progress=progress, save_dir=save_dir)
     t_train = time.perf_counter() - t0
     written = []
-    for c, (d, info), probs in zip(cells, built, outputs):
+    for c, (_, info), probs in zip(cells, built, outputs):
         arrays = {"probs_test": probs["test"].astype(np.float32),
                   "y_test": ds.test.y, "g_test": ds.test.g}
         if "val" in probs and ds.val is not None:

@@ -14,9 +14,10 @@ groups' boundaries are perpendicular: a model trained on one group alone is near
 other. The group centres are only ``group_sep`` apart (default 1, against a unit noise scale),
 so the groups overlap: without the group as a feature, a shared model must arbitrate the
 overlap region between two conflicting boundaries, and the training mix decides how. That is
-what makes representation matter at every mix, not only at the extremes. With every difficulty knob at 0 the groups
-are exchangeable: the reflection x_1 -> -x_1 maps group 0's distribution onto group 1's, so
-swapping the names gives the same learning problem. Difficulty acts on ``hard_group`` only:
+what makes representation matter at every mix, not only at the extremes. With every difficulty
+knob at 0 the groups are exchangeable: the reflection x_1 -> -x_1 maps group 0's distribution
+onto group 1's, so swapping the names gives the same learning problem. Difficulty acts on
+``hard_group`` only:
 
 * ``rotation_deg`` in [0, 90] turns its class layout (and so its boundary) about mu_j, away from
   the symmetric 45 deg; at large angles one of its classes moves towards the other group;
@@ -77,7 +78,11 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
     base = np.random.SeedSequence(seed)
     s_pool, s_val, s_test, s_noise = base.spawn(4)
     pool = _generate(cfg, cfg.pool_size, np.random.default_rng(s_pool), mus, vs)
-    val = _generate(cfg, cfg.val_size, np.random.default_rng(s_val), mus, vs) if cfg.val_size else None
+    val = (
+        _generate(cfg, cfg.val_size, np.random.default_rng(s_val), mus, vs)
+        if cfg.val_size
+        else None
+    )
     test = _generate(cfg, cfg.test_size, np.random.default_rng(s_test), mus, vs)
 
     hard = cfg.groups.index(cfg.hard_group)

@@ -249,7 +249,9 @@ def _assemble(
     strata = g * C + y
     rng = np.random.default_rng(seed)
     if fixed_test is None:
-        test_idx, val_idx, pool_idx = _stratified_split(strata, test_fraction, cfg.val_fraction, rng)
+        test_idx, val_idx, pool_idx = _stratified_split(
+            strata, test_fraction, cfg.val_fraction, rng
+        )
     else:
         is_test = fixed_test[rows]
         train_rows = np.flatnonzero(~is_test)

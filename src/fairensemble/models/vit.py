@@ -78,7 +78,9 @@ class VisionTransformer(nn.Module):
     ) -> None:
         super().__init__()
         if image_size <= 0 or image_size % PATCH:
-            raise ValueError(f"image_size: expected a positive multiple of {PATCH}, got {image_size}")
+            raise ValueError(
+                f"image_size: expected a positive multiple of {PATCH}, got {image_size}"
+            )
         n_patches = (image_size // PATCH) ** 2
         self.patch_embed = PatchEmbed(in_channels, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
