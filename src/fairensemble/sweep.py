@@ -123,7 +123,10 @@ def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = Non
                 identity = {
                     "format": CELL_FORMAT,
                     "seed": cfg.seed,
-                    "dataset": pcfg.dataset.model_dump(mode="json"),
+                    # where the decoded cache lives and how many loaders decode it do not
+                    # change a cell's numbers
+                    "dataset": pcfg.dataset.model_dump(
+                        mode="json", exclude={"cache_dir", "num_workers"}),
                     "ratio_group": rg,
                     "shares": [round(float(s), 12) for s in shares],
                     "train_size": pcfg.train_size,
