@@ -40,3 +40,18 @@ def test_optimum_ignores_undefined_values():
     s = pd.Series([np.nan, 0.3, 0.1, np.nan], index=[0.0, 0.3, 0.6, 1.0])
     assert _arg(s, "min") == 0.6 and _arg(s, "max") == 0.3
     assert _arg(pd.Series([np.nan, np.nan], index=[0.0, 1.0]), "min") is None
+
+
+def test_the_package_exports_what_a_notebook_needs(tmp_path):
+    import fairensemble as fe
+
+    cfg = fe.load_config(None, [
+        "dataset.pool_size=1000", "dataset.test_size=400", "ratios=[0.5]", "train_size=100",
+        "replicates=1", "model.hidden=[8]", "train.epochs=2", "ensemble.members=2",
+        "ensemble.k=[1, 2]", "ensemble.draws=2", "executor.kind=serial",
+    ])
+    summary = fe.run(cfg, str(tmp_path / "run"))
+    assert summary["members"] == 2 and len(summary["grid_points"]) == 1
+    assert (tmp_path / "run" / "metrics.parquet").is_file()
+    for name in fe.__all__:
+        assert getattr(fe, name) is not None
