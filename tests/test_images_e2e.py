@@ -90,20 +90,20 @@ def chexpert_root(tmp_path_factory) -> Path:
     return make_chexpert(tmp_path_factory.mktemp("chex"), n_patients=N_PATIENTS, seed=0)
 
 
-@pytest.fixture(scope="module")
-def celeba_run(celeba_root, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("celeba_run")
-    res = run_tiny(CELEBA_YAML, celeba_root, tmp / "cache", tmp / "run")
+def _finished_run(config: Path, root: Path, tmp: Path) -> Path:
+    res = run_tiny(config, root, tmp / "cache", tmp / "run")
     assert res.returncode == 0, res.stderr
     return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def celeba_run(celeba_root, tmp_path_factory) -> Path:
+    return _finished_run(CELEBA_YAML, celeba_root, tmp_path_factory.mktemp("celeba_run"))
 
 
 @pytest.fixture(scope="module")
 def chexpert_run(chexpert_root, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("chexpert_run")
-    res = run_tiny(CHEXPERT_YAML, chexpert_root, tmp / "cache", tmp / "run")
-    assert res.returncode == 0, res.stderr
-    return tmp / "run"
+    return _finished_run(CHEXPERT_YAML, chexpert_root, tmp_path_factory.mktemp("chexpert_run"))
 
 
 # ----------------------------------------------------------------------------- good runs

@@ -92,7 +92,7 @@ def _run(cfg: RunConfig, run_dir: Path, workers: int | None) -> None:
                 done += int(amount)
                 progress.update(task, cells=f"{done}/{total_cells}")
 
-        run_sweep(cfg, run_dir, on_progress=on_progress)
+        run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan)
         progress.update(task, completed=todo * cfg.ensemble.members)
     t_train = time.perf_counter() - t0
     summary = build_report(cfg, run_dir, plan=plan, workers=cfg.executor.workers)

@@ -15,25 +15,20 @@ from rich.table import Table
 
 from .analysis import evaluate_run, summarize
 from .config import RunConfig, dump_config
-from .data import load_dataset
 from .plots import all_figures
 from .store import RunStore, atomic_write_bytes, atomic_write_text, write_json
-from .sweep import Plan, data_seed, plan_run
+from .sweep import Plan, load_for, plan_run
 
 
 class MissingCells(RuntimeError):
     pass
 
 
-def _loader(cfg: RunConfig):
-    return load_dataset(cfg.dataset, data_seed(cfg))
-
-
 def build_report(cfg: RunConfig, run_dir: str | Path, plan: Plan | None = None,
                  workers: int = 1) -> dict[str, Any]:
     """Evaluate every stored cell of ``cfg``'s plan and write the run's outputs."""
     store = RunStore(run_dir)
-    plan = plan or plan_run(cfg, _loader)
+    plan = plan or plan_run(cfg)
     missing = [c for c in plan.cells if not store.has_cell(c.id)]
     if missing:
         raise MissingCells(
@@ -46,7 +41,7 @@ def build_report(cfg: RunConfig, run_dir: str | Path, plan: Plan | None = None,
     atomic_write_bytes(store.root / "metrics.parquet", buf.getvalue())
     summary = summarize(table, plan)
     write_json(store.root / "summary.json", summary)
-    figures = all_figures(table, summary, plan, store.root / "figures", _loader)
+    figures = all_figures(table, summary, plan, store.root / "figures", load_for)
     atomic_write_text(store.root / "report.html", render_html(cfg, summary, figures))
     return summary
 

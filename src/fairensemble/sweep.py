@@ -51,6 +51,7 @@ class Cell:
     replicate: int
     sample_seed: int
     member_seeds: list[int]
+    counts: list[list[int]]  # samples per (group, class) the training draw takes
 
     def coords(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.point)
@@ -78,6 +79,11 @@ def data_seed(cfg: RunConfig) -> int:
     return derive_seed(cfg.seed, "data")
 
 
+def load_for(cfg: RunConfig) -> Dataset:
+    """The dataset of a (grid-point) config, from the run's data seed."""
+    return load_dataset(cfg.dataset, data_seed(cfg))
+
+
 def resolve_ratio_group(cfg: RunConfig, ds: Dataset) -> str:
     name = cfg.ratio_group or getattr(cfg.dataset, "hard_group", None) or ds.groups[-1]
     if name not in ds.groups:
@@ -99,7 +105,7 @@ def mix_share_vector(cfg: RunConfig, cell_mix_index: int, ds: Dataset, rg: str) 
 def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = None) -> Plan:
     """Every cell of the run, with ids and seeds. Loads each grid point's data once to check
     that every requested mix can be drawn, so an impossible request fails before training."""
-    loader = loader or (lambda c: load_dataset(c.dataset, data_seed(c)))
+    loader = loader or load_for
     points = cfg.grid_points()
     plan = Plan(cfg, points, [])
     n_mixes = len(cfg.mixes) if cfg.mixes is not None else len(cfg.ratios)
@@ -115,8 +121,8 @@ def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = Non
         plan.groups[pi], plan.ratio_group[pi] = list(ds.groups), rg
         for mi in range(n_mixes):
             shares = mix_share_vector(pcfg, mi, ds, rg)
-            plan_counts(pcfg.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
-                        ds.n_classes, pcfg.label_balance)
+            counts = plan_counts(pcfg.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
+                                 ds.n_classes, pcfg.label_balance).tolist()
             ratio = float(shares[ds.groups.index(rg)])
             mix = cfg.mixes[mi] if cfg.mixes is not None else None
             for r in range(cfg.replicates):
@@ -146,6 +152,7 @@ def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = Non
                     replicate=r,
                     sample_seed=derive_seed(cfg.seed, "sample", mi, r),
                     member_seeds=member_seeds[r],
+                    counts=counts,
                 ))
     return plan
 
@@ -183,11 +190,9 @@ def flatten_images(X: np.ndarray, ds: Dataset) -> np.ndarray:
 
 
 def build_cell_data(
-    pcfg: RunConfig, ds: Dataset, cell: Cell, rg: str, threads: int | None = None
+    pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
 ) -> tuple[CellData, dict]:
-    shares = mix_share_vector(pcfg, cell.mix_index, ds, rg)
-    counts = plan_counts(pcfg.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
-                         ds.n_classes, pcfg.label_balance)
+    counts = np.asarray(cell.counts, dtype=np.int64)
     idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng(cell.sample_seed))
     train = ds.pool.take(idx)
     others = [ds.test] + ([ds.val] if ds.val is not None else [])
@@ -230,7 +235,7 @@ def train_unit(
     pcfg = cfg.at(cells[0].point)
     ds = _dataset_for(pcfg)
     t0 = time.perf_counter()
-    built = [build_cell_data(pcfg, ds, c, rg, threads) for c in cells]
+    built = [build_cell_data(pcfg, ds, c, threads) for c in cells]
     t_data = time.perf_counter() - t0
     datas = [b[0] for b in built]
     t0 = time.perf_counter()
@@ -296,12 +301,13 @@ def run_sweep(
     cfg: RunConfig,
     run_dir: str | os.PathLike,
     on_progress: Callable[[str, float], None] | None = None,
+    plan: Plan | None = None,
 ) -> tuple[Plan, list[str]]:
     """Plan the run, train every missing cell into ``run_dir``; returns (plan, trained ids).
 
     ``on_progress(kind, amount)`` receives ("members", n) as members finish and
     ("cell", 1) as cells are written."""
-    plan = plan_run(cfg)
+    plan = plan or plan_run(cfg)
     store = RunStore(run_dir)
     store.prepare(dump_config(cfg))
     todo = [c for c in plan.cells if not store.has_cell(c.id)]
