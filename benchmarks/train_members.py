@@ -92,7 +92,7 @@ def make_cells(args: argparse.Namespace, offset: int = 0
     ``offset`` shifts the member seeds (another grid point's stack on the same data)."""
     cfg = SyntheticData(label_noise=0.2)
     ds = load(cfg, args.seed)
-    hard = ds.groups.index(cfg.hard_group)
+    hard = ds.groups.index(cfg.hard)
     cells = []
     for i, ratio in enumerate(RATIOS):
         shares = mix_shares(ratio, hard, ds.pool.g, len(ds.groups))

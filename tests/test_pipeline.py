@@ -45,8 +45,9 @@ def test_run_writes_cells_metrics_summary_figures_and_report(finished_run):
     assert len(list((run / "figures").glob("*.png"))) >= 4
 
     table = pd.read_parquet(run / "metrics.parquet")
-    assert list(table.columns) == ["dataset.label_noise", "ratio", "replicate", "k", "group",
-                                   "metric", "mean", "std", "n_draws"]
+    assert list(table.columns) == ["dataset.label_noise", "ratio", "replicate", "k", "post",
+                                   "group", "metric", "mean", "std", "n_draws"]
+    assert set(table["post"]) == {"none"}  # no validation split: nothing to post-process
     # ks {1,2,4} x labels {M,F,overall,gap,worst} x 3 metrics per cell
     assert len(table) == n_cells * 3 * 5 * 3
     assert set(table["group"]) == {"M", "F", "overall", "gap", "worst"}

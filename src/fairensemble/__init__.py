@@ -23,6 +23,9 @@ _EXPORTS = {
     "Split": "data",
     "DataError": "data",
     "plan_run": "sweep",
+    "load_run": "analysis",
+    "RunStore": "store",
+    "CellRecord": "store",
     "run_sweep": "sweep",
     "build_report": "report",
     "evaluate_cell": "ensemble",
@@ -32,14 +35,14 @@ _EXPORTS = {
 }
 
 
-def run(cfg: Any, run_dir: str, workers: int = 1) -> dict:
+def run(cfg: Any, run_dir: str) -> dict:
     """Train every missing cell of ``cfg`` into ``run_dir`` and build its outputs; returns
     the summary (what ``fairensemble run`` does, without the progress bar)."""
     from .report import build_report
     from .sweep import run_sweep
 
-    plan, _ = run_sweep(cfg, run_dir)
-    return build_report(cfg, run_dir, plan=plan, workers=workers)
+    result = run_sweep(cfg, run_dir)
+    return build_report(run_dir, plan=result.plan)
 
 
 def __getattr__(name: str) -> Any:  # imports on first use keep `import fairensemble` light

@@ -1,61 +1,115 @@
-"""From stored member predictions to tidy metrics, optimal mixes and positive-sum verdicts."""
+"""From a run directory to tidy metrics, optimal mixes and positive-sum verdicts.
+
+Reads only the run directory (config.yaml, plan.json, the cells and their cached
+evaluations): a run trained on a cluster can be re-analysed on a laptop without its data.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .ensemble import evaluate_cell
-from .store import RunStore
-from .sweep import Plan, derive_seed
+from .config import ExecutorConfig, RunConfig, load_config
+from .evaluation import EvalSpec, evaluate_record
+from .executors import make_executor
+from .plan import Cell, Plan
+from .store import CellRecord, RunStore, StoreError
 
 TOL = 1e-12  # a change this small counts as no change
+EVAL_BATCH = 6  # cells per evaluation unit when re-evaluating
 
 
-def _evaluate_one(args: tuple) -> pd.DataFrame:
-    run_dir, cell, groups, ks, draws, metrics, test_mix, seed = args
-    arrays, _ = RunStore(run_dir).read_cell(cell.id)
-    df = evaluate_cell(arrays["probs_test"], arrays["y_test"], arrays["g_test"], groups, ks,
-                       draws, metrics, test_mix, seed)
-    return df
+class MissingCells(StoreError):
+    pass
 
 
-def evaluate_run(plan: Plan, store: RunStore, workers: int = 1) -> pd.DataFrame:
-    """metrics.parquet's table: one row per (grid point, ratio, replicate, k, group, metric)."""
-    cfg = plan.cfg
-    ks = [k for k in cfg.ks() if k <= cfg.ensemble.members]
-    seed = derive_seed(cfg.seed, "draws")
-    jobs = [
-        (str(store.root), c, plan.groups[c.point_index], ks, cfg.ensemble.draws, list(cfg.metrics),
-         cfg.test_mix, seed)
-        for c in plan.cells
-    ]
-    if workers > 1 and len(jobs) > 8:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+def load_run(run_dir: str | Path, overrides: list[str] | None = None) -> tuple[RunConfig, Plan]:
+    """The config and plan of a run directory (``overrides`` as ``--set`` gives them)."""
+    store = RunStore(run_dir)
+    cfg_path = store.root / "config.yaml"
+    if not cfg_path.is_file():
+        raise StoreError(f"{cfg_path}: not a run directory (no config.yaml)")
+    cfg = load_config(cfg_path, overrides)
+    return cfg, Plan.from_json(cfg, store.read_plan_json())
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            frames = list(pool.map(_evaluate_one, jobs, chunksize=4))
-    else:
-        frames = [_evaluate_one(job) for job in jobs]
+
+def check_complete(plan: Plan, store: RunStore) -> None:
+    missing = [c for c in plan.cells if not store.has_cell(c.id)]
+    if missing:
+        raise MissingCells(
+            f"{store.root}: {len(missing)} of {len(plan.cells)} cells are not trained yet; "
+            f"run `fairensemble run {store.root / 'config.yaml'} --out {store.root}` to finish"
+        )
+
+
+@dataclass
+class EvalUnit:
+    spec: EvalSpec
+    cell_ids: list[str]
+    run_dir: str | None = None  # workers on this machine read the cells themselves
+    records: list[CellRecord] | None = None  # shipped to workers elsewhere (Ray)
+
+
+def evaluate_unit(unit: EvalUnit, progress: Callable[[float], None] | None = None
+                  ) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
+    records = unit.records or [RunStore(unit.run_dir).read_cell(i) for i in unit.cell_ids]
     out = []
-    for cell, df in zip(plan.cells, frames):
-        df = df.copy()
-        for key, value in cell.point.items():
-            df.insert(0, key, value)
-        pos = len(cell.point)
-        df.insert(pos, "ratio", cell.ratio)
-        df.insert(pos + 1, "replicate", cell.replicate)
-        if cell.mix is not None:
-            df.insert(pos, "mix", _mix_label(cell.mix))
-        out.append(df)
+    for record in records:
+        table, boot = evaluate_record(record, unit.spec)
+        out.append((record.id, table, boot))
+        if progress is not None:
+            progress(1.0)
+    return out
+
+
+def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> pd.DataFrame:
+    """metrics.parquet's table: one row per (grid point, mix, replicate, k, post, group,
+    metric). Cells evaluated where they were trained are read from the run directory; the
+    others (a changed metric list, say) are evaluated on the executor and cached."""
+    check_complete(plan, store)
+    spec = EvalSpec.of(plan.cfg)
+    want_boot = spec.n_boot > 0
+    for cell in plan.cells:  # a damaged cell stops the report, naming its file
+        store.read_cell(cell.id)
+    cached = {c.id: store.read_evaluation(spec.hash, c.id, want_boot) for c in plan.cells}
+    todo = [cid for cid, got in cached.items() if got is None]
+    if todo:
+        executor = executor or plan.cfg.executor
+        ship = executor.kind == "ray"
+        units = [EvalUnit(spec, todo[i : i + EVAL_BATCH],
+                          None if ship else str(store.root),
+                          [store.read_cell(c) for c in todo[i : i + EVAL_BATCH]] if ship else None)
+                 for i in range(0, len(todo), EVAL_BATCH)]
+        with make_executor(executor) as ex:
+            for _, results in ex.run(evaluate_unit, units, on_progress or (lambda m: None)):
+                for cell_id, table, boot in results:
+                    store.write_evaluation(spec.hash, cell_id, table, boot)
+                    cached[cell_id] = (table, boot)
+    store.prune_evaluations(keep=spec.hash)
+    out = [with_coords(cached[c.id][0], c) for c in plan.cells]
     table = pd.concat(out, ignore_index=True)
     table["k"] = table["k"].astype("int64")
     table["n_draws"] = table["n_draws"].astype("int64")
     return table
+
+
+def with_coords(table: pd.DataFrame, cell: Cell) -> pd.DataFrame:
+    df = table.copy()
+    for key, value in cell.point.items():
+        df.insert(0, key, value)
+    pos = len(cell.point)
+    df.insert(pos, "ratio", cell.ratio)
+    df.insert(pos + 1, "replicate", cell.replicate)
+    if cell.mix is not None:
+        df.insert(pos, "mix", _mix_label(cell.mix))
+    return df
 
 
 def _mix_label(mix: dict[str, float]) -> str:
@@ -119,7 +173,9 @@ def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
     """summary.json: optimal mixes per grid point for k=1 and k=E, verdicts per mix."""
     cfg = plan.cfg
     E = cfg.ensemble.members
-    pm = cfg.primary_metric
+    pm = cfg.primary
+    if "post" in table.columns:
+        table = table[table["post"] == "none"]
     fields = grid_fields(plan)
     xcol = mix_column(table)
     points = []

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .config import ConfigError, RunConfig, load_config
+from .config import ConfigError, RunConfig, load_config, parse_override, set_path, validate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how deep ensembles and the group mix of a training set shape "
@@ -47,42 +47,69 @@ def fail(message: str, code: int = 2) -> None:
 def user_errors() -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 2 (no traceback)."""
     from .data.base import DataError
-    from .report import MissingCells
+    from .executors import ExecutorError
+    from .store import StoreError
 
     try:
         yield
-    except (ConfigError, DataError, MissingCells, ValueError, FileNotFoundError) as err:
+    except (ConfigError, DataError, StoreError, ExecutorError, ValueError,
+            FileNotFoundError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     except KeyboardInterrupt:
         fail("interrupted; finished cells are kept, run the same command again to resume", 130)
 
 
-def _run(cfg: RunConfig, run_dir: Path, workers: int | None) -> None:
-    from .report import build_report, print_summary
-    from .sweep import plan_run, run_sweep
+# fields that change how a run is evaluated or summarised, never what it trained
+EVALUATION_FIELDS = ("metrics", "primary_metric", "ensemble.k", "ensemble.draws", "test_mix",
+                     "analysis", "executor", "name")
 
-    if workers is not None:
-        cfg = cfg.model_copy(update={"executor": cfg.executor.model_copy(
-            update={"workers": workers, "kind": "local" if workers > 1 else "serial"})})
-    t0 = time.perf_counter()
-    plan = plan_run(cfg)
-    from .store import RunStore
 
-    store = RunStore(run_dir)
-    todo = sum(not store.has_cell(c.id) for c in plan.cells)
-    total_cells = len(plan.cells)
-    console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
-                  f"{len(cfg.mixes or cfg.ratios)} mixes x {cfg.replicates} replicates = "
-                  f"{total_cells} cells of {cfg.ensemble.members} members; "
-                  f"{total_cells - todo} already done -> {run_dir}", highlight=False)
+def check_evaluation_overrides(overrides: list[str]) -> None:
+    for text in overrides:
+        key = parse_override(text)[0]
+        if not any(key == f or key.startswith(f + ".") for f in EVALUATION_FIELDS):
+            raise ConfigError(
+                f"--set {key}: changes what was trained; `report` takes only evaluation "
+                f"fields ({', '.join(EVALUATION_FIELDS)}); use `run` to train a changed config"
+            )
+
+
+def with_workers(cfg: RunConfig, workers: int | None) -> RunConfig:
+    """``--workers N`` sets the worker count and nothing else (never the executor kind)."""
+    if workers is None:
+        return cfg
+    data = cfg.model_dump(mode="json")
+    set_path(data, "executor.workers", workers)
+    return validate(data)
+
+
+def progress_bar() -> Progress:
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
                TaskProgressColumn(), TextColumn("cells {task.fields[cells]}"),
                MembersPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        done = total_cells - todo
+    return Progress(*columns, console=console, transient=False)
+
+
+def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[float, float]:
+    """Train the plan's missing cells under a progress bar; returns (seconds, worker seconds
+    spent evaluating the new cells)."""
+    from .store import RunStore
+    from .sweep import run_sweep
+
+    store = RunStore(run_dir)
+    todo = sum(not store.has_cell(c.id) for c in plan.cells)
+    total = len(plan.cells)
+    console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
+                  f"{len(cfg.mixes or cfg.ratios)} mixes x {cfg.replicates} replicates = "
+                  f"{total} cells of {cfg.ensemble.members} members; "
+                  f"{total - todo} already done -> {run_dir} ({cfg.executor.kind} executor)",
+                  highlight=False)
+    t0 = time.perf_counter()
+    with progress_bar() as progress:
+        done = total - todo
         task = progress.add_task("training", total=todo * cfg.ensemble.members,
-                                 cells=f"{done}/{total_cells}")
+                                 cells=f"{done}/{total}")
 
         def on_progress(kind: str, amount: float) -> None:
             nonlocal done
@@ -90,45 +117,76 @@ def _run(cfg: RunConfig, run_dir: Path, workers: int | None) -> None:
                 progress.advance(task, amount)
             else:
                 done += int(amount)
-                progress.update(task, cells=f"{done}/{total_cells}")
+                progress.update(task, cells=f"{done}/{total}")
 
-        run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan)
+        def on_warning(line: str) -> None:
+            nonlocal todo
+            console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+            todo += 1
+            progress.update(task, total=todo * cfg.ensemble.members)
+
+        result = run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan, preview=preview,
+                           on_warning=on_warning)
         progress.update(task, completed=todo * cfg.ensemble.members)
-    t_train = time.perf_counter() - t0
-    summary = build_report(cfg, run_dir, plan=plan, workers=cfg.executor.workers)
+    return time.perf_counter() - t0, result.eval_s
+
+
+def _run(cfg: RunConfig, run_dir: Path) -> None:
+    from .report import build_report, print_summary
+    from .store import RunStore
+    from .sweep import plan_with_preview
+
+    t0 = time.perf_counter()
+    with RunStore(run_dir).locked():
+        plan, preview = plan_with_preview(cfg)
+        t_train, eval_s = train_with_progress(cfg, run_dir, plan, preview)
+        summary = build_report(run_dir, plan=plan)
     print_summary(summary, out)
-    console.print(f"trained in {t_train:.1f} s, total {time.perf_counter() - t0:.1f} s; "
+    console.print(f"training {t_train:.1f} s (new cells evaluated in the workers: "
+                  f"{eval_s:.1f} s of worker time), total {time.perf_counter() - t0:.1f} s; "
                   f"report: {run_dir / 'report.html'}", highlight=False)
+
+
+OUT_HELP = "Run directory (default runs/<name>)."
+SET_HELP = "Override a field: --set a.b=value (value parsed as YAML). Repeatable."
 
 
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="YAML config of the run."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Run directory "
-                                           "(default runs/<name>)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a field: --set a.b=value "
-                                   "(value parsed as YAML). Repeatable."),
-    workers: int | None = typer.Option(None, help="Override executor.workers."),
+    out_dir: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    workers: int | None = typer.Option(None, help="Override executor.workers (the worker "
+                                                  "count only, never executor.kind)."),
 ) -> None:
     """Train every missing cell of CONFIG, then write metrics, summary, figures and report."""
     with user_errors():
-        cfg = load_config(config, set_)
-        _run(cfg, out_dir or Path("runs") / cfg.name, workers)
+        cfg = with_workers(load_config(config, set_), workers)
+        _run(cfg, out_dir or Path("runs") / cfg.name)
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
-    """Rebuild metrics.parquet, summary.json, figures and report.html from stored cells."""
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Where to write metrics, summary, "
+                                        "figures and report (default: the run directory)."),
+    set_: list[str] = typer.Option([], "--set", help="Override an evaluation field (metrics, "
+                                   "ensemble.k, analysis.ci, ...). Repeatable."),
+) -> None:
+    """Rebuild metrics.parquet, summary.json, figures and report.html from a run directory
+    alone (no training, no data set needed)."""
+    from .analysis import load_run
     from .report import build_report, print_summary
+    from .store import RunStore
 
     with user_errors():
-        cfg_path = run_dir / "config.yaml"
-        if not cfg_path.is_file():
-            raise ConfigError(f"{cfg_path}: not a run directory (no config.yaml)")
-        cfg = load_config(cfg_path)
-        summary = build_report(cfg, run_dir, workers=cfg.executor.workers)
+        check_evaluation_overrides(set_)
+        cfg, plan = load_run(run_dir, set_)
+        target = out_dir or run_dir
+        with RunStore(run_dir).locked():
+            summary = build_report(run_dir, out_dir=target, plan=plan)
         print_summary(summary, out)
-        console.print(f"report: {run_dir / 'report.html'}", highlight=False)
+        console.print(f"report: {Path(target) / 'report.html'}", highlight=False)
 
 
 @app.command()
@@ -139,7 +197,7 @@ def demo(
     """Run the built-in demo (configs/demo.yaml): a small label-noise sweep."""
     with user_errors():
         cfg = load_config(DEMO_CONFIG, set_)
-        _run(cfg, out_dir, None)
+        _run(cfg, out_dir)
 
 
 def main() -> None:

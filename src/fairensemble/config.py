@@ -35,7 +35,7 @@ class SyntheticData(Strict):
     kind: Literal["synthetic"] = "synthetic"
     n_features: Annotated[int, Field(ge=2)] = 2
     groups: list[str] = ["M", "F"]
-    hard_group: str = "F"
+    hard_group: str | None = None  # default: the last group
     label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     label_noise_on: Literal["train", "all"] = "train"
     rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
@@ -51,11 +51,18 @@ class SyntheticData(Strict):
     def _two_groups(self) -> SyntheticData:
         if len(self.groups) != 2 or len(set(self.groups)) != 2:
             raise ValueError(f"dataset.groups: expected two distinct names, got {self.groups}")
-        if self.hard_group not in self.groups:
-            raise ValueError(
-                f"dataset.hard_group: expected one of {self.groups}, got {self.hard_group!r}"
-            )
+        _check_hard_group(self.groups, self.hard_group)
         return self
+
+    @property
+    def hard(self) -> str:
+        """The group whose task difficulty knobs act on."""
+        return self.hard_group or self.groups[-1]
+
+
+def _check_hard_group(groups: list[str], hard_group: str | None) -> None:
+    if hard_group is not None and hard_group not in groups:
+        raise ValueError(f"dataset.hard_group: expected one of {groups}, got {hard_group!r}")
 
 
 class TableData(Strict):
@@ -127,12 +134,21 @@ class DigitsData(Strict):
 
     kind: Literal["digits"] = "digits"
     groups: list[str] = ["A", "B"]
-    hard_group: str = "B"
+    hard_group: str | None = None  # default: the last group
     pixel_noise: Annotated[float, Field(ge=0.0)] = 0.0
     rotation_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
     label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
     image_size: PositiveInt = 8
+
+    @model_validator(mode="after")
+    def _hard_known(self) -> DigitsData:
+        _check_hard_group(self.groups, self.hard_group)
+        return self
+
+    @property
+    def hard(self) -> str:
+        return self.hard_group or self.groups[-1]
 
 
 DatasetConfig = Annotated[
@@ -180,18 +196,44 @@ class TrainConfig(Strict):
     save_models: bool = False
 
 
+K_LADDER = (1, 2, 3, 5, 10, 20, 50, 100)
+
+
 class EnsembleConfig(Strict):
     members: PositiveInt = 20
-    k: list[PositiveInt] = [1, 2, 3, 5, 10, 20]
+    # default: the sizes of K_LADDER up to `members`, plus `members` itself
+    k: list[PositiveInt] | None = None
     draws: PositiveInt = 50
+
+    def sizes(self) -> list[int]:
+        """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""
+        ks = self.k if self.k is not None else [k for k in K_LADDER if k <= self.members]
+        return sorted({*ks, 1, self.members})
 
 
 class ExecutorConfig(Strict):
-    kind: Literal["serial", "local"] = "local"
+    kind: Literal["serial", "local", "ray"] = "local"
+    # local: pool size; ray with a local instance (address null): the instance's CPUs are
+    # workers x cpus_per_unit
     workers: PositiveInt = 2
-    # torch threads per worker; default: the machine's cores divided by the workers. Image
+    # torch threads per unit; default: cores / workers (local), cpus_per_unit (ray). Image
     # models on CPU give bitwise-identical numbers only for the same thread count.
     threads: PositiveInt | None = None
+    address: str | None = None  # ray: null = start a local instance; "auto" or ray://host:port
+    cpus_per_unit: Annotated[float, Field(gt=0.0)] = 1.0
+    gpus_per_unit: Annotated[float, Field(ge=0.0)] = 0.0  # fractions share a GPU
+    max_retries: Annotated[int, Field(ge=0)] = 3  # ray: retries of a unit whose worker died
+
+
+class AnalysisConfig(Strict):
+    """How results are summarised; none of it changes what is trained."""
+
+    # intervals: t-intervals over replicates, or a bootstrap over test samples (seeded), which
+    # also works with a single replicate
+    ci: Literal["replicates", "bootstrap"] = "replicates"
+    n_boot: Annotated[int, Field(ge=20)] = 200
+    # group-specific thresholds fitted on the validation split (binary tasks with a val split)
+    post: list[Literal["threshold_eo", "threshold_dp"]] = ["threshold_eo", "threshold_dp"]
 
 
 METRICS = ("accuracy", "balanced_accuracy", "auc")
@@ -212,20 +254,25 @@ class RunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     metrics: list[Literal["accuracy", "balanced_accuracy", "auc"]] = list(METRICS)
-    primary_metric: Literal["accuracy", "balanced_accuracy", "auc"] = "accuracy"
+    # default: accuracy if listed, else the first metric
+    primary_metric: Literal["accuracy", "balanced_accuracy", "auc"] | None = None
     test_mix: Literal["balanced", "natural"] = "balanced"
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if not self.ratios:
             raise ValueError("ratios: expected at least one value in [0, 1]")
-        if self.ensemble.members and any(k > self.ensemble.members for k in self.ensemble.k):
+        ks = self.ensemble.k or []
+        if any(k > self.ensemble.members for k in ks):
             raise ValueError(
                 f"ensemble.k: every k must be <= ensemble.members ({self.ensemble.members}),"
-                f" got {self.ensemble.k}"
+                f" got {ks}; leave k out to follow members"
             )
-        if self.primary_metric not in self.metrics:
+        if not self.metrics:
+            raise ValueError("metrics: expected at least one metric name")
+        if self.primary_metric is not None and self.primary_metric not in self.metrics:
             raise ValueError(
                 f"primary_metric: expected one of metrics {self.metrics},"
                 f" got {self.primary_metric!r}"
@@ -246,8 +293,16 @@ class RunConfig(Strict):
         return getattr(self.dataset, "groups", None)
 
     def ks(self) -> list[int]:
-        """The ensemble sizes to evaluate: configured ks plus 1 and E, sorted."""
-        return sorted({*self.ensemble.k, 1, self.ensemble.members})
+        """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""
+        return self.ensemble.sizes()
+
+    @property
+    def primary(self) -> str:
+        """The metric optima and verdicts use: ``primary_metric``, or accuracy if listed,
+        else the first metric."""
+        if self.primary_metric is not None:
+            return self.primary_metric
+        return "accuracy" if "accuracy" in self.metrics else self.metrics[0]
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of ``grid``, as a list of {field: value} dicts."""

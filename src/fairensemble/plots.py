@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import _point_rows, grid_fields, mix_column
-from .sweep import Plan
+from .plan import Plan
 
 MAX_PANELS = 6
 
@@ -60,7 +60,7 @@ def metric_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
     fig, axes = _panels(len(shown))
     for ax, pi in zip(axes, shown):
         rows = _point_rows(table, grid_fields(plan), plan.points[pi])
-        rows = rows[rows["metric"] == cfg.primary_metric]
+        rows = rows[rows["metric"] == cfg.primary]
         xs = rows[xcol].drop_duplicates().to_numpy()
         # the mix closest to balanced (or the middle explicit mix)
         x0 = xs[np.argmin(np.abs(xs.astype(float) - 0.5))] if xcol == "ratio" else xs[len(xs) // 2]
@@ -77,10 +77,10 @@ def metric_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
         ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"{_point_title(plan.points[pi])}\n{xcol}={x0}", fontsize=9)
         ax.set_xlabel("ensemble size k")
-        ax.set_ylabel(cfg.primary_metric)
+        ax.set_ylabel(cfg.primary)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{cfg.primary_metric} per group vs ensemble size")
+    fig.suptitle(f"{cfg.primary} per group vs ensemble size")
     return _save(fig, path)
 
 
@@ -93,7 +93,7 @@ def gap_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
     cmap = plt.get_cmap("coolwarm")
     for ax, pi in zip(axes, shown):
         rows = _point_rows(table, grid_fields(plan), plan.points[pi])
-        rows = rows[(rows["metric"] == cfg.primary_metric) & (rows["group"] == "gap")]
+        rows = rows[(rows["metric"] == cfg.primary) & (rows["group"] == "gap")]
         xs = list(rows[xcol].drop_duplicates())
         for i, x in enumerate(xs):
             agg = _mean_band(rows[rows[xcol] == x], "k")
@@ -105,7 +105,7 @@ def gap_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
         ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(_point_title(plan.points[pi]), fontsize=9)
         ax.set_xlabel("ensemble size k")
-        ax.set_ylabel(f"gap in {cfg.primary_metric}")
+        ax.set_ylabel(f"gap in {cfg.primary}")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=6, ncol=2, title=xcol, title_fontsize=7)
     fig.suptitle("Gap vs ensemble size, one line per training mix")
@@ -120,7 +120,7 @@ def metric_vs_ratio(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
     fig, axes = _panels(len(shown))
     for ax, pi in zip(axes, shown):
         rows = _point_rows(table, grid_fields(plan), plan.points[pi])
-        rows = rows[rows["metric"] == cfg.primary_metric]
+        rows = rows[rows["metric"] == cfg.primary]
         colors = _colors(plan.groups[pi])
         for label in [*plan.groups[pi], "overall"]:
             for k, ls in ((1, ":"), (E, "-")):
@@ -129,10 +129,10 @@ def metric_vs_ratio(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
                         label=f"{label} (k={k})")
         ax.set_title(_point_title(plan.points[pi]), fontsize=9)
         ax.set_xlabel(_xlabel(plan, xcol))
-        ax.set_ylabel(cfg.primary_metric)
+        ax.set_ylabel(cfg.primary)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{cfg.primary_metric} per group vs training mix (dotted: 1 member, "
+    fig.suptitle(f"{cfg.primary} per group vs training mix (dotted: 1 member, "
                  f"solid: {E} members)")
     return _save(fig, path)
 
@@ -153,7 +153,7 @@ def gap_vs_ratio(table: pd.DataFrame, summary: dict, plan: Plan, path: Path) -> 
     for ax, k in zip(axes, sorted({1, E})):
         for pi, point in enumerate(plan.points):
             rows = _point_rows(table, grid_fields(plan), point)
-            rows = rows[(rows["metric"] == cfg.primary_metric) & (rows["group"] == "gap")
+            rows = rows[(rows["metric"] == cfg.primary) & (rows["group"] == "gap")
                         & (rows["k"] == k)]
             agg = _mean_band(rows, xcol)
             color = cmap(pi / max(1, n - 1))
@@ -165,7 +165,7 @@ def gap_vs_ratio(table: pd.DataFrame, summary: dict, plan: Plan, path: Path) -> 
                         color=color, markeredgecolor="black")
         ax.set_title(f"k={k}" + (" (single model)" if k == 1 else " (ensemble)"))
         ax.set_xlabel(_xlabel(plan, xcol))
-        ax.set_ylabel(f"gap in {cfg.primary_metric} (max - min over groups)")
+        ax.set_ylabel(f"gap in {cfg.primary} (max - min over groups)")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7)
     fig.suptitle("Gap vs training mix; star = gap-minimising mix")
@@ -187,7 +187,7 @@ def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
         ax.plot(xs, _nan([o["gap_min_ratio"] for o in opt]), ls=ls, marker="o", color="tab:red",
                 label=f"min gap, k={k}")
         ax.plot(xs, _nan([o["overall_max_ratio"] for o in opt]), ls=ls, marker="s",
-                color="tab:blue", label=f"max overall {plan.cfg.primary_metric}, k={k}")
+                color="tab:blue", label=f"max overall {plan.cfg.primary}, k={k}")
     ax.axhline(0.5, color="grey", lw=0.8)
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel(field)
@@ -198,23 +198,23 @@ def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def data_figure(plan: Plan, path: Path, loader) -> Path | None:
-    """The synthetic data per group (first two features), at the first and last grid point."""
-    if plan.cfg.dataset.kind != "synthetic":
+def data_figure(plan: Plan, path: Path, preview: dict[str, np.ndarray] | None) -> Path | None:
+    """The synthetic data per group (first two features), at the first and last grid point,
+    from the sample the run stored in ``preview.npz``."""
+    if plan.cfg.dataset.kind != "synthetic" or not preview:
         return None
     shown = sorted({0, len(plan.points) - 1})
-    fig, axes = plt.subplots(len(shown), 2, figsize=(8, 3.6 * len(shown)), squeeze=False)
-    rng = np.random.default_rng(0)
+    groups = plan.groups[0]
+    fig, axes = plt.subplots(len(shown), len(groups), figsize=(4 * len(groups), 3.6 * len(shown)),
+                             squeeze=False)
     for row, pi in enumerate(shown):
-        ds = loader(plan.cfg.at(plan.points[pi]))
-        pool = ds.pool
-        for j, name in enumerate(ds.groups):
+        if f"p{pi}_X" not in preview:
+            continue
+        X, y, g = preview[f"p{pi}_X"], preview[f"p{pi}_y"], preview[f"p{pi}_g"]
+        for j, name in enumerate(groups):
             ax = axes[row, j]
-            idx = np.flatnonzero(pool.g == j)
-            idx = rng.choice(idx, size=min(600, len(idx)), replace=False)
-            X = np.asarray(pool.X)[idx]
             for c, color in ((0, "tab:blue"), (1, "tab:orange")):
-                sel = pool.y[idx] == c
+                sel = (g == j) & (y == c)
                 ax.scatter(X[sel, 0], X[sel, 1], s=4, alpha=0.6, color=color, label=f"y={c}")
             ax.set_title(f"group {name}  ({_point_title(plan.points[pi])})", fontsize=9)
             ax.set_xlim(-7, 7)
@@ -240,13 +240,13 @@ def _save(fig, path: Path) -> Path:
 
 
 def all_figures(table: pd.DataFrame, summary: dict, plan: Plan, fig_dir: Path,
-                loader) -> list[Path]:
+                preview: dict[str, np.ndarray] | None = None) -> list[Path]:
     made = [
         metric_vs_k(table, plan, fig_dir / "metric_vs_k.png"),
         metric_vs_ratio(table, plan, fig_dir / "metric_vs_ratio.png"),
         gap_vs_k(table, plan, fig_dir / "gap_vs_k.png"),
         gap_vs_ratio(table, summary, plan, fig_dir / "gap_vs_ratio.png"),
         optimal_ratio(summary, plan, fig_dir / "optimal_ratio.png"),
-        data_figure(plan, fig_dir / "data.png", loader),
+        data_figure(plan, fig_dir / "data.png", preview),
     ]
     return [p for p in made if p is not None]

@@ -7,42 +7,40 @@ import base64
 import html
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .analysis import evaluate_run, summarize
+from .analysis import MissingCells, evaluate_run, load_run, summarize
 from .config import RunConfig, dump_config
+from .plan import Plan
 from .plots import all_figures
-from .store import RunStore, atomic_write_bytes, atomic_write_text, write_json
-from .sweep import Plan, load_for, plan_run
+from .store import RunStore, atomic_write_text, write_json, write_parquet
+
+__all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
 
 
-class MissingCells(RuntimeError):
-    pass
-
-
-def build_report(cfg: RunConfig, run_dir: str | Path, plan: Plan | None = None,
-                 workers: int = 1) -> dict[str, Any]:
-    """Evaluate every stored cell of ``cfg``'s plan and write the run's outputs."""
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
+                 cfg: RunConfig | None = None, plan: Plan | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Evaluate every stored cell of a run and write its outputs (into ``out_dir``, default the
+    run directory). Reads only the run directory; ``cfg`` may carry evaluation overrides."""
     store = RunStore(run_dir)
-    plan = plan or plan_run(cfg)
-    missing = [c for c in plan.cells if not store.has_cell(c.id)]
-    if missing:
-        raise MissingCells(
-            f"{store.root}: {len(missing)} of {len(plan.cells)} cells are not trained yet; "
-            f"run `fairensemble run {store.root / 'config.yaml'} --out {store.root}` to finish"
-        )
-    table = evaluate_run(plan, store, workers=workers)
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    atomic_write_bytes(store.root / "metrics.parquet", buf.getvalue())
+    if plan is None:
+        loaded_cfg, plan = load_run(store.root)
+        if cfg is not None:
+            plan = Plan(cfg, plan.points, plan.cells, plan.layouts)
+    cfg = plan.cfg
+    out = Path(out_dir) if out_dir is not None else store.root
+    table = evaluate_run(plan, store, on_progress=on_progress)
+    write_parquet(out / "metrics.parquet", table)
     summary = summarize(table, plan)
-    write_json(store.root / "summary.json", summary)
-    figures = all_figures(table, summary, plan, store.root / "figures", load_for)
-    atomic_write_text(store.root / "report.html", render_html(cfg, summary, figures))
+    write_json(out / "summary.json", summary)
+    figures = all_figures(table, summary, plan, out / "figures", store.read_preview())
+    atomic_write_text(out / "report.html", render_html(cfg, summary, figures))
     return summary
 
 
@@ -144,7 +142,7 @@ img {{ max-width: 100%; }} pre {{ font-size: 0.8em; }}
 <h1>fairensemble report: {html.escape(cfg.name)}</h1>
 <p>Does a homogeneous ensemble of {cfg.ensemble.members} members lift every group
 (positive-sum) or trade one for another, and which training mix minimises the gap or maximises
-overall {html.escape(cfg.primary_metric)}? Overall metrics use the <b>{cfg.test_mix}</b> test
+overall {html.escape(cfg.primary)}? Overall metrics use the <b>{cfg.test_mix}</b> test
 mix. Intervals are 95 % t-intervals over {cfg.replicates} replicates.</p>
 <h2>Summary</h2>
 {_table_html(summary)}

@@ -1,21 +1,22 @@
-"""Grid -> cells -> executor -> store: plan a run, train the missing cells, write them.
+"""Plan a run from its data, train the missing cells on an executor, write what comes back.
 
-A cell is (grid point, mix, replicate). Cells of one grid point and replicate that use the
-stacked MLP trainer form one *unit* and are trained as one stacked tensor program; other
-models train cell by cell. Units run serially or on a local process pool; whichever runs
-them, a cell's numbers are the same, because every random stream is derived from the run seed
-and the cell's identity alone.
+Cells of one grid point and replicate that use the stacked MLP trainer form one *unit* and
+train as one stacked tensor program; other models train cell by cell. A unit runs wherever
+the executor puts it (this process, a local pool, a Ray cluster) and *returns* its cells'
+records together with their evaluation (k-of-E draws and metrics, computed where the arrays
+already are); the driver writes both into the run directory. Whichever executor runs a cell,
+its numbers are the same: every random stream comes from the run seed and the cell's
+identity alone, and the thread count is fixed by the config.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
+import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,51 +24,11 @@ import numpy as np
 from .config import RunConfig, dump_config, validate
 from .data import Dataset, load_dataset
 from .data.sampling import mix_shares, plan_counts, sample_indices
-from .store import RunStore
+from .evaluation import EvalSpec, evaluate_record
+from .executors import make_executor, unit_threads
+from .plan import Cell, Plan, PointLayout, build_plan, derive_seed, n_mixes
+from .store import CellRecord, RunStore, atomic_write_bytes
 from .train import CellData
-
-CELL_FORMAT = 1
-
-
-def derive_seed(run_seed: int, *parts: Any) -> int:
-    """A 32-bit seed from the run seed and any JSON-able identity (stable across machines)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
-    key = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
-    return int(np.random.SeedSequence(run_seed, spawn_key=key).generate_state(1)[0])
-
-
-def stable_hash(obj: Any, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
-
-
-@dataclass
-class Cell:
-    id: str
-    point_index: int
-    point: dict[str, Any]
-    mix_index: int
-    mix: dict[str, float] | None  # explicit mix, or None for a ratio of ratio_group
-    ratio: float  # share of ratio_group in the training set
-    replicate: int
-    sample_seed: int
-    member_seeds: list[int]
-    counts: list[list[int]]  # samples per (group, class) the training draw takes
-
-    def coords(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.point)
-        out.update(ratio=self.ratio, replicate=self.replicate, mix_index=self.mix_index)
-        if self.mix is not None:
-            out["mix"] = self.mix
-        return out
-
-
-@dataclass
-class Plan:
-    cfg: RunConfig
-    points: list[dict[str, Any]]
-    cells: list[Cell]
-    groups: dict[int, list[str]] = field(default_factory=dict)  # per grid point
-    ratio_group: dict[int, str] = field(default_factory=dict)
 
 
 def uses_stack(cfg: RunConfig) -> bool:
@@ -84,77 +45,74 @@ def load_for(cfg: RunConfig) -> Dataset:
     return load_dataset(cfg.dataset, data_seed(cfg))
 
 
+# ----------------------------------------------------------------------------- planning
+
+
 def resolve_ratio_group(cfg: RunConfig, ds: Dataset) -> str:
-    name = cfg.ratio_group or getattr(cfg.dataset, "hard_group", None) or ds.groups[-1]
+    hard = getattr(cfg.dataset, "hard", None)
+    name = cfg.ratio_group or hard or ds.groups[-1]
     if name not in ds.groups:
         raise ValueError(f"ratio_group: expected one of {ds.groups}, got {name!r}")
     return name
 
 
-def mix_share_vector(cfg: RunConfig, cell_mix_index: int, ds: Dataset, rg: str) -> np.ndarray:
+def mix_share_vector(cfg: RunConfig, mix_index: int, ds: Dataset, rg: str) -> np.ndarray:
     if cfg.mixes is not None:
-        mix = cfg.mixes[cell_mix_index]
+        mix = cfg.mixes[mix_index]
         unknown = sorted(set(mix) - set(ds.groups))
         if unknown:
-            raise ValueError(f"mixes[{cell_mix_index}]: unknown group {unknown[0]!r}, "
+            raise ValueError(f"mixes[{mix_index}]: unknown group {unknown[0]!r}, "
                              f"expected names from {ds.groups}")
         return np.array([mix.get(name, 0.0) for name in ds.groups])
-    return mix_shares(cfg.ratios[cell_mix_index], ds.groups.index(rg), ds.pool.g, len(ds.groups))
+    return mix_shares(cfg.ratios[mix_index], ds.groups.index(rg), ds.pool.g, len(ds.groups))
+
+
+def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
+    """The data-dependent facts of a grid point; checks that every mix can be drawn, so an
+    impossible request fails before anything trains."""
+    rg = resolve_ratio_group(pcfg, ds)
+    shares, counts = [], []
+    for mi in range(n_mixes(pcfg)):
+        s = mix_share_vector(pcfg, mi, ds, rg)
+        c = plan_counts(pcfg.train_size, s, ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,
+                        pcfg.label_balance)
+        shares.append([float(x) for x in s])
+        counts.append(c.tolist())
+    return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts)
 
 
 def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = None) -> Plan:
-    """Every cell of the run, with ids and seeds. Loads each grid point's data once to check
-    that every requested mix can be drawn, so an impossible request fails before training."""
+    """Every cell of the run, with ids and seeds. Loads each grid point's data once."""
+    plan, _ = plan_with_preview(cfg, loader)
+    return plan
+
+
+def plan_with_preview(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = None
+                      ) -> tuple[Plan, dict[str, np.ndarray] | None]:
+    """The plan, and for synthetic runs a small sample of the first and last grid point's pool
+    for the data figure (so the report never needs the data)."""
     loader = loader or load_for
     points = cfg.grid_points()
-    plan = Plan(cfg, points, [])
-    n_mixes = len(cfg.mixes) if cfg.mixes is not None else len(cfg.ratios)
-    E = cfg.ensemble.members
-    member_seeds = {
-        r: [derive_seed(cfg.seed, "member", r, m) for m in range(E)]
-        for r in range(cfg.replicates)
-    }
+    layouts, preview = [], {}
+    shown = sorted({0, len(points) - 1})
     for pi, point in enumerate(points):
         pcfg = cfg.at(point)
         ds = loader(pcfg)
-        rg = resolve_ratio_group(pcfg, ds)
-        plan.groups[pi], plan.ratio_group[pi] = list(ds.groups), rg
-        for mi in range(n_mixes):
-            shares = mix_share_vector(pcfg, mi, ds, rg)
-            counts = plan_counts(pcfg.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
-                                 ds.n_classes, pcfg.label_balance).tolist()
-            ratio = float(shares[ds.groups.index(rg)])
-            mix = cfg.mixes[mi] if cfg.mixes is not None else None
-            for r in range(cfg.replicates):
-                identity = {
-                    "format": CELL_FORMAT,
-                    "seed": cfg.seed,
-                    # where the decoded cache lives and how many loaders decode it do not
-                    # change a cell's numbers
-                    "dataset": pcfg.dataset.model_dump(
-                        mode="json", exclude={"cache_dir", "num_workers"}),
-                    "ratio_group": rg,
-                    "shares": [round(float(s), 12) for s in shares],
-                    "train_size": pcfg.train_size,
-                    "label_balance": pcfg.label_balance,
-                    "model": pcfg.model.model_dump(mode="json"),
-                    "train": pcfg.train.model_dump(mode="json", exclude={"device"}),
-                    "members": E,
-                    "replicate": r,
-                }
-                plan.cells.append(Cell(
-                    id=stable_hash(identity),
-                    point_index=pi,
-                    point=point,
-                    mix_index=mi,
-                    mix=mix,
-                    ratio=ratio,
-                    replicate=r,
-                    sample_seed=derive_seed(cfg.seed, "sample", mi, r),
-                    member_seeds=member_seeds[r],
-                    counts=counts,
-                ))
-    return plan
+        layouts.append(point_layout(pcfg, ds))
+        if pcfg.dataset.kind == "synthetic" and pi in shown:
+            preview.update(_preview(ds, f"p{pi}"))
+    return build_plan(cfg, layouts), (preview or None)
+
+
+def _preview(ds: Dataset, prefix: str, per_group: int = 600) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    idx = np.concatenate([
+        rng.choice(np.flatnonzero(ds.pool.g == j), size=min(per_group, int((ds.pool.g == j).sum())),
+                   replace=False)
+        for j in range(len(ds.groups))
+    ])
+    X = np.asarray(ds.pool.X)[idx, :2].astype(np.float32)
+    return {f"{prefix}_X": X, f"{prefix}_y": ds.pool.y[idx], f"{prefix}_g": ds.pool.g[idx]}
 
 
 def units_of(plan: Plan, cells: list[Cell]) -> list[list[Cell]]:
@@ -168,6 +126,26 @@ def units_of(plan: Plan, cells: list[Cell]) -> list[list[Cell]]:
 
 
 # ----------------------------------------------------------------------------- worker side
+
+
+@dataclass
+class Unit:
+    """What a worker needs to train and evaluate some cells of one grid point (plain values)."""
+
+    cfg_json: dict[str, Any]
+    cells: list[Cell]
+    layout: PointLayout
+    spec: EvalSpec | None
+
+
+@dataclass
+class CellResult:
+    record: CellRecord
+    table: Any = None  # pandas DataFrame of the cell's evaluation under ``spec``
+    boot: Any = None
+    eval_s: float = 0.0
+    models: dict[str, bytes] = field(default_factory=dict)  # train.save_models: file -> bytes
+
 
 _DATA_CACHE: dict[str, Dataset] = {}
 
@@ -189,9 +167,8 @@ def flatten_images(X: np.ndarray, ds: Dataset) -> np.ndarray:
     return x.reshape(len(x), -1).astype(np.float32)
 
 
-def build_cell_data(
-    pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
-) -> tuple[CellData, dict]:
+def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
+                    ) -> tuple[CellData, dict]:
     counts = np.asarray(cell.counts, dtype=np.int64)
     idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng(cell.sample_seed))
     train = ds.pool.take(idx)
@@ -216,29 +193,21 @@ def build_cell_data(
     return data, {"counts": counts.tolist(), "n_train": len(idx)}
 
 
-def train_unit(
-    cfg_json: dict,
-    cells: list[Cell],
-    groups: list[str],
-    rg: str,
-    run_dir: str,
-    threads: int | None = None,
-    progress: Callable[[float], None] | None = None,
-) -> list[str]:
-    """Train the cells of one unit and write each to the store; returns the written ids."""
+def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> list[CellResult]:
+    """Train the cells of one unit, evaluate each, and return them (nothing is written)."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = validate(cfg_json)
-    store = RunStore(run_dir)
-    pcfg = cfg.at(cells[0].point)
+    threads = unit_threads()
+    torch.set_num_threads(threads)
+    cfg = validate(unit.cfg_json)
+    pcfg = cfg.at(unit.cells[0].point)
     ds = _dataset_for(pcfg)
     t0 = time.perf_counter()
-    built = [build_cell_data(pcfg, ds, c, threads) for c in cells]
+    built = [build_cell_data(pcfg, ds, c, threads) for c in unit.cells]
     t_data = time.perf_counter() - t0
     datas = [b[0] for b in built]
     t0 = time.perf_counter()
+    saved: list[dict[str, bytes]] = []
     if uses_stack(cfg):
         from .train.stacked import train_stacked
 
@@ -246,104 +215,94 @@ def train_unit(
     else:
         from .train.loop import train_loop
 
-        outputs = []
-        for c, d in zip(cells, datas):
-            save_dir = store.root / "models" / c.id if pcfg.train.save_models else None
-            outputs += train_loop([d], pcfg.model, pcfg.train, ds.n_classes,
-                                  progress=progress, save_dir=save_dir)
+        outputs, saved = [], []
+        for d in datas:
+            with tempfile.TemporaryDirectory() as tmp:
+                save_dir = Path(tmp) if pcfg.train.save_models else None
+                outputs += train_loop([d], pcfg.model, pcfg.train, ds.n_classes,
+                                      progress=progress, save_dir=save_dir)
+                saved.append({p.name: p.read_bytes() for p in sorted(Path(tmp).glob("*"))})
     t_train = time.perf_counter() - t0
-    written = []
-    for c, (_, info), probs in zip(cells, built, outputs):
-        arrays = {"probs_test": probs["test"].astype(np.float32),
-                  "y_test": ds.test.y, "g_test": ds.test.g}
-        if "val" in probs and ds.val is not None:
-            arrays.update(probs_val=probs["val"].astype(np.float32),
-                          y_val=ds.val.y, g_val=ds.val.g)
-        meta = {
-            "id": c.id,
-            **c.coords(),
-            "ratio_group": rg,
-            "groups": groups,
-            "classes": ds.classes,
-            "seeds": {"sample": c.sample_seed, "members": c.member_seeds},
-            "n_train": info["n_train"],
-            "train_counts": info["counts"],
-            "timings": {"data_s": t_data / len(cells), "train_s": t_train / len(cells),
-                        "stacked_with": len(cells), "threads": torch.get_num_threads()},
-        }
-        store.write_cell(c.id, arrays, meta)
-        written.append(c.id)
-    return written
-
-
-def _worker_unit(args: tuple, queue: Any, parent: int) -> list[str]:
-    def progress(members: float) -> None:
-        if os.getppid() != parent:  # the run was killed: stop, keep what is written
-            os._exit(1)
-        queue.put(members)
-
-    return train_unit(*args, progress=progress)
+    n = len(unit.cells)
+    results = []
+    for c, (_, info), probs in zip(unit.cells, built, outputs):
+        has_val = "val" in probs and ds.val is not None
+        record = CellRecord(
+            id=c.id,
+            coords=c.coords(),
+            groups=unit.layout.groups,
+            classes=unit.layout.classes,
+            ratio_group=unit.layout.ratio_group,
+            probs_test=probs["test"].astype(np.float32),
+            y_test=ds.test.y,
+            g_test=ds.test.g,
+            probs_val=probs["val"].astype(np.float32) if has_val else None,
+            y_val=ds.val.y if has_val else None,
+            g_val=ds.val.g if has_val else None,
+            seeds={"sample": c.sample_seed, "members": c.member_seeds},
+            n_train=info["n_train"],
+            train_counts=info["counts"],
+            timings={"data_s": t_data / n, "train_s": t_train / n, "stacked_with": n,
+                     "threads": torch.get_num_threads()},
+        )
+        result = CellResult(record, models=saved[len(results)] if saved else {})
+        if unit.spec is not None:
+            t0 = time.perf_counter()
+            result.table, result.boot = evaluate_record(record, unit.spec)
+            result.eval_s = time.perf_counter() - t0
+        results.append(result)
+    return results
 
 
 # ----------------------------------------------------------------------------- driver
 
 
-def training_threads(cfg: RunConfig) -> int:
-    """Torch threads per worker: fixed by the config (never by how many cells are left), so a
-    resumed run computes exactly what an uninterrupted one would."""
-    if cfg.executor.threads:
-        return cfg.executor.threads
-    workers = cfg.executor.workers if cfg.executor.kind == "local" else 1
-    return max(1, (os.cpu_count() or 1) // workers)
+@dataclass
+class SweepResult:
+    plan: Plan
+    trained: list[str]
+    eval_s: float = 0.0  # worker time spent evaluating the trained cells
 
 
 def run_sweep(
     cfg: RunConfig,
-    run_dir: str | os.PathLike,
+    run_dir: Any,
     on_progress: Callable[[str, float], None] | None = None,
     plan: Plan | None = None,
-) -> tuple[Plan, list[str]]:
-    """Plan the run, train every missing cell into ``run_dir``; returns (plan, trained ids).
-
-    ``on_progress(kind, amount)`` receives ("members", n) as members finish and
-    ("cell", 1) as cells are written."""
-    plan = plan or plan_run(cfg)
+    on_warning: Callable[[str], None] | None = None,
+    evaluate: bool = True,
+    preview: dict[str, np.ndarray] | None = None,
+) -> SweepResult:
+    """Plan the run, train every missing cell into ``run_dir`` and evaluate it where it was
+    trained. ``on_progress(kind, amount)`` receives ("members", n) as members finish and
+    ("cell", 1) as cells are written; ``on_warning`` a line per damaged cell set aside."""
+    if plan is None:
+        plan, preview = plan_with_preview(cfg)
     store = RunStore(run_dir)
-    store.prepare(dump_config(cfg))
-    todo = [c for c in plan.cells if not store.has_cell(c.id)]
     notify = on_progress or (lambda kind, amount: None)
-    units = units_of(plan, todo)
-    cfg_json = cfg.model_dump(mode="json")
-    trained: list[str] = []
-
-    def args_of(unit: list[Cell], threads: int | None) -> tuple:
-        pi = unit[0].point_index
-        return (cfg_json, unit, plan.groups[pi], plan.ratio_group[pi], str(store.root), threads)
-
-    workers = min(cfg.executor.workers, len(units)) if cfg.executor.kind == "local" else 1
-    threads = training_threads(cfg)
-    if workers <= 1:
-        for unit in units:
-            ids = train_unit(*args_of(unit, threads), progress=lambda m: notify("members", m))
-            trained += ids
-            notify("cell", len(ids))
-        return plan, trained
-
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        queue = manager.Queue()
-        pending = {pool.submit(_worker_unit, args_of(u, threads), queue, os.getpid())
-                   for u in units}
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            while not queue.empty():
-                notify("members", queue.get())
-            for fut in done:
-                ids = fut.result()
-                trained += ids
-                notify("cell", len(ids))
-        while not queue.empty():
-            notify("members", queue.get())
-    return plan, trained
+    warn = on_warning or (lambda line: None)
+    spec = EvalSpec.of(cfg) if evaluate else None
+    with store.locked():
+        store.prepare(dump_config(cfg), plan.to_json())
+        if preview is not None:
+            store.write_preview(preview)
+        done, damaged = store.check_cells([c.id for c in plan.cells])
+        for line in damaged:
+            warn(line)
+        todo = [c for c in plan.cells if c.id not in done]
+        units = [Unit(cfg.model_dump(mode="json"), cells, plan.layouts[cells[0].point_index],
+                      spec) for cells in units_of(plan, todo)]
+        result = SweepResult(plan, [])
+        with make_executor(cfg.executor) as executor:
+            for _, cell_results in executor.run(train_unit, units,
+                                                lambda m: notify("members", m)):
+                for res in cell_results:
+                    for name, data in res.models.items():
+                        atomic_write_bytes(store.root / "models" / res.record.id / name, data)
+                    store.write_cell(res.record)
+                    if res.table is not None and spec is not None:
+                        store.write_evaluation(spec.hash, res.record.id, res.table, res.boot)
+                    result.trained.append(res.record.id)
+                    result.eval_s += res.eval_s
+                notify("cell", len(cell_results))
+    return result

@@ -42,8 +42,6 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
     """Pool / test splits of the two-group digits task, uint8 [n, 1, s, s]."""
     if len(cfg.groups) != 2 or len(set(cfg.groups)) != 2:
         raise DataError(f"dataset.groups: expected two distinct names, got {cfg.groups}")
-    if cfg.hard_group not in cfg.groups:
-        raise DataError(f"dataset.hard_group: expected one of {cfg.groups}, got {cfg.hard_group!r}")
     bunch = load_digits()
     digit = bunch.target.astype(np.int64)
     n = len(digit)
@@ -56,7 +54,7 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
     if cfg.image_size != 8:
         images = ndimage.zoom(images, (1, cfg.image_size / 8, cfg.image_size / 8), order=1,
                               mode="nearest", grid_mode=True)
-    hard = cfg.groups.index(cfg.hard_group)
+    hard = cfg.groups.index(cfg.hard)
     in_hard = g == hard
     angles = rng_for(seed, "digits", "rotation").uniform(-1.0, 1.0, size=n) * cfg.rotation_deg
     noise = rng_for(seed, "digits", "pixel_noise").standard_normal(images.shape)
@@ -97,7 +95,7 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
             "source": "digits",
             "target": "digit >= 5",
             "mirrored_group": cfg.groups[1],
-            "hard_group": cfg.hard_group,
+            "hard_group": cfg.hard,
             "label_flips": n_flips,
             "counts": counts,
             "dropped": {},

@@ -43,7 +43,7 @@ from .base import Dataset, Split
 
 def _directions(cfg: SyntheticData) -> tuple[np.ndarray, np.ndarray]:
     """Centres mu [2, 2] and class directions v [2, 2] of the two groups (first two dims)."""
-    hard = cfg.groups.index(cfg.hard_group)
+    hard = cfg.groups.index(cfg.hard)
     mus, vs = [], []
     for j, s in enumerate((-1.0, 1.0)):
         angle = math.radians(45.0 + (cfg.rotation_deg if j == hard else 0.0)) * s
@@ -85,7 +85,7 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
     )
     test = _generate(cfg, cfg.test_size, np.random.default_rng(s_test), mus, vs)
 
-    hard = cfg.groups.index(cfg.hard_group)
+    hard = cfg.groups.index(cfg.hard)
     noisy = [pool, val] + ([test] if cfg.label_noise_on == "all" else [])
     noise_rng = np.random.default_rng(s_noise)
     flipped = {}
