@@ -29,7 +29,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True)
 out = Console(width=max(120, Console().width))
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # package data
 
 
 class MembersPerSecond(ProgressColumn):
@@ -98,8 +98,11 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
     from .sweep import run_sweep
 
     store = RunStore(run_dir)
-    todo = sum(not store.has_cell(c.id) for c in plan.cells)
+    done_ids, damaged = store.check_cells([c.id for c in plan.cells])
+    for line in damaged:
+        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
     total = len(plan.cells)
+    todo = total - len(done_ids)
     console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
                   f"{len(cfg.mixes or cfg.ratios)} mixes x {cfg.replicates} replicates = "
                   f"{total} cells of {cfg.ensemble.members} members; "
@@ -119,14 +122,8 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
                 done += int(amount)
                 progress.update(task, cells=f"{done}/{total}")
 
-        def on_warning(line: str) -> None:
-            nonlocal todo
-            console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
-            todo += 1
-            progress.update(task, total=todo * cfg.ensemble.members)
-
         result = run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan, preview=preview,
-                           on_warning=on_warning)
+                           done=done_ids)
         progress.update(task, completed=todo * cfg.ensemble.members)
     return time.perf_counter() - t0, result.eval_s
 

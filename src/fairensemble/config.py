@@ -332,8 +332,12 @@ class RunConfig(Strict):
 
 
 def set_path(data: dict, dotted: str, value: Any) -> None:
-    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``, creating dicts as needed."""
+    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``, creating dicts as needed. Under
+    ``grid`` the rest is one key (a grid key names a dotted field): ``grid.dataset.label_noise``
+    sets ``data['grid']['dataset.label_noise']``."""
     parts = dotted.split(".")
+    if parts[0] == "grid" and len(parts) > 2:
+        parts = ["grid", ".".join(parts[1:])]
     node = data
     for part in parts[:-1]:
         nxt = node.get(part)

@@ -24,6 +24,7 @@ from .config import ExecutorConfig
 
 UnitFn = Callable[[Any, Callable[[float], None]], Any]
 
+RAY_TASK_NAME = "fairensemble-unit"  # a running unit's process title is "ray::" + this
 _THREADS: int | None = None  # threads a unit in this process may use (set by the executor)
 
 
@@ -213,7 +214,7 @@ class RayExecutor(Executor):
             return
         queue = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(_ray_call).options(
-            num_cpus=self.cfg.cpus_per_unit, num_gpus=self.cfg.gpus_per_unit,
+            name=RAY_TASK_NAME, num_cpus=self.cfg.cpus_per_unit, num_gpus=self.cfg.gpus_per_unit,
             max_retries=self.cfg.max_retries, retry_exceptions=False,
         )
         fn_ref = ray.put(fn)

@@ -272,10 +272,12 @@ def run_sweep(
     on_warning: Callable[[str], None] | None = None,
     evaluate: bool = True,
     preview: dict[str, np.ndarray] | None = None,
+    done: set[str] | None = None,
 ) -> SweepResult:
     """Plan the run, train every missing cell into ``run_dir`` and evaluate it where it was
     trained. ``on_progress(kind, amount)`` receives ("members", n) as members finish and
-    ("cell", 1) as cells are written; ``on_warning`` a line per damaged cell set aside."""
+    ("cell", 1) as cells are written; ``on_warning`` a line per damaged cell set aside.
+    ``done``: the cells already verified intact by the caller (skips the check)."""
     if plan is None:
         plan, preview = plan_with_preview(cfg)
     store = RunStore(run_dir)
@@ -286,9 +288,10 @@ def run_sweep(
         store.prepare(dump_config(cfg), plan.to_json())
         if preview is not None:
             store.write_preview(preview)
-        done, damaged = store.check_cells([c.id for c in plan.cells])
-        for line in damaged:
-            warn(line)
+        if done is None:
+            done, damaged = store.check_cells([c.id for c in plan.cells])
+            for line in damaged:
+                warn(line)
         todo = [c for c in plan.cells if c.id not in done]
         units = [Unit(cfg.model_dump(mode="json"), cells, plan.layouts[cells[0].point_index],
                       spec) for cells in units_of(plan, todo)]

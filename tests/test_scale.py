@@ -1,0 +1,258 @@
+"""Scale-out and faults, with real processes: Ray gives the local executor's numbers, a killed
+Ray worker or driver loses nothing, damaged cells are set aside and retrained, a live run
+locks its directory, and ``report`` needs nothing but the run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import yaml
+from conftest import ROOT, TINY, run_cli
+
+from fairensemble.executors import RAY_TASK_NAME
+
+SLOW = dict(TINY, train=dict(TINY["train"], epochs=60))  # units last a few seconds
+
+
+def _write(folder: Path, name: str, cfg: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "fairensemble", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(run: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "cells").glob("*.*")
+            if p.suffix in (".npz", ".json")}
+
+
+def _wait_for(predicate, timeout: float = 120.0, every: float = 0.05) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def _kill_tree(procs: list[psutil.Process]) -> None:
+    """SIGKILL processes this test started (directly or through the run it started)."""
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+
+
+def _metrics(run: Path) -> pd.DataFrame:
+    return pd.read_parquet(run / "metrics.parquet")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """SLOW trained undisturbed by the local pool: what every fault case must reproduce."""
+    tmp = tmp_path_factory.mktemp("reference")
+    cfg = _write(tmp, "slow.yaml", dict(SLOW, executor={"kind": "local", "workers": 2}))
+    res = run_cli("run", str(cfg), "--out", str(tmp / "run"))
+    assert res.returncode == 0, res.stderr
+    return tmp / "run"
+
+
+def test_demo_config_on_ray_gives_the_local_executors_metrics(tmp_path):
+    short = ["--set", "train.epochs=4", "--set", "replicates=1", "--set", "ensemble.members=3",
+             "--set", "grid.dataset.label_noise=[0.0, 0.4]"]
+    demo = str(ROOT / "configs" / "demo.yaml")
+    local = run_cli("run", demo, "--out", str(tmp_path / "local"), *short,
+                    "--set", "executor.kind=local")
+    assert local.returncode == 0, local.stderr
+    ray = run_cli("run", demo, "--out", str(tmp_path / "ray"), *short,
+                  "--set", "executor.kind=ray")
+    assert ray.returncode == 0, ray.stderr
+    assert "(ray executor)" in ray.stderr and "members/s" in ray.stderr
+    pd.testing.assert_frame_equal(_metrics(tmp_path / "ray"), _metrics(tmp_path / "local"))
+
+
+def test_a_ray_worker_killed_mid_unit_is_retried_and_the_run_matches(reference, tmp_path):
+    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "ray", "workers": 2}))
+    run = tmp_path / "run"
+    proc = _start("run", str(cfg), "--out", str(run))
+    driver = psutil.Process(proc.pid)
+    victim: list[psutil.Process] = []
+
+    def unit_running() -> bool:
+        for child in driver.children(recursive=True):
+            try:
+                if child.cmdline() and child.cmdline()[0] == f"ray::{RAY_TASK_NAME}":
+                    victim.append(child)
+                    return True
+            except psutil.Error:
+                continue
+        return False
+
+    _wait_for(unit_running, every=0.02)
+    victim[0].send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=240) == 0, proc.stderr.read()
+    assert not victim[0].is_running()
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_killed_ray_driver_resumes_without_retraining_and_matches(reference, tmp_path):
+    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "ray", "workers": 2}))
+    run = tmp_path / "run"
+    proc = _start("run", str(cfg), "--out", str(run))
+    driver = psutil.Process(proc.pid)
+    started: list[psutil.Process] = []
+
+    def some_cells_done() -> bool:
+        started[:] = driver.children(recursive=True)  # what the run started, before the kill
+        return len(list((run / "cells").glob("*.json"))) >= 3
+
+    _wait_for(some_cells_done)
+    driver.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _kill_tree(started)  # the dead driver's Ray instance
+    survivors = _finished(run)
+    n_done = len([n for n in survivors if n.endswith(".json")])
+    assert 3 <= n_done < 12, "the kill should land mid-run"
+    assert not (run / "metrics.parquet").exists()
+
+    res = run_cli("run", str(cfg), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    assert f"{n_done} already done" in res.stderr
+    for name, (mtime, data) in survivors.items():
+        p = run / "cells" / name
+        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} retrained"
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_truncated_cell_stops_report_and_is_set_aside_and_retrained_by_run(reference, tmp_path):
+    run = Path(shutil.copytree(reference, tmp_path / "run"))
+    victim = sorted((run / "cells").glob("*.npz"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    shutil.rmtree(run / "evals")  # no cached evaluation to lean on
+
+    res = run_cli("report", str(run))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and victim.name in lines[0] and "checksum" in lines[0], res.stderr
+
+    res = run_cli("run", str(run / "config.yaml"), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    warnings = [ln for ln in res.stderr.splitlines() if "warning:" in ln]
+    assert len(warnings) == 1 and victim.name in warnings[0] and "corrupt" in warnings[0]
+    assert (run / "cells" / "corrupt" / victim.name).is_file()
+    assert "11 already done" in res.stderr.replace("\n", " ")
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_live_run_locks_its_directory_and_a_killed_ones_lock_does_not(tmp_path):
+    cfg = _write(tmp_path, "slow.yaml", SLOW)
+    run = tmp_path / "run"
+    first = _start("run", str(cfg), "--out", str(run))
+    _wait_for(lambda: (run / "cells").is_dir())
+    second = run_cli("run", str(cfg), "--out", str(run))
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "another fairensemble run" in lines[0]
+    assert f"pid {first.pid}" in lines[0]
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    third = run_cli("run", str(cfg), "--out", str(run), "--set", "ratios=[0.5]")
+    assert third.returncode == 0, third.stderr
+
+
+def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    table = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                          "color": rng.choice(["red", "blue"], size=n),
+                          "grp": rng.choice(["a", "b"], size=n)})
+    table["label"] = (table.x1 + (table.grp == "a") * table.x2 > 0).astype(int)
+    csv = tmp_path / "data" / "table.csv"
+    csv.parent.mkdir()
+    table.to_csv(csv, index=False)
+    cfg = {
+        "name": "table", "seed": 1,
+        "dataset": {"kind": "table", "path": str(csv), "target": "label", "group": "grp",
+                    "val_fraction": 0.2},
+        "ratio_group": "a", "ratios": [0.2, 0.8], "train_size": 120, "replicates": 2,
+        "model": {"hidden": [8]}, "train": {"epochs": 3, "batch_size": 32},
+        "ensemble": {"members": 3, "draws": 4}, "executor": {"kind": "serial"},
+    }
+    run = tmp_path / "run"
+    res = run_cli("run", str(_write(tmp_path, "table.yaml", cfg)), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    before = {p: (run / p).read_bytes() for p in ("metrics.parquet", "summary.json")}
+    figures = sorted(p.name for p in (run / "figures").glob("*.png"))
+    shutil.rmtree(csv.parent)
+    for p in ["metrics.parquet", "summary.json", "report.html", "evals", "figures"]:
+        shutil.rmtree(run / p) if (run / p).is_dir() else (run / p).unlink()
+
+    res = run_cli("report", str(run))
+    assert res.returncode == 0, res.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"),
+                                  pd.read_parquet(pd.io.common.BytesIO(before["metrics.parquet"])))
+    assert json.loads((run / "summary.json").read_bytes()) == json.loads(before["summary.json"])
+    assert sorted(p.name for p in (run / "figures").glob("*.png")) == figures
+    assert (run / "report.html").stat().st_size > 10_000
+
+    # a report elsewhere with a changed evaluation, the run directory untouched
+    res = run_cli("report", str(run), "--out", str(tmp_path / "other"),
+                  "--set", "ensemble.k=[1,3]")
+    assert res.returncode == 0, res.stderr
+    assert set(pd.read_parquet(tmp_path / "other" / "metrics.parquet")["k"]) == {1, 3}
+    res = run_cli("report", str(run), "--set", "train.epochs=9")
+    assert res.returncode == 2 and "train.epochs" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_workers_sets_the_worker_count_and_never_the_executor_kind(tmp_path):
+    cfg = _write(tmp_path, "tiny.yaml", dict(TINY, ratios=[0.5],
+                                             executor={"kind": "serial", "workers": 1}))
+    res = run_cli("run", str(cfg), "--out", str(tmp_path / "run"), "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    assert "(serial executor)" in res.stderr
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["executor"]["kind"] == "serial" and stored["executor"]["workers"] == 2
+
+
+def test_kind_ray_without_ray_installed_exits_2_with_a_hint(tmp_path):
+    blocker = tmp_path / "no_ray"
+    blocker.mkdir()
+    # a sitecustomize that makes `import ray` fail as it does where Ray is not installed
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoRay:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'ray' or name.startswith('ray.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'ray'\")\n"
+        "sys.meta_path.insert(0, _NoRay())\n"
+    )
+    cfg = _write(tmp_path, "tiny.yaml", dict(TINY, executor={"kind": "ray"}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(blocker), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    res = subprocess.run([sys.executable, "-m", "fairensemble", "run", str(cfg), "--out",
+                          str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "training" not in ln]
+    assert len(lines) == 2 or len(lines) == 1, res.stderr
+    assert "pip install 'fairensemble[ray]'" in res.stderr
