@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fairensemble.train import DIVERSITY_SOURCES
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -178,6 +180,23 @@ class TrainConfig(Strict):
     early_stopping: EarlyStopping | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     save_models: bool = False
+    # where members of a cell differ; a source left out is shared (every member uses member
+    # 0's stream). The default is what members always differed by.
+    diversity: list[str] = ["init", "order", "augment"]
+
+    @field_validator("diversity", mode="before")
+    @classmethod
+    def _sources(cls, v: Any) -> list[str]:
+        """Distinct known names, put in the canonical order so that the same set gives the
+        same cell identity however it is written."""
+        known = isinstance(v, list) and all(isinstance(s, str) and s in DIVERSITY_SOURCES
+                                            for s in v)
+        if not known or len(set(v)) != len(v):
+            raise ValueError(
+                f"train.diversity: expected distinct names from {list(DIVERSITY_SOURCES)},"
+                f" got {v!r}"
+            )
+        return [s for s in DIVERSITY_SOURCES if s in v]
 
 
 class EnsembleConfig(Strict):
