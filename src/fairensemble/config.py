@@ -151,6 +151,10 @@ class ModelConfig(Strict):
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     width: PositiveInt = 32  # base channel width of the small CNN
+    # a state dict in torchvision's/timm's key layout (.pth, .pt or .safetensors) that every
+    # member starts from; the head is kept when it has the task's class count
+    weights: Annotated[str, Field(min_length=1)] | None = None
+    freeze_norm: bool = False  # batch norm in eval mode while training: keeps loaded statistics
 
     @field_validator("name")
     @classmethod
@@ -159,6 +163,15 @@ class ModelConfig(Strict):
         if v not in known:
             raise ValueError(f"expected one of {sorted(known)}, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _weights_fit_an_image_model(self) -> ModelConfig:
+        if self.weights is not None and self.name == "mlp":
+            raise ValueError(
+                "model.weights: pretrained weights load into image models (cnn, resnet18/34/50,"
+                " vit_tiny, vit_small), got model.name 'mlp'"
+            )
+        return self
 
 
 class EarlyStopping(Strict):

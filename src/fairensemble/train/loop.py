@@ -9,7 +9,8 @@ the stacked trainer's: the mini-batch order from ``order_rng(seed)``, the early-
 holdout and bootstrap resample from ``member_rows``, initialisation (and dropout) from a
 forked torch RNG seeded with the seed (an MLP member starts from ``init_mlp_params(seed, ...)``,
 as in the stack), and horizontal flips from a stream of their own. No global RNG state leaks
-in or out.
+in or out. With ``model.weights`` every member starts from the loaded weights; a replaced
+head keeps its fresh initialisation from the member's init stream.
 On CPU the trainer runs with deterministic algorithms and a fixed thread count, so the same
 config gives bit-identical probabilities. On CUDA it trades that for speed: bf16 autocast,
 channels_last, cuDNN autotuning.
@@ -35,6 +36,7 @@ from torch import nn
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.metrics import auc
+from fairensemble.models.weights import load_weights, read_weights
 from fairensemble.train import CellData, MemberStreams, Progress, member_streams
 from fairensemble.train.stacked import lr_schedule, member_rows, order_rng
 
@@ -59,10 +61,11 @@ def train_loop(
     dict is written to ``save_dir/member-<i>.safetensors`` (``save_dir/cell-<j>/...`` when
     several cells are passed at once)."""
     device = _device(train.device)
+    pretrained = read_weights(model.weights) if model.weights is not None else None
     results = []
     with _determinism(device, cells):
         for j, cell in enumerate(cells):
-            inputs = _Inputs(cell, model, n_classes, device)
+            inputs = _Inputs(cell, model, n_classes, device, pretrained)
             cell_dir = None
             if train.save_models and save_dir is not None:
                 cell_dir = Path(save_dir) if len(cells) == 1 else Path(save_dir) / f"cell-{j}"
@@ -106,7 +109,7 @@ def _train_member(
         for lr in lr_schedule(train):  # one rate per epoch, torch's scheduler semantics
             for group in opt.param_groups:
                 group["lr"] = lr
-            net.train()
+            _train_mode(net, model.freeze_norm)
             order = train_idx[rng_order.permutation(len(train_idx))]
             for xb, yb in inputs.batches(order, train.batch_size, rng_aug):
                 with inputs.autocast():
@@ -133,6 +136,16 @@ def _train_member(
         progress((total - reported) / total)  # early stopping: the member is finished all the same
     net.eval()
     return net
+
+
+def _train_mode(net: nn.Module, freeze_norm: bool) -> None:
+    """Training mode; with ``freeze_norm`` batch norm stays in eval mode, normalising with the
+    running statistics it was loaded with instead of small batches' own."""
+    net.train()
+    if freeze_norm:
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                m.eval()
 
 
 def _batch_bounds(n: int, batch_size: int, merge_single: bool = True) -> list[tuple[int, int]]:
@@ -170,8 +183,16 @@ def _save(net: nn.Module, path: Path) -> None:
 class _Inputs:
     """One cell's inputs on one device: model construction, batches, prediction, scoring."""
 
-    def __init__(self, cell: CellData, model: ModelConfig, n_classes: int, device: torch.device):
+    def __init__(
+        self,
+        cell: CellData,
+        model: ModelConfig,
+        n_classes: int,
+        device: torch.device,
+        pretrained: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         self.cell, self.device, self.n_classes = cell, device, n_classes
+        self.pretrained = pretrained
         meta = cell.meta
         X = cell.X_train
         self.kind = meta.get("input_kind") or ("image" if np.ndim(X) == 4 else "table")
@@ -238,6 +259,8 @@ class _Inputs:
             net = models.create(
                 model.name, self.n_classes, in_channels=shape[1], image_size=shape[2], **kw
             )
+            if self.pretrained is not None:
+                load_weights(net, self.pretrained, f"model.weights: {model.weights}")
         net = net.to(self.device)
         if self.cuda and self.kind == "image":
             net = net.to(memory_format=torch.channels_last)
