@@ -53,6 +53,15 @@ def test_grid_points_are_the_cartesian_product_and_apply_to_the_config():
         ),
         (["grid={dataset.nothing: [1]}"], "grid.dataset.nothing: not a config field"),
         (["model.name=gpt"], "model.name: expected one of"),
+        (
+            ["train.diversity=[init, dropout]"],
+            "train.diversity: expected distinct names from ['init', 'order', 'bootstrap',"
+            " 'augment'], got ['init', 'dropout']",
+        ),
+        (["train.diversity=[order, order]"], "train.diversity: expected distinct names from"),
+        (["train.diversity=init"], "train.diversity: expected distinct names from"),
+        (["model.weights=r.pth"], "model.weights: pretrained weights load into image models"),
+        (["model.name=cnn", "model.weights="], "model.weights: string should have at least 1"),
     ],
 )
 def test_bad_values_name_the_field(overrides, expected):
@@ -61,6 +70,20 @@ def test_bad_values_name_the_field(overrides, expected):
     message = str(err.value)
     assert expected.lower() in message.lower()
     assert "\n" not in message
+
+
+def test_diversity_is_a_set_written_in_one_order_so_equal_sets_are_equal_cells():
+    assert load_config(None).train.diversity == ["init", "order", "augment"]
+    cfg = load_config(None, ["train.diversity=[bootstrap, init]"])
+    assert cfg.train.diversity == ["init", "bootstrap"]
+    assert load_config(None, ["train.diversity=[]"]).train.diversity == []
+
+
+def test_pretrained_weights_belong_to_image_models():
+    cfg = load_config(None, ["model.name=resnet18", "model.weights=in1k.pth",
+                             "model.freeze_norm=true"])
+    assert cfg.model.weights == "in1k.pth" and cfg.model.freeze_norm is True
+    assert load_config(None).model.weights is None
 
 
 def test_missing_and_unparsable_files(tmp_path):

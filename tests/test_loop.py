@@ -236,3 +236,41 @@ def test_labels_outside_the_classes_are_rejected() -> None:
     cell.y_train = cell.y_train + 1
     with pytest.raises(ValueError, match=r"^y_train: expected class codes in 0\.\.1"):
         train_loop([cell], CNN, fast(), 2)
+
+
+# ----------------------------------------------------------------------------- diversity
+
+
+def test_without_diversity_every_member_is_member_0_bitwise() -> None:
+    # dropout, flips and a per-member hold-out: every stream a member could differ by
+    model = ModelConfig(name="cnn", width=4, dropout=0.3)
+    train = fast(diversity=[], early_stopping=EarlyStopping(patience=2, val_fraction=0.25))
+    got = train_loop([image_cell(seeds=(11, 12, 13), hflip=True)], model, train, 2)[0]["test"]
+    first = train_loop([image_cell(seeds=(11,), hflip=True)], model, train, 2)[0]["test"]
+    for member in got:
+        np.testing.assert_array_equal(member, first[0])
+
+
+@pytest.mark.parametrize("source", ["init", "order", "bootstrap", "augment"])
+def test_each_source_alone_makes_members_differ(source: str) -> None:
+    got = train_loop([image_cell(hflip=True)], CNN, fast(diversity=[source]), 2)[0]["test"]
+    assert np.abs(got[0] - got[1]).max() > 1e-3
+
+
+def test_augment_without_hflip_leaves_members_identical() -> None:
+    got = train_loop([image_cell(hflip=False)], CNN, fast(diversity=["augment"]), 2)[0]["test"]
+    np.testing.assert_array_equal(got[0], got[1])
+
+
+def test_bootstrap_mlp_member_equals_the_stacked_trainers_member() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 3)).astype(np.float32)
+    y = (X[:, 0] - X[:, 2] > 0).astype(np.int64)
+    cell = CellData(X, y, {"test": X[:40]}, [8, 9], meta={"input_kind": "table"})
+    model = ModelConfig(name="mlp", hidden=[16])
+    train = TrainConfig(epochs=10, batch_size=32, lr=1e-2, diversity=["bootstrap"],
+                        early_stopping=EarlyStopping(patience=2))
+    looped = train_loop([cell], model, train, 2)[0]["test"]
+    stacked = train_stacked([cell], model, train, 2)[0]["test"]
+    np.testing.assert_allclose(looped, stacked, atol=2e-6)
+    assert np.abs(looped[0] - looped[1]).max() > 1e-3

@@ -11,11 +11,12 @@ from torch import nn
 import fairensemble.train.stacked as stacked
 from fairensemble.config import EarlyStopping, ModelConfig, TrainConfig
 from fairensemble.models.mlp import MLP, init_mlp_params
-from fairensemble.train import CellData
+from fairensemble.train import CellData, MemberStreams, member_streams
 from fairensemble.train.stacked import (
     flops_per_step,
     holdout_split,
     lr_schedule,
+    member_rows,
     order_rng,
     train_stacked,
 )
@@ -242,3 +243,92 @@ def test_flops_per_step_counts_forward_and_both_backward_matmuls() -> None:
     # 2-64-64-2 at batch 128: first layer forward + weight grad, then 3 matmuls per layer
     want = 2 * (2 * 128 * 2 * 64) + 3 * (2 * 128 * 64 * 64) + 3 * (2 * 128 * 64 * 2)
     assert flops_per_step(2, [64, 64], 2, 128) == want
+
+
+# ----------------------------------------------------------------------------- diversity
+
+
+@pytest.mark.parametrize("early", [None, EarlyStopping(patience=2, val_fraction=0.2)],
+                         ids=["no-holdout", "holdout"])
+def test_without_diversity_every_member_is_member_0_bitwise(early: EarlyStopping | None) -> None:
+    X, y = blobs(13, 120)
+    model = ModelConfig(hidden=[16])
+    train = TrainConfig(epochs=4, batch_size=32, lr=1e-2, early_stopping=early, diversity=[])
+    seeds = [31, 32, 33, 34]
+    got = train_stacked([CellData(X, y, {"test": X[:40]}, seeds)], model, train, 2)[0]["test"]
+    first = train_stacked([CellData(X, y, {"test": X[:40]}, seeds[:1])], model, train,
+                          2)[0]["test"]
+    for member in got:
+        np.testing.assert_array_equal(member, first[0])
+
+
+@pytest.mark.parametrize("source", ["init", "order", "bootstrap"])
+def test_each_source_alone_makes_members_differ(source: str) -> None:
+    X, y = blobs(14, 120)
+    train = TrainConfig(epochs=3, batch_size=32, lr=1e-2, diversity=[source])
+    got = train_stacked([CellData(X, y, {"test": X[:40]}, [41, 42])], ModelConfig(hidden=[16]),
+                        train, 2)[0]["test"]
+    assert np.abs(got[0] - got[1]).max() > 1e-3
+
+
+def test_augment_does_nothing_to_table_inputs() -> None:
+    X, y = blobs(15, 80)
+    train = TrainConfig(epochs=2, batch_size=32, lr=1e-2, diversity=["augment"])
+    got = train_stacked([CellData(X, y, {"test": X[:20]}, [51, 52])], ModelConfig(hidden=[8]),
+                        train, 2)[0]["test"]
+    np.testing.assert_array_equal(got[0], got[1])
+
+
+def test_the_default_diversity_is_what_members_always_differed_by() -> None:
+    assert TrainConfig().diversity == ["init", "order", "augment"]
+    streams = member_streams([5, 6], TrainConfig().diversity)
+    assert streams[1] == MemberStreams(init=6, order=6, augment=6, bootstrap=None, holdout=6)
+
+
+def test_a_source_left_out_takes_the_cells_first_seed() -> None:
+    init_only = member_streams([5, 6, 7], ["init"])
+    assert [s.init for s in init_only] == [5, 6, 7]
+    assert {(s.order, s.augment, s.holdout, s.bootstrap) for s in init_only} == {(5, 5, 5, None)}
+    # the hold-out is the member's own when its data differ, by order or by bootstrap
+    assert member_streams([5, 6], ["bootstrap"])[1] == MemberStreams(5, 5, 5, 6, 6)
+
+
+def test_bootstrap_resamples_the_rows_left_after_the_holdout() -> None:
+    streams = MemberStreams(init=1, order=1, augment=1, bootstrap=9, holdout=9)
+    train_idx, val_idx = member_rows(streams, 200, 0.25)
+    assert len(val_idx) == 50 and len(train_idx) == 150
+    assert not np.isin(train_idx, val_idx).any()
+    assert len(np.unique(train_idx)) < 150  # with replacement: about 1 - 1/e of them distinct
+    np.testing.assert_array_equal(val_idx, holdout_split(9, 200, 0.25)[1])
+    again, _ = member_rows(streams, 200, 0.25)
+    np.testing.assert_array_equal(train_idx, again)
+    everything, none = member_rows(streams, 200, None)
+    assert none is None and len(everything) == 200 and len(np.unique(everything)) < 200
+
+
+def test_a_bootstrap_member_equals_a_plain_member_trained_on_its_resample() -> None:
+    X, y = blobs(16, 150)
+    model = ModelConfig(hidden=[16, 8])
+    train = TrainConfig(epochs=3, batch_size=32, lr=1e-2, diversity=["init", "order", "bootstrap"])
+    got = train_stacked([CellData(X, y, {"test": X[:30]}, [61, 62])], model, train, 2)[0]["test"]
+    rows, _ = member_rows(member_streams([61, 62], train.diversity)[1], 150, None)
+    want = reference_member(X[rows], y[rows], X[:30], 62, model, train, 2)
+    np.testing.assert_allclose(got[1], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("early", [None, EarlyStopping(patience=2, val_fraction=0.2)],
+                         ids=["no-holdout", "holdout"])
+def test_a_bootstrap_member_is_the_same_in_a_stack_and_alone(
+    early: EarlyStopping | None, monkeypatch
+) -> None:
+    monkeypatch.setattr(stacked, "CHUNK_FLOATS", 3 * 32 * 16)
+    X, y = blobs(17, 100)
+    X2, y2 = blobs(18, 100)
+    model = ModelConfig(hidden=[16])
+    train = TrainConfig(epochs=4, batch_size=32, lr=1e-2, early_stopping=early,
+                        diversity=["init", "order", "bootstrap"])
+    stack = train_stacked([CellData(X, y, {"test": X[:20]}, [71, 72, 73]),
+                           CellData(X2, y2, {"test": X[:20]}, [74, 75, 76, 77])], model, train, 2)
+    alone = train_stacked([CellData(X2, y2, {"test": X[:20]}, [76])], model, train, 2)
+    np.testing.assert_array_equal(stack[1]["test"][2], alone[0]["test"][0])
+    assert np.abs(stack[1]["test"][2] - stack[1]["test"][3]).max() > 1e-3

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fairensemble.train import DIVERSITY_SOURCES
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -165,6 +167,10 @@ class ModelConfig(Strict):
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     width: PositiveInt = 32  # base channel width of the small CNN
+    # a state dict in torchvision's/timm's key layout (.pth, .pt or .safetensors) that every
+    # member starts from; the head is kept when it has the task's class count
+    weights: Annotated[str, Field(min_length=1)] | None = None
+    freeze_norm: bool = False  # batch norm in eval mode while training: keeps loaded statistics
 
     @field_validator("name")
     @classmethod
@@ -173,6 +179,15 @@ class ModelConfig(Strict):
         if v not in known:
             raise ValueError(f"expected one of {sorted(known)}, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _weights_fit_an_image_model(self) -> ModelConfig:
+        if self.weights is not None and self.name == "mlp":
+            raise ValueError(
+                "model.weights: pretrained weights load into image models (cnn, resnet18/34/50,"
+                " vit_tiny, vit_small), got model.name 'mlp'"
+            )
+        return self
 
 
 class EarlyStopping(Strict):
@@ -194,6 +209,23 @@ class TrainConfig(Strict):
     early_stopping: EarlyStopping | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     save_models: bool = False
+    # where members of a cell differ; a source left out is shared (every member uses member
+    # 0's stream). The default is what members always differed by.
+    diversity: list[str] = ["init", "order", "augment"]
+
+    @field_validator("diversity", mode="before")
+    @classmethod
+    def _sources(cls, v: Any) -> list[str]:
+        """Distinct known names, put in the canonical order so that the same set gives the
+        same cell identity however it is written."""
+        known = isinstance(v, list) and all(isinstance(s, str) and s in DIVERSITY_SOURCES
+                                            for s in v)
+        if not known or len(set(v)) != len(v):
+            raise ValueError(
+                f"train.diversity: expected distinct names from {list(DIVERSITY_SOURCES)},"
+                f" got {v!r}"
+            )
+        return [s for s in DIVERSITY_SOURCES if s in v]
 
 
 K_LADDER = (1, 2, 3, 5, 10, 20, 50, 100)

@@ -3,7 +3,8 @@
 Names: cnn, resnet18, resnet34, resnet50, vit_tiny, vit_small, mlp. Each builder takes only the
 arguments that concern it; ``create`` passes ``in_channels`` and ``image_size`` where they mean
 something and forwards the remaining keywords (``width`` for cnn; ``in_features``, ``hidden``,
-``activation``, ``dropout``, ``seed`` for mlp).
+``activation``, ``dropout``, ``seed`` for mlp). Pretrained weights for the image models are
+read and fitted by ``models.weights``.
 """
 
 from __future__ import annotations

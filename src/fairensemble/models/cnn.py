@@ -19,6 +19,8 @@ def conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
+    head_name = "head"  # the classifier: pretrained weights keep it only if it fits the task
+
     def __init__(
         self, num_classes: int, in_channels: int = 3, width: int = 32, dropout: float = 0.0
     ) -> None:

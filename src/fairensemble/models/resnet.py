@@ -76,6 +76,8 @@ def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential | None:
 class ResNet(nn.Module):
     """Stem (7x7 conv stride 2, max-pool), four stages of blocks, global average pool, ``fc``."""
 
+    head_name = "fc"  # the classifier: pretrained weights keep it only if it fits the task
+
     def __init__(
         self,
         block: type[BasicBlock | Bottleneck],

@@ -67,6 +67,8 @@ class Block(nn.Module):
 
 
 class VisionTransformer(nn.Module):
+    head_name = "head"  # the classifier: pretrained weights keep it only if it fits the task
+
     def __init__(
         self,
         dim: int,

@@ -3,11 +3,14 @@
 Same interface as the stacked trainer: ``train_loop(cells, model, train, n_classes)`` returns,
 per cell, ``{eval_name: probs float32 [E, n_eval, C]}``.
 
-A member is a pure function of its seed, and the same streams as the stacked trainer's: the
-mini-batch order from ``order_rng(seed)``, the early-stopping holdout from
-``holdout_split(seed, ...)``, initialisation (and dropout) from a forked torch RNG seeded with
-the seed (an MLP member starts from ``init_mlp_params(seed, ...)``, as in the stack), and
-horizontal flips from a stream of their own. No global RNG state leaks in or out.
+A member is a pure function of its streams' seeds (``member_streams``: its own seed for the
+sources in ``train.diversity``, the cell's first seed for the rest), and the same streams as
+the stacked trainer's: the mini-batch order from ``order_rng(seed)``, the early-stopping
+holdout and bootstrap resample from ``member_rows``, initialisation (and dropout) from a
+forked torch RNG seeded with the seed (an MLP member starts from ``init_mlp_params(seed, ...)``,
+as in the stack), and horizontal flips from a stream of their own. No global RNG state leaks
+in or out. With ``model.weights`` every member starts from the loaded weights; a replaced
+head keeps its fresh initialisation from the member's init stream.
 On CPU the trainer runs with deterministic algorithms and a fixed thread count, so the same
 config gives bit-identical probabilities. On CUDA it trades that for speed: bf16 autocast,
 channels_last, cuDNN autotuning.
@@ -33,8 +36,9 @@ from torch import nn
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.metrics import auc
-from fairensemble.train import CellData, Progress
-from fairensemble.train.stacked import holdout_split, lr_schedule, order_rng
+from fairensemble.models.weights import load_weights, read_weights
+from fairensemble.train import CellData, MemberStreams, Progress, member_streams
+from fairensemble.train.stacked import lr_schedule, member_rows, order_rng
 
 # uint8 training images up to this size are moved to the GPU once instead of per batch
 _DEVICE_RESIDENT_BYTES = 2 << 30
@@ -57,17 +61,19 @@ def train_loop(
     dict is written to ``save_dir/member-<i>.safetensors`` (``save_dir/cell-<j>/...`` when
     several cells are passed at once)."""
     device = _device(train.device)
+    pretrained = read_weights(model.weights) if model.weights is not None else None
     results = []
     with _determinism(device, cells):
         for j, cell in enumerate(cells):
-            inputs = _Inputs(cell, model, n_classes, device)
+            inputs = _Inputs(cell, model, n_classes, device, pretrained)
             cell_dir = None
             if train.save_models and save_dir is not None:
                 cell_dir = Path(save_dir) if len(cells) == 1 else Path(save_dir) / f"cell-{j}"
                 cell_dir.mkdir(parents=True, exist_ok=True)
             probs: dict[str, list[np.ndarray]] = {name: [] for name in cell.evals}
-            for i, seed in enumerate(cell.member_seeds):
-                net = _train_member(inputs, seed, model, train, progress)
+            streams = member_streams(cell.member_seeds, train.diversity)
+            for i, member in enumerate(streams):
+                net = _train_member(inputs, member, model, train, progress)
                 for name, X in cell.evals.items():
                     probs[name].append(inputs.predict(net, X, train.batch_size))
                 if cell_dir is not None:
@@ -80,16 +86,20 @@ def train_loop(
 
 
 def _train_member(
-    inputs: _Inputs, seed: int, model: ModelConfig, train: TrainConfig, progress: Progress | None
+    inputs: _Inputs,
+    member: MemberStreams,
+    model: ModelConfig,
+    train: TrainConfig,
+    progress: Progress | None,
 ) -> nn.Module:
-    rng_order = order_rng(seed)
-    rng_aug = np.random.default_rng(np.random.SeedSequence([int(seed), AUGMENT_STREAM]))
+    rng_order = order_rng(member.order)
+    rng_aug = np.random.default_rng(np.random.SeedSequence([member.augment, AUGMENT_STREAM]))
     device = inputs.device
     fork = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork):
-        torch.manual_seed(int(seed))
-        net = inputs.build(model, seed)
-        train_idx, val = inputs.split(train, seed)
+        torch.manual_seed(member.init)
+        net = inputs.build(model, member.init)
+        train_idx, val = inputs.split(train, member)
         opt = _optimizer(net, train, device)
         stop = train.early_stopping
         best: tuple[float, dict[str, torch.Tensor]] | None = None
@@ -99,7 +109,7 @@ def _train_member(
         for lr in lr_schedule(train):  # one rate per epoch, torch's scheduler semantics
             for group in opt.param_groups:
                 group["lr"] = lr
-            net.train()
+            _train_mode(net, model.freeze_norm)
             order = train_idx[rng_order.permutation(len(train_idx))]
             for xb, yb in inputs.batches(order, train.batch_size, rng_aug):
                 with inputs.autocast():
@@ -126,6 +136,16 @@ def _train_member(
         progress((total - reported) / total)  # early stopping: the member is finished all the same
     net.eval()
     return net
+
+
+def _train_mode(net: nn.Module, freeze_norm: bool) -> None:
+    """Training mode; with ``freeze_norm`` batch norm stays in eval mode, normalising with the
+    running statistics it was loaded with instead of small batches' own."""
+    net.train()
+    if freeze_norm:
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                m.eval()
 
 
 def _batch_bounds(n: int, batch_size: int, merge_single: bool = True) -> list[tuple[int, int]]:
@@ -163,8 +183,16 @@ def _save(net: nn.Module, path: Path) -> None:
 class _Inputs:
     """One cell's inputs on one device: model construction, batches, prediction, scoring."""
 
-    def __init__(self, cell: CellData, model: ModelConfig, n_classes: int, device: torch.device):
+    def __init__(
+        self,
+        cell: CellData,
+        model: ModelConfig,
+        n_classes: int,
+        device: torch.device,
+        pretrained: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         self.cell, self.device, self.n_classes = cell, device, n_classes
+        self.pretrained = pretrained
         meta = cell.meta
         X = cell.X_train
         self.kind = meta.get("input_kind") or ("image" if np.ndim(X) == 4 else "table")
@@ -231,6 +259,8 @@ class _Inputs:
             net = models.create(
                 model.name, self.n_classes, in_channels=shape[1], image_size=shape[2], **kw
             )
+            if self.pretrained is not None:
+                load_weights(net, self.pretrained, f"model.weights: {model.weights}")
         net = net.to(self.device)
         if self.cuda and self.kind == "image":
             net = net.to(memory_format=torch.channels_last)
@@ -245,19 +275,18 @@ class _Inputs:
         return _batch_bounds(n, batch_size, merge_single=self.kind == "image")
 
     def split(
-        self, train: TrainConfig, seed: int
+        self, train: TrainConfig, member: MemberStreams
     ) -> tuple[np.ndarray, tuple[Any, np.ndarray] | None]:
-        """Training indices and the early-stopping (X, y): ``cell.val``, or a holdout drawn
-        from this member's stream, or None without early stopping."""
-        n = len(self.y_np)
-        everything = np.arange(n)
+        """Training indices (a bootstrap resample under ``bootstrap``) and the early-stopping
+        (X, y): ``cell.val``, or a holdout drawn from the member's stream, or None without
+        early stopping."""
         stop = train.early_stopping
-        if stop is None:
-            return everything, None
-        if self.cell.val is not None:
-            return everything, self.cell.val
-        train_idx, val_idx = holdout_split(seed, n, stop.val_fraction)
-        return train_idx, (self._take(val_idx), self.y_np[val_idx])
+        holdout = stop is not None and self.cell.val is None
+        train_idx, val_idx = member_rows(member, len(self.y_np),
+                                         stop.val_fraction if holdout else None)
+        if val_idx is not None:
+            return train_idx, (self._take(val_idx), self.y_np[val_idx])
+        return train_idx, self.cell.val if stop is not None else None
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
         return self.X_np[idx]

@@ -7,12 +7,17 @@ sized chunks of members, then one call of torch's fused Adam/AdamW/SGD kernel on
 buffers. The update is element-wise, so one update over the stack is M independent optimisers
 (and equals ``torch.optim`` per member to float rounding).
 
-A member's numbers depend on its own seed only: its initialisation comes from
-``init_mlp_params(seed, ...)`` (a ``torch.Generator`` seeded with the seed), its mini-batch
-order from ``order_rng(seed)`` and its early-stopping hold-out from ``holdout_split(seed, ...)``
-(two numpy streams spawned from the seed, separate from the init stream). Batching follows
-``DataLoader(shuffle=True, drop_last=False)``: a fresh permutation every epoch, batches of
-``batch_size``, the last partial batch kept, cross-entropy averaged over the batch.
+A member's numbers depend on its cell's seeds only (``member_streams``: its own seed for the
+sources in ``train.diversity``, the cell's first seed for the rest): its initialisation comes
+from ``init_mlp_params(seed, ...)`` (a ``torch.Generator`` seeded with the seed), its
+mini-batch order from ``order_rng(seed)``, its early-stopping hold-out from
+``holdout_split(seed, ...)`` and its bootstrap resample from ``bootstrap_rows(seed, ...)``
+(numpy streams spawned from the seed, separate from the init stream). With both a hold-out
+and ``bootstrap``, the hold-out is drawn first and the bootstrap resamples the rows left, so
+no hold-out row is trained on. ``augment`` has no effect here (table inputs are not flipped).
+Batching follows ``DataLoader(shuffle=True, drop_last=False)``: a fresh permutation every
+epoch, batches of ``batch_size``, the last partial batch kept, cross-entropy averaged over
+the batch.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from scipy.stats import rankdata
 
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.mlp import ACTIVATIONS, LEAKY_SLOPE, init_mlp_params, layer_sizes
-from fairensemble.train import CellData, Progress
+from fairensemble.train import CellData, MemberStreams, Progress, member_streams
 
 ORDER_STREAM = 1
 HOLDOUT_STREAM = 2
+BOOTSTRAP_STREAM = 4  # 3 is the loop trainer's AUGMENT_STREAM
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 FLAT_ALIGN = 64  # floats; a multiple of every SIMD width and of a cache line
@@ -63,6 +69,26 @@ def holdout_split(seed: int, n: int, val_fraction: float) -> tuple[np.ndarray, n
         )
     perm = np.random.default_rng(np.random.SeedSequence([int(seed), HOLDOUT_STREAM])).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def bootstrap_rows(seed: int, rows: np.ndarray) -> np.ndarray:
+    """A member's bootstrap resample of ``rows``: ``len(rows)`` draws with replacement, as a
+    sorted multiset (every epoch shuffles it anyway)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), BOOTSTRAP_STREAM]))
+    return rows[np.sort(rng.integers(0, len(rows), len(rows)))]
+
+
+def member_rows(
+    member: MemberStreams, n: int, val_fraction: float | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A member's training rows of the cell's n and its hold-out rows (None: no hold-out).
+    The hold-out comes first so that the bootstrap never draws a row the member is scored on."""
+    train_idx, val_idx = np.arange(n), None
+    if val_fraction is not None:
+        train_idx, val_idx = holdout_split(member.holdout, n, val_fraction)
+    if member.bootstrap is not None:
+        train_idx = bootstrap_rows(member.bootstrap, train_idx)
+    return train_idx, val_idx
 
 
 def lr_schedule(train: TrainConfig) -> list[float]:
@@ -610,35 +636,35 @@ def _fit_stack(
     (members in cell order) and the member count of each cell."""
     n = len(X_train[0])
     m_of_cell = [len(s) for s in seeds]
-    all_seeds = [s for cell_seeds in seeds for s in cell_seeds]
+    streams = [st for cell_seeds in seeds for st in member_streams(cell_seeds, train.diversity)]
     cell_of = np.repeat(np.arange(len(seeds)), m_of_cell)
-    m_total = len(all_seeds)
+    m_total = len(streams)
     sizes = layout.sizes
     flat = layout.pack(
-        [init_mlp_params(s, sizes[0][0], [fo for _, fo in sizes[:-1]], sizes[-1][1])
-         for s in all_seeds]
+        [init_mlp_params(st.init, sizes[0][0], [fo for _, fo in sizes[:-1]], sizes[-1][1])
+         for st in streams]
     ).to(device)
     X_all = torch.from_numpy(np.concatenate(X_train)).to(device)
     y_all = torch.from_numpy(np.concatenate(y_train)).to(device)
     offsets = cell_of * n
 
     early = train.early_stopping
-    train_rows = [np.arange(n)] * m_total
+    holdout = early is not None and vals[0] is None
+    splits = [member_rows(st, n, early.val_fraction if holdout else None) for st in streams]
+    train_rows = [tr for tr, _ in splits]
     val_rows = X_val_all = y_val_all = None
     if early is not None:
-        if vals[0] is not None:
+        if holdout:
+            val_rows = np.stack([va for _, va in splits]) + offsets[:, None]
+            X_val_all, y_val_all = X_all, y_all
+        else:
             n_val = len(vals[0][1])
             X_val_all = torch.from_numpy(np.concatenate([v[0] for v in vals])).to(device)
             y_val_all = torch.from_numpy(np.concatenate([v[1] for v in vals])).to(device)
             val_rows = cell_of[:, None] * n_val + np.arange(n_val)
-        else:
-            splits = [holdout_split(s, n, early.val_fraction) for s in all_seeds]
-            train_rows = [tr for tr, _ in splits]
-            val_rows = np.stack([va for _, va in splits]) + offsets[:, None]
-            X_val_all, y_val_all = X_all, y_all
     n_tr = len(train_rows[0])
 
-    rngs = [order_rng(s) for s in all_seeds]
+    rngs = [order_rng(st.order) for st in streams]
     chunk = m_total
     if device.type == "cpu":
         per_member = train.batch_size * max(fo for _, fo in sizes)
@@ -694,4 +720,12 @@ def flops_per_step(in_features: int, hidden: list[int], n_classes: int, batch: i
     return total
 
 
-__all__ = ["flops_per_step", "holdout_split", "lr_schedule", "order_rng", "train_stacked"]
+__all__ = [
+    "bootstrap_rows",
+    "flops_per_step",
+    "holdout_split",
+    "lr_schedule",
+    "member_rows",
+    "order_rng",
+    "train_stacked",
+]
