@@ -108,8 +108,13 @@ def _write(propose: Callable, out_file: Path | None, force: bool, args: list[str
             fail(f"{path}: already exists; pass --force to overwrite it, or choose --out")
         shown = str(path)
         text = scaffold.render_yaml(proposal, shown, shlex.join(["fairensemble", "init", *args]))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if path.is_dir():
+            fail(f"{path}: is a folder; --out expects a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as err:
+            fail(f"{path}: cannot be written ({err.strerror or type(err).__name__})")
         load_config(path)  # what `run` will read back
         _print_summary(proposal, shown)
 
