@@ -21,11 +21,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from .cli_init import init_app
 from .config import ConfigError, RunConfig, load_config, parse_override, set_path, validate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how deep ensembles and the group mix of a training set shape "
                        "fairness.")
+app.add_typer(init_app, name="init")
 console = Console(stderr=True)
 out = Console(width=max(120, Console().width))
 
