@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -41,7 +42,7 @@ class MembersPerSecond(ProgressColumn):
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -102,7 +103,7 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
     store = RunStore(run_dir)
     done_ids, damaged = store.check_cells([c.id for c in plan.cells])
     for line in damaged:
-        console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
     total = len(plan.cells)
     todo = total - len(done_ids)
     console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
@@ -131,10 +132,12 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
 
 
 def _run(cfg: RunConfig, run_dir: Path) -> None:
+    from .executors import check_available
     from .report import build_report, print_summary
     from .store import RunStore
     from .sweep import plan_with_preview
 
+    check_available(cfg.executor)
     t0 = time.perf_counter()
     with RunStore(run_dir).locked():
         plan, preview = plan_with_preview(cfg)

@@ -264,10 +264,16 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
 
+def check_available(cfg: ExecutorConfig) -> None:
+    """Fail before any work when the configured executor cannot run here."""
+    if cfg.kind == "ray":
+        import_ray()
+
+
 def make_executor(cfg: ExecutorConfig, threads: int | None = None) -> Executor:
     kinds = {"serial": Executor, "local": LocalExecutor, "ray": RayExecutor}
     return kinds[cfg.kind](cfg, threads)
 
 
-__all__ = ["Executor", "ExecutorError", "LocalExecutor", "RayExecutor", "default_threads",
+__all__ = ["Executor", "ExecutorError", "check_available", "LocalExecutor", "RayExecutor", "default_threads",
            "import_ray", "make_executor", "unit_threads"]
