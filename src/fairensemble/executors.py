@@ -275,5 +275,5 @@ def make_executor(cfg: ExecutorConfig, threads: int | None = None) -> Executor:
     return kinds[cfg.kind](cfg, threads)
 
 
-__all__ = ["Executor", "ExecutorError", "check_available", "LocalExecutor", "RayExecutor", "default_threads",
-           "import_ray", "make_executor", "unit_threads"]
+__all__ = ["Executor", "ExecutorError", "LocalExecutor", "RayExecutor", "check_available",
+           "default_threads", "import_ray", "make_executor", "unit_threads"]
