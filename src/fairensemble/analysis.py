@@ -18,7 +18,7 @@ from scipy import stats
 from .config import ExecutorConfig, RunConfig, load_config
 from .evaluation import EvalSpec, evaluate_record
 from .executors import make_executor
-from .plan import Cell, Plan
+from .plan import Cell, Plan, grid_value
 from .store import CellRecord, RunStore, StoreError
 
 TOL = 1e-12  # a change this small counts as no change
@@ -68,11 +68,18 @@ def evaluate_unit(unit: EvalUnit, progress: Callable[[float], None] | None = Non
     return out
 
 
+@dataclass
+class Evaluated:
+    table: pd.DataFrame  # metrics.parquet
+    boot: pd.DataFrame | None  # bootstrap resamples (analysis.ci: bootstrap), with coordinates
+
+
 def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = None,
-                 on_progress: Callable[[float], None] | None = None) -> pd.DataFrame:
+                 on_progress: Callable[[float], None] | None = None) -> Evaluated:
     """metrics.parquet's table: one row per (grid point, mix, replicate, k, post, group,
-    metric). Cells evaluated where they were trained are read from the run directory; the
-    others (a changed metric list, say) are evaluated on the executor and cached."""
+    metric), and the bootstrap resamples where asked. Cells evaluated where they were trained
+    are read from the run directory; the others (a changed metric list, say) are evaluated on
+    the executor and cached."""
     check_complete(plan, store)
     spec = EvalSpec.of(plan.cfg)
     want_boot = spec.n_boot > 0
@@ -93,17 +100,20 @@ def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = 
                     store.write_evaluation(spec.hash, cell_id, table, boot)
                     cached[cell_id] = (table, boot)
     store.prune_evaluations(keep=spec.hash)
-    out = [with_coords(cached[c.id][0], c) for c in plan.cells]
-    table = pd.concat(out, ignore_index=True)
+    table = pd.concat([with_coords(cached[c.id][0], c) for c in plan.cells], ignore_index=True)
     table["k"] = table["k"].astype("int64")
     table["n_draws"] = table["n_draws"].astype("int64")
-    return table
+    boot = None
+    if want_boot:
+        boot = pd.concat([with_coords(cached[c.id][1], c) for c in plan.cells],
+                         ignore_index=True)
+    return Evaluated(table, boot)
 
 
 def with_coords(table: pd.DataFrame, cell: Cell) -> pd.DataFrame:
     df = table.copy()
-    for key, value in cell.point.items():
-        df.insert(0, key, value)
+    for key, value in reversed(cell.point.items()):
+        df.insert(0, key, grid_value(value))
     pos = len(cell.point)
     df.insert(pos, "ratio", cell.ratio)
     df.insert(pos + 1, "replicate", cell.replicate)
@@ -165,7 +175,7 @@ def verdict(group_changes: dict[str, float], gap_change: float) -> str:
 def _point_rows(table: pd.DataFrame, fields: list[str], point: dict[str, Any]) -> pd.DataFrame:
     mask = np.ones(len(table), dtype=bool)
     for f in fields:
-        mask &= (table[f] == point[f]).to_numpy()
+        mask &= (table[f] == grid_value(point[f])).to_numpy()
     return table[mask]
 
 

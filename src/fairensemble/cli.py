@@ -192,6 +192,53 @@ def report(
 
 
 @app.command()
+def recommend(
+    config: Path = typer.Argument(..., help="YAML config of the data, model and training."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default "
+                                        "runs/<name>-recommend); cells already there are reused."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    objective: str = typer.Option("gap", help="What the refinement aims at: gap, overall, "
+                                  "worst or pareto (all four are reported)."),
+    group: str | None = typer.Option(None, "--group", help="The group whose share moves "
+                                     "(default: ratio_group, else the harder group)."),
+) -> None:
+    """Which mix should I collect? Measure difficulty at the balanced mix, sweep the share of
+    the harder group coarsely then finely, and recommend a share with its interval."""
+    from .executors import check_available
+    from .recommend import check_objective, run_recommend
+    from .report import build_report, print_recommendation
+    from .store import RunStore, write_json
+
+    with user_errors():
+        check_objective(objective)
+        cfg = load_config(config, set_)
+        check_available(cfg.executor)
+        run_dir = out_dir or Path("runs") / f"{cfg.name}-recommend"
+        t0 = time.perf_counter()
+        trained = 0
+
+        def train(step_cfg: RunConfig, plan, preview) -> None:
+            nonlocal trained
+            store = RunStore(run_dir)
+            before = sum(store.has_cell(c.id) for c in plan.cells)
+            train_with_progress(step_cfg, run_dir, plan, preview)
+            trained += len(plan.cells) - before
+
+        def say(line: str) -> None:
+            console.print(f"[bold]recommend[/]: {escape(line)}", highlight=False)
+
+        with RunStore(run_dir).locked():
+            rec = run_recommend(cfg, run_dir, objective, group, train, say)
+            plan = rec.pop("plan")
+            write_json(run_dir / "recommendation.json", rec)
+            build_report(run_dir, plan=plan)
+        print_recommendation(rec, out)
+        console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
+                      f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",
+                      highlight=False)
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory."),
     set_: list[str] = typer.Option([], "--set", help="Override a field of the demo config."),

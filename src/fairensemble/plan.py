@@ -56,6 +56,16 @@ def file_sha256(path: str | Path) -> str:
     return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
 
 
+def grid_value(value: Any) -> Any:
+    """A grid field's value as a table holds it: scalars as they are, lists and mappings as a
+    compact label (``[init, order]``), so tables can compare and group by it."""
+    if isinstance(value, list):
+        return "[" + ", ".join(str(grid_value(v)) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {grid_value(v)}" for k, v in value.items()) + "}"
+    return value
+
+
 @dataclass
 class Cell:
     id: str
@@ -152,13 +162,14 @@ def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicat
                   ) -> dict[str, Any]:
     """Everything that determines a cell's training. Where the decoded image cache lives, how
     many loader processes decode it and which device trains do not change a cell's numbers
-    on the same device kind, so they are left out."""
+    on the same device kind, so they are left out; so is the ratio group, which only names
+    whose share a sweep moves (the shares say what is drawn), so a 50/50 cell is the same cell
+    whichever group a sweep moves."""
     return {
         "format": CELL_FORMAT,
         "seed": pcfg.seed,
         "dataset": pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"}),
-        "ratio_group": layout.ratio_group,
-        "shares": [round(float(s), 12) for s in layout.shares[mix_index]],
+        "shares": _shares_key(layout.shares[mix_index]),
         "train_size": pcfg.train_size,
         "label_balance": pcfg.label_balance,
         "model": model_identity(pcfg),
@@ -168,10 +179,20 @@ def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicat
     }
 
 
+def _shares_key(shares: list[float]) -> list[float]:
+    return [round(float(s), 12) for s in shares]
+
+
+def sample_seed(run_seed: int, shares: list[float], replicate: int) -> int:
+    """The seed of a cell's training draw: a function of its shares (not of where the mix sits
+    in a list), so the same mix planned by another sweep is the same cell, draw included."""
+    return derive_seed(run_seed, "sample", _shares_key(shares), replicate)
+
+
 def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
     """Every cell of the run with its id and seeds, from one layout per grid point.
 
-    Member seeds depend on the replicate only and sample seeds on (mix, replicate): common
+    Member seeds depend on the replicate only and sample seeds on (shares, replicate): common
     random numbers across difficulty levels, so differences between grid points are the
     effect of the knob, not of the draw."""
     points = cfg.grid_points()
@@ -197,7 +218,7 @@ def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
                     mix=mix,
                     ratio=float(layout.shares[mi][rg]),
                     replicate=r,
-                    sample_seed=derive_seed(cfg.seed, "sample", mi, r),
+                    sample_seed=sample_seed(cfg.seed, layout.shares[mi], r),
                     member_seeds=member_seeds[r],
                     counts=layout.counts[mi],
                 ))
@@ -205,4 +226,4 @@ def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
 
 
 __all__ = ["CELL_FORMAT", "Cell", "Plan", "PointLayout", "build_plan", "cell_identity",
-           "derive_seed", "file_sha256", "stable_hash"]
+           "derive_seed", "file_sha256", "grid_value", "stable_hash"]

@@ -225,6 +225,41 @@ def data_figure(plan: Plan, path: Path, preview: dict[str, np.ndarray] | None) -
     return _save(fig, path)
 
 
+def pareto_figure(recommendation: dict[str, Any], path: Path) -> Path:
+    """Overall metric against gap for every candidate share, single model and ensemble; the
+    Pareto front of the ensemble joined, each objective's recommendation marked."""
+    points = recommendation["points"]
+    fig, axes = _panels(len(points), width=5.0, height=4.0)
+    metric, E = recommendation["metric"], recommendation["members"]
+    marks = {"gap": "*", "overall": "s", "worst": "D", "pareto": "P"}
+    for ax, entry in zip(axes, points):
+        cands = entry["candidates"]
+        by_share = {c["share"]: c for c in cands}
+        for k, style in ((1, dict(color="grey", alpha=0.5)), (E, dict(color="tab:blue"))):
+            ax.scatter([c[f"gap_k{k}"] for c in cands], [c[f"overall_k{k}"] for c in cands],
+                       s=18, label=f"k={k}", **style)
+        for c in cands:
+            ax.annotate(f"{c['share']:g}", (c[f"gap_k{E}"], c[f"overall_k{E}"]), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points")
+        front = sorted(entry["pareto_front"], key=lambda x: by_share[x][f"gap_k{E}"])
+        ax.plot([by_share[x][f"gap_k{E}"] for x in front],
+                [by_share[x][f"overall_k{E}"] for x in front], color="tab:blue", lw=1,
+                label="Pareto front (k=E)")
+        for name, o in entry["objectives"].items():
+            c = by_share.get(o["recommended"])
+            if c is not None:
+                ax.scatter([c[f"gap_k{E}"]], [c[f"overall_k{E}"]], marker=marks[name], s=90,
+                           facecolors="none", edgecolors="tab:red", label=f"best {name}")
+        ax.set_xlabel(f"gap in {metric} (max - min over groups)")
+        ax.set_ylabel(f"overall {metric}")
+        ax.set_title(f"{_point_title(entry['point'])}: share of {entry['moved_group']}",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Candidate training mixes: overall metric vs gap")
+    return _save(fig, path)
+
+
 def _nan(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 

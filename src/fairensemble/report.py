@@ -13,11 +13,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .analysis import MissingCells, evaluate_run, load_run, summarize
 from .config import RunConfig, dump_config
 from .plan import Plan
-from .plots import all_figures
+from .plots import all_figures, pareto_figure
 from .store import RunStore, atomic_write_text, write_json, write_parquet
 
 __all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
@@ -35,13 +36,21 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
             plan = Plan(cfg, plan.points, plan.cells, plan.layouts)
     cfg = plan.cfg
     out = Path(out_dir) if out_dir is not None else store.root
-    table = evaluate_run(plan, store, on_progress=on_progress)
+    table = evaluate_run(plan, store, on_progress=on_progress).table
     write_parquet(out / "metrics.parquet", table)
     summary = summarize(table, plan)
     write_json(out / "summary.json", summary)
     figures = all_figures(table, summary, plan, out / "figures", store.read_preview())
-    atomic_write_text(out / "report.html", render_html(cfg, summary, figures))
+    recommendation = read_recommendation(store.root)
+    if recommendation is not None:
+        figures.append(pareto_figure(recommendation, out / "figures" / "pareto.png"))
+    atomic_write_text(out / "report.html", render_html(cfg, summary, figures, recommendation))
     return summary
+
+
+def read_recommendation(root: Path) -> dict[str, Any] | None:
+    path = Path(root) / "recommendation.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -83,7 +92,8 @@ def _num(x: float | None) -> str:
 
 
 def _fmt(x: Any) -> str:
-    return f"{x:.1f}" if isinstance(x, float) else str(x)
+    """A share as written (0.75 stays 0.75; 0.3 is not 0.30000000000000004)."""
+    return f"{round(x, 6):g}" if isinstance(x, float) else str(x)
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -124,7 +134,70 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Path]) -> str:
+def _ci(lo: float | None, hi: float | None) -> str:
+    return "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
+
+
+def recommendation_tables(rec: dict[str, Any]) -> list[Any]:
+    """What ``recommend`` found, per grid point: a headline and a table of objectives."""
+    out: list[Any] = []
+    E, metric = rec["members"], rec["metric"]
+    how = ("95 % t-intervals over replicates" if rec["intervals"] == "replicates"
+           else "95 % bootstrap intervals over test samples")
+    for entry in rec["points"]:
+        where = ", ".join(f"{k}={v}" for k, v in entry["point"].items())
+        b = entry["balanced"]
+        per = ", ".join(f"{g} {b[g]['k=E']:.3f}{_ci(*b[g]['ci95'])}" for g in entry["groups"])
+        out.append(Text(
+            f"{rec['name']}{' at ' + where if where else ''}: {metric} of the {E}-member "
+            f"ensemble, {rec['replicates']} replicate(s), {how}.\n"
+            f"Balanced mix: {per}; gap {b['gap']['k=E']:.3f}{_ci(*b['gap']['ci95'])}; "
+            f"harder group: {b['harder_group']}. Moving the share of {entry['moved_group']}."))
+        table = Table(title_justify="left")
+        for col in ("objective", "recommended", "indistinguishable (95 %)", "value",
+                    f"per group at k={E}", "gain from the ensemble (k=1 -> E)"):
+            table.add_column(col, justify="left")
+        for name, o in entry["objectives"].items():
+            at = o["at_recommended"]
+            same = o["range"]
+            table.add_row(
+                name + (" (chosen)" if name == entry["chosen_by"] else ""),
+                _fmt(o["recommended"]),
+                (f"{same[0]:g} - {same[1]:g}" if same else str(o["indistinguishable"]))
+                + ("  flat valley" if o["flat_valley"] else ""),
+                f"{o['value']:.3f}",
+                ", ".join(f"{g} {at[g]['k=E']:.3f}" for g in entry["groups"]),
+                ", ".join(f"{g} {at[g]['gain_from_1']:+.3f}{_ci(*at[g]['gain_ci95'])}"
+                          for g in entry["groups"]),
+            )
+        out.append(table)
+        flat = [n for n, o in entry["objectives"].items() if o["flat_valley"]]
+        if flat:
+            out.append(Text(
+                f"Flat valley ({', '.join(flat)}): the data cannot separate the shares listed "
+                "as indistinguishable; any of them is as good as the recommended one."))
+    return out
+
+
+def print_recommendation(rec: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(width=120)
+    for part in recommendation_tables(rec):
+        console.print(part)
+
+
+def _recommendation_html(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return ""
+    console = Console(record=True, width=160, file=io.StringIO())
+    print_recommendation(rec, console)
+    return ("<h2>Which mix should I collect?</h2><p>From <code>fairensemble recommend</code>: "
+            "the balanced mix measures which group is harder; the share of the moved group "
+            "is then swept coarsely and refined around the best share.</p>"
+            f"<pre>{html.escape(console.export_text())}</pre>")
+
+
+def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Path],
+                recommendation: dict[str, Any] | None = None) -> str:
     imgs = []
     for fig in figures:
         data = base64.b64encode(fig.read_bytes()).decode()
@@ -144,6 +217,7 @@ img {{ max-width: 100%; }} pre {{ font-size: 0.8em; }}
 (positive-sum) or trade one for another, and which training mix minimises the gap or maximises
 overall {html.escape(cfg.primary)}? Overall metrics use the <b>{cfg.test_mix}</b> test
 mix. Intervals are 95 % t-intervals over {cfg.replicates} replicates.</p>
+{_recommendation_html(recommendation)}
 <h2>Summary</h2>
 {_table_html(summary)}
 <h2>Figures</h2>
