@@ -349,7 +349,9 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
         entry.update(recommend_point(final, E, lower))
         entry["chosen_by"] = objective
         points_out.append(entry)
-        all_cells.update(cells)
+        # the sweep's cells; a balanced explicit mix of more than two groups stays in
+        # recommendation.json, outside the ratio sweep the report draws
+        all_cells.update({i: c for i, c in cells.items() if explicit or c.mix is None})
         layouts.append(PointLayout(groups, list(ds.classes), target, [], []))
 
     shares = sorted({c.ratio for c in all_cells.values()})
