@@ -1,0 +1,54 @@
+"""fairensemble: how deep ensembles and the group mix of a training set shape fairness.
+
+The handful of names a notebook needs; the rest lives in the submodules::
+
+    from fairensemble import load_config, run, evaluate_cell
+    cfg = load_config("configs/demo.yaml", ["train.epochs=10"])
+    summary = run(cfg, "runs/demo")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_config": "config",
+    "RunConfig": "config",
+    "ConfigError": "config",
+    "load_dataset": "data",
+    "Dataset": "data",
+    "Split": "data",
+    "DataError": "data",
+    "plan_run": "sweep",
+    "load_run": "analysis",
+    "RunStore": "store",
+    "CellRecord": "store",
+    "run_sweep": "sweep",
+    "build_report": "report",
+    "evaluate_cell": "ensemble",
+    "group_metrics": "metrics",
+    "train_stacked": "train.stacked",
+    "train_loop": "train.loop",
+}
+
+
+def run(cfg: Any, run_dir: str) -> dict:
+    """Train every missing cell of ``cfg`` into ``run_dir`` and build its outputs; returns
+    the summary (what ``fairensemble run`` does, without the progress bar)."""
+    from .report import build_report
+    from .sweep import run_sweep
+
+    result = run_sweep(cfg, run_dir)
+    return build_report(run_dir, plan=result.plan)
+
+
+def __getattr__(name: str) -> Any:  # imports on first use keep `import fairensemble` light
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["run", "__version__", *_EXPORTS]

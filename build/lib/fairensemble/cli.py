@@ -1,0 +1,256 @@
+"""Command line: ``fairensemble run|report|demo``. Errors are one line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from .cli_init import init_app
+from .config import ConfigError, RunConfig, load_config, parse_override, set_path, validate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Measure how deep ensembles and the group mix of a training set shape "
+                       "fairness.")
+app.add_typer(init_app, name="init")
+console = Console(stderr=True)
+out = Console(width=max(120, Console().width))
+
+DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # package data
+
+
+class MembersPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} members/s" if speed else "- members/s", style="cyan")
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 2 (no traceback)."""
+    from .data.base import DataError
+    from .executors import ExecutorError
+    from .store import StoreError
+
+    try:
+        yield
+    except (ConfigError, DataError, StoreError, ExecutorError, ValueError,
+            FileNotFoundError) as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    except KeyboardInterrupt:
+        fail("interrupted; finished cells are kept, run the same command again to resume", 130)
+
+
+# fields that change how a run is evaluated or summarised, never what it trained
+EVALUATION_FIELDS = ("metrics", "primary_metric", "ensemble.k", "ensemble.draws", "test_mix",
+                     "analysis", "executor", "name")
+
+
+def check_evaluation_overrides(overrides: list[str]) -> None:
+    for text in overrides:
+        key = parse_override(text)[0]
+        if not any(key == f or key.startswith(f + ".") for f in EVALUATION_FIELDS):
+            raise ConfigError(
+                f"--set {key}: changes what was trained; `report` takes only evaluation "
+                f"fields ({', '.join(EVALUATION_FIELDS)}); use `run` to train a changed config"
+            )
+
+
+def with_workers(cfg: RunConfig, workers: int | None) -> RunConfig:
+    """``--workers N`` sets the worker count and nothing else (never the executor kind)."""
+    if workers is None:
+        return cfg
+    data = cfg.model_dump(mode="json")
+    set_path(data, "executor.workers", workers)
+    return validate(data)
+
+
+def progress_bar() -> Progress:
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
+               TaskProgressColumn(), TextColumn("cells {task.fields[cells]}"),
+               MembersPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    return Progress(*columns, console=console, transient=False)
+
+
+def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[float, float]:
+    """Train the plan's missing cells under a progress bar; returns (seconds, worker seconds
+    spent evaluating the new cells)."""
+    from .store import RunStore
+    from .sweep import run_sweep
+
+    store = RunStore(run_dir)
+    done_ids, damaged = store.check_cells([c.id for c in plan.cells])
+    for line in damaged:
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    total = len(plan.cells)
+    todo = total - len(done_ids)
+    console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
+                  f"{len(cfg.mixes or cfg.ratios)} mixes x {cfg.replicates} replicates = "
+                  f"{total} cells of {cfg.ensemble.members} members; "
+                  f"{total - todo} already done -> {run_dir} ({cfg.executor.kind} executor)",
+                  highlight=False)
+    t0 = time.perf_counter()
+    with progress_bar() as progress:
+        done = total - todo
+        task = progress.add_task("training", total=todo * cfg.ensemble.members,
+                                 cells=f"{done}/{total}")
+
+        def on_progress(kind: str, amount: float) -> None:
+            nonlocal done
+            if kind == "members":
+                progress.advance(task, amount)
+            else:
+                done += int(amount)
+                progress.update(task, cells=f"{done}/{total}")
+
+        result = run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan, preview=preview,
+                           done=done_ids)
+        progress.update(task, completed=todo * cfg.ensemble.members)
+    return time.perf_counter() - t0, result.eval_s
+
+
+def _run(cfg: RunConfig, run_dir: Path) -> None:
+    from .executors import check_available
+    from .report import build_report, print_summary
+    from .store import RunStore
+    from .sweep import plan_with_preview
+
+    check_available(cfg.executor)
+    t0 = time.perf_counter()
+    with RunStore(run_dir).locked():
+        plan, preview = plan_with_preview(cfg)
+        t_train, eval_s = train_with_progress(cfg, run_dir, plan, preview)
+        summary = build_report(run_dir, plan=plan)
+    print_summary(summary, out)
+    console.print(f"training {t_train:.1f} s (new cells evaluated in the workers: "
+                  f"{eval_s:.1f} s of worker time), total {time.perf_counter() - t0:.1f} s; "
+                  f"report: {run_dir / 'report.html'}", highlight=False)
+
+
+OUT_HELP = "Run directory (default runs/<name>)."
+SET_HELP = "Override a field: --set a.b=value (value parsed as YAML). Repeatable."
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="YAML config of the run."),
+    out_dir: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    workers: int | None = typer.Option(None, help="Override executor.workers (the worker "
+                                                  "count only, never executor.kind)."),
+) -> None:
+    """Train every missing cell of CONFIG, then write metrics, summary, figures and report."""
+    with user_errors():
+        cfg = with_workers(load_config(config, set_), workers)
+        _run(cfg, out_dir or Path("runs") / cfg.name)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Where to write metrics, summary, "
+                                        "figures and report (default: the run directory)."),
+    set_: list[str] = typer.Option([], "--set", help="Override an evaluation field (metrics, "
+                                   "ensemble.k, analysis.ci, ...). Repeatable."),
+) -> None:
+    """Rebuild metrics.parquet, summary.json, figures and report.html from a run directory
+    alone (no training, no data set needed)."""
+    from .analysis import load_run
+    from .report import build_report, print_summary
+    from .store import RunStore
+
+    with user_errors():
+        check_evaluation_overrides(set_)
+        cfg, plan = load_run(run_dir, set_)
+        target = out_dir or run_dir
+        with RunStore(run_dir).locked():
+            summary = build_report(run_dir, out_dir=target, plan=plan)
+        print_summary(summary, out)
+        console.print(f"report: {Path(target) / 'report.html'}", highlight=False)
+
+
+@app.command()
+def recommend(
+    config: Path = typer.Argument(..., help="YAML config of the data, model and training."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run directory (default "
+                                        "runs/<name>-recommend); cells already there are reused."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    objective: str = typer.Option("gap", help="What the refinement aims at: gap, overall, "
+                                  "worst or pareto (all four are reported)."),
+    group: str | None = typer.Option(None, "--group", help="The group whose share moves "
+                                     "(default: ratio_group, else the harder group)."),
+) -> None:
+    """Which mix should I collect? Measure difficulty at the balanced mix, sweep the share of
+    the harder group coarsely then finely, and recommend a share with its interval."""
+    from .executors import check_available
+    from .recommend import check_objective, run_recommend
+    from .report import build_report, print_recommendation
+    from .store import RunStore, write_json
+
+    with user_errors():
+        check_objective(objective)
+        cfg = load_config(config, set_)
+        check_available(cfg.executor)
+        run_dir = out_dir or Path("runs") / f"{cfg.name}-recommend"
+        t0 = time.perf_counter()
+        trained = 0
+
+        def train(step_cfg: RunConfig, plan, preview) -> None:
+            nonlocal trained
+            store = RunStore(run_dir)
+            before = sum(store.has_cell(c.id) for c in plan.cells)
+            train_with_progress(step_cfg, run_dir, plan, preview)
+            trained += len(plan.cells) - before
+
+        def say(line: str) -> None:
+            console.print(f"[bold]recommend[/]: {escape(line)}", highlight=False)
+
+        with RunStore(run_dir).locked():
+            rec = run_recommend(cfg, run_dir, objective, group, train, say)
+            plan = rec.pop("plan")
+            write_json(run_dir / "recommendation.json", rec)
+            build_report(run_dir, plan=plan)
+        print_recommendation(rec, out)
+        console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
+                      f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",
+                      highlight=False)
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field of the demo config."),
+) -> None:
+    """Run the built-in demo (configs/demo.yaml): a small label-noise sweep."""
+    with user_errors():
+        cfg = load_config(DEMO_CONFIG, set_)
+        _run(cfg, out_dir)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exc:  # typer's own usage errors already exit 2
+        sys.exit(exc.code)

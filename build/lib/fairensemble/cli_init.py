@@ -1,0 +1,144 @@
+"""``fairensemble init table|adult|celeba|chexpert``: write a commented config for your data."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:  # the data stack (pandas, the loaders) loads only when init runs
+    from .scaffold import Proposal
+
+init_app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    help="Write a ready-to-run, commented config for your own data: counts its groups and "
+         "classes, picks the group to sweep and the largest train size every mix can draw.",
+)
+out = Console(width=max(100, Console().width))
+
+OUT_HELP = "Config file to write (default: <name>.yaml in the current directory)."
+FORCE_HELP = "Overwrite --out if it exists."
+
+
+@init_app.command("table")
+def table(
+    path: Path = typer.Argument(..., help="CSV (optionally compressed) or Parquet file."),
+    target: str = typer.Option(..., "--target", help="Column holding the class label."),
+    group: str = typer.Option(..., "--group", help="Column holding the demographic group."),
+    positive: str | None = typer.Option(
+        None, "--positive", help="Positive class: makes the target binary (this vs the rest). "
+                                 "Default: the rarer value of a two-valued target."),
+    ratio_group: str | None = typer.Option(
+        None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
+    out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+) -> None:
+    """Propose a config for a CSV or Parquet table."""
+    args = ["table", str(path), "--target", target, "--group", group]
+    args += ["--positive", positive] if positive is not None else []
+    args += ["--ratio-group", ratio_group] if ratio_group is not None else []
+    _write(lambda s: s.propose_table(path, target, group, positive, ratio_group),
+           out_file, force, args)
+
+
+@init_app.command("adult")
+def adult(
+    root: Path = typer.Argument(..., help="Folder holding adult.data and adult.test."),
+    group: str = typer.Option("sex", "--group", help="sex or race."),
+    ratio_group: str | None = typer.Option(
+        None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
+    out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+) -> None:
+    """Propose a config for UCI Adult (income > 50K)."""
+    args = ["adult", str(root), "--group", group]
+    args += ["--ratio-group", ratio_group] if ratio_group is not None else []
+
+    def propose(s) -> Proposal:
+        if group not in ("sex", "race"):
+            raise ValueError(f"--group: expected sex or race, got {group!r}")
+        return s.propose_adult(root, group, ratio_group)
+
+    _write(propose, out_file, force, args)
+
+
+@init_app.command("celeba")
+def celeba(
+    root: Path = typer.Argument(..., help="CelebA folder (list_attr_celeba.txt, "
+                                          "list_eval_partition.txt, img_align_celeba/)."),
+    target: str = typer.Option("Blond_Hair", "--target", help="Attribute to predict."),
+    out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+) -> None:
+    """Propose a config for CelebA (groups by Male), reading only its label files."""
+    _write(lambda s: s.propose_celeba(root, target), out_file, force,
+           ["celeba", str(root), "--target", target])
+
+
+@init_app.command("chexpert")
+def chexpert(
+    root: Path = typer.Argument(..., help="CheXpert-v1.0(-small) folder (train.csv, valid.csv)."),
+    target: str = typer.Option("Lung Opacity", "--target", help="Finding to predict."),
+    out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+) -> None:
+    """Propose a config for CheXpert (groups by Sex), reading only its CSVs."""
+    _write(lambda s: s.propose_chexpert(root, target), out_file, force,
+           ["chexpert", str(root), "--target", target])
+
+
+def _write(propose: Callable, out_file: Path | None, force: bool, args: list[str]) -> None:
+    """Propose (``propose(scaffold)``), write the YAML, read it back as `run` will, print."""
+    from . import scaffold
+    from .cli import fail, user_errors  # here: cli imports this module
+    from .config import load_config
+
+    with user_errors():
+        if out_file is not None and out_file.exists() and not force:
+            fail(f"{out_file}: already exists; pass --force to overwrite it")
+        proposal = propose(scaffold)
+        path = out_file or Path(f"{proposal.name}.yaml")
+        if path.exists() and not force:
+            fail(f"{path}: already exists; pass --force to overwrite it, or choose --out")
+        shown = str(path)
+        text = scaffold.render_yaml(proposal, shown, shlex.join(["fairensemble", "init", *args]))
+        if path.is_dir():
+            fail(f"{path}: is a folder; --out expects a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as err:
+            fail(f"{path}: cannot be written ({err.strerror or type(err).__name__})")
+        load_config(path)  # what `run` will read back
+        _print_summary(proposal, shown)
+
+
+def _print_summary(p: Proposal, path: str) -> None:
+    for fact in p.facts:
+        out.print(escape(fact), soft_wrap=True)
+    for title, counts in (("rows by group and class (all splits)", p.counts),
+                          ("pool: what training sets are drawn from", p.pool)):
+        out.print(title, highlight=False)
+        table = Table()
+        table.add_column("group")
+        for name in [*counts.classes, "total"]:
+            table.add_column(escape(str(name)), justify="right")
+        for grp, row in zip(counts.groups, counts.n):
+            table.add_row(escape(grp), *(f"{v:,}" for v in row), f"{row.sum():,}")
+        out.print(table)
+    for note in p.notes:
+        style = "yellow" if note.startswith("warning") else ""
+        out.print(f"[{style}]- {escape(note)}[/]" if style else f"- {escape(note)}",
+                  soft_wrap=True)
+    out.print(f"wrote [bold]{escape(path)}[/]; next:", highlight=False)
+    out.print(f"  {escape(p.run_command(path))}", highlight=False, soft_wrap=True)
+    cpu = p.cpu_command(path)
+    if cpu:
+        out.print("a GPU is expected; to try it on a CPU first:", highlight=False)
+        out.print(f"  {escape(cpu)}", highlight=False, soft_wrap=True)

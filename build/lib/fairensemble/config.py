@@ -1,0 +1,485 @@
+"""Validated configuration of a run: YAML in, pydantic models, resolved YAML out.
+
+Every field a user can set lives here, with its range. Validation happens once, at load time,
+and a failure is reported as one line naming the field (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fairensemble.train import DIVERSITY_SOURCES
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased as one line that names the field and what was expected."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class SyntheticData(Strict):
+    """Two groups, two classes, Gaussian class-conditionals (see ``data/synthetic.py``)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    n_features: Annotated[int, Field(ge=2)] = 2
+    groups: list[str] = ["M", "F"]
+    hard_group: str | None = None  # default: the last group
+    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    label_noise_on: Literal["train", "all"] = "train"
+    rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
+    group_feature: bool = False
+    pool_size: PositiveInt = 20000
+    val_size: Annotated[int, Field(ge=0)] = 0
+    test_size: PositiveInt = 10000
+    class_sep: Annotated[float, Field(gt=0.0)] = 3.0
+    group_sep: Annotated[float, Field(ge=0.0)] = 1.0
+    prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+
+    @model_validator(mode="after")
+    def _two_groups(self) -> SyntheticData:
+        if len(self.groups) != 2 or len(set(self.groups)) != 2:
+            raise ValueError(f"dataset.groups: expected two distinct names, got {self.groups}")
+        _check_hard_group(self.groups, self.hard_group)
+        return self
+
+    @property
+    def hard(self) -> str:
+        """The group whose task difficulty knobs act on."""
+        return self.hard_group or self.groups[-1]
+
+
+def _check_hard_group(groups: list[str], hard_group: str | None) -> None:
+    if hard_group is not None and hard_group not in groups:
+        raise ValueError(f"dataset.hard_group: expected one of {groups}, got {hard_group!r}")
+
+
+class TableData(Strict):
+    """Any CSV or Parquet table (see ``data/tabular.py``)."""
+
+    kind: Literal["table"] = "table"
+    path: str
+    target: str
+    positive: str | int | float | bool | None = None
+    group: str
+    groups: list[str] | None = None
+    min_group_size: Annotated[int, Field(ge=0)] = 0
+    features: list[str] | None = None
+    drop: list[str] = []
+    group_as_feature: bool = False
+    impute: Literal["median", "drop"] = "median"
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class AdultData(Strict):
+    """UCI Adult (``adult.data`` + ``adult.test``) read from ``root``."""
+
+    kind: Literal["adult"] = "adult"
+    root: str = "data/uci-adult"
+    group: Literal["sex", "race"] = "sex"
+    groups: list[str] | None = None
+    min_group_size: Annotated[int, Field(ge=0)] = 0
+    group_as_feature: bool = False
+    impute: Literal["median", "drop"] = "median"
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class ImageOptions(Strict):
+    image_size: PositiveInt = 224
+    cache_dir: str | None = None
+    num_workers: Annotated[int, Field(ge=0)] = 0
+    hflip: bool = False
+    max_pool: PositiveInt | None = None
+    max_test: PositiveInt | None = None
+
+
+class CelebAData(ImageOptions):
+    """CelebA in its official layout (see ``data/celeba.py``)."""
+
+    kind: Literal["celeba"] = "celeba"
+    root: str
+    target: str = "Blond_Hair"
+    group: str = "Male"
+    groups: list[str] = ["female", "male"]
+
+
+class CheXpertData(ImageOptions):
+    """CheXpert (``CheXpert-v1.0`` or ``-small``) in its published layout."""
+
+    kind: Literal["chexpert"] = "chexpert"
+    root: str
+    target: str = "Lung Opacity"
+    group: str = "Sex"
+    groups: list[str] = ["Female", "Male"]
+    uncertain: Literal["zeros", "ones", "drop"] = "zeros"
+    frontal_only: bool = True
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+
+
+class DigitsData(Strict):
+    """scikit-learn's bundled 8x8 digits as a two-group image task (see ``data/digits.py``)."""
+
+    kind: Literal["digits"] = "digits"
+    groups: list[str] = ["A", "B"]
+    hard_group: str | None = None  # default: the last group
+    pixel_noise: Annotated[float, Field(ge=0.0)] = 0.0
+    rotation_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
+    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    image_size: PositiveInt = 8
+
+    @model_validator(mode="after")
+    def _hard_known(self) -> DigitsData:
+        _check_hard_group(self.groups, self.hard_group)
+        return self
+
+    @property
+    def hard(self) -> str:
+        return self.hard_group or self.groups[-1]
+
+
+DatasetConfig = Annotated[
+    SyntheticData | TableData | AdultData | CelebAData | CheXpertData | DigitsData,
+    Field(discriminator="kind"),
+]
+
+# ----------------------------------------------------------------------------- model & training
+
+
+class ModelConfig(Strict):
+    name: str = "mlp"
+    hidden: list[PositiveInt] = [64, 64]
+    activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    width: PositiveInt = 32  # base channel width of the small CNN
+    # a state dict in torchvision's/timm's key layout (.pth, .pt or .safetensors) that every
+    # member starts from; the head is kept when it has the task's class count
+    weights: Annotated[str, Field(min_length=1)] | None = None
+    freeze_norm: bool = False  # batch norm in eval mode while training: keeps loaded statistics
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        known = {"mlp", "cnn", "resnet18", "resnet34", "resnet50", "vit_tiny", "vit_small"}
+        if v not in known:
+            raise ValueError(f"expected one of {sorted(known)}, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _weights_fit_an_image_model(self) -> ModelConfig:
+        if self.weights is not None and self.name == "mlp":
+            raise ValueError(
+                "model.weights: pretrained weights load into image models (cnn, resnet18/34/50,"
+                " vit_tiny, vit_small), got model.name 'mlp'"
+            )
+        return self
+
+
+class EarlyStopping(Strict):
+    patience: PositiveInt = 10
+    metric: Literal["loss", "accuracy", "auc"] = "loss"
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+
+
+class TrainConfig(Strict):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    epochs: PositiveInt = 100
+    batch_size: PositiveInt = 128
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    step_size: PositiveInt = 30
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    early_stopping: EarlyStopping | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_models: bool = False
+    # where members of a cell differ; a source left out is shared (every member uses member
+    # 0's stream). The default is what members always differed by.
+    diversity: list[str] = ["init", "order", "augment"]
+
+    @field_validator("diversity", mode="before")
+    @classmethod
+    def _sources(cls, v: Any) -> list[str]:
+        """Distinct known names, put in the canonical order so that the same set gives the
+        same cell identity however it is written."""
+        known = isinstance(v, list) and all(isinstance(s, str) and s in DIVERSITY_SOURCES
+                                            for s in v)
+        if not known or len(set(v)) != len(v):
+            raise ValueError(
+                f"train.diversity: expected distinct names from {list(DIVERSITY_SOURCES)},"
+                f" got {v!r}"
+            )
+        return [s for s in DIVERSITY_SOURCES if s in v]
+
+
+K_LADDER = (1, 2, 3, 5, 10, 20, 50, 100)
+
+
+class EnsembleConfig(Strict):
+    members: PositiveInt = 20
+    # default: the sizes of K_LADDER up to `members`, plus `members` itself
+    k: list[PositiveInt] | None = None
+    draws: PositiveInt = 50
+
+    def sizes(self) -> list[int]:
+        """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""
+        ks = self.k if self.k is not None else [k for k in K_LADDER if k <= self.members]
+        return sorted({*ks, 1, self.members})
+
+
+class ExecutorConfig(Strict):
+    kind: Literal["serial", "local", "ray"] = "local"
+    # local: pool size; ray with a local instance (address null): the instance's CPUs are
+    # workers x cpus_per_unit
+    workers: PositiveInt = 2
+    # torch threads per unit; default: cores / workers (local), cpus_per_unit (ray). Image
+    # models on CPU give bitwise-identical numbers only for the same thread count.
+    threads: PositiveInt | None = None
+    address: str | None = None  # ray: null = start a local instance; "auto" or ray://host:port
+    cpus_per_unit: Annotated[float, Field(gt=0.0)] = 1.0
+    gpus_per_unit: Annotated[float, Field(ge=0.0)] = 0.0  # fractions share a GPU
+    max_retries: Annotated[int, Field(ge=0)] = 3  # ray: retries of a unit whose worker died
+
+
+class AnalysisConfig(Strict):
+    """How results are summarised; none of it changes what is trained."""
+
+    # intervals: t-intervals over replicates, or a bootstrap over test samples (seeded), which
+    # also works with a single replicate
+    ci: Literal["replicates", "bootstrap"] = "replicates"
+    n_boot: Annotated[int, Field(ge=20)] = 200
+    # group-specific thresholds fitted on the validation split (binary tasks with a val split)
+    post: list[Literal["threshold_eo", "threshold_dp"]] = ["threshold_eo", "threshold_dp"]
+
+
+METRICS = ("accuracy", "balanced_accuracy", "auc")
+
+
+class RunConfig(Strict):
+    name: str = "run"
+    seed: Annotated[int, Field(ge=0)] = 0
+    dataset: DatasetConfig = Field(default_factory=SyntheticData)
+    ratio_group: str | None = None
+    ratios: list[Fraction] = [round(0.1 * i, 1) for i in range(11)]
+    mixes: list[dict[str, Fraction]] | None = None
+    train_size: PositiveInt = 2000
+    label_balance: Literal["keep", "balanced"] = "keep"
+    replicates: PositiveInt = 3
+    grid: dict[str, list[Any]] = {}
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    metrics: list[Literal["accuracy", "balanced_accuracy", "auc"]] = list(METRICS)
+    # default: accuracy if listed, else the first metric
+    primary_metric: Literal["accuracy", "balanced_accuracy", "auc"] | None = None
+    test_mix: Literal["balanced", "natural"] = "balanced"
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if not self.ratios:
+            raise ValueError("ratios: expected at least one value in [0, 1]")
+        ks = self.ensemble.k or []
+        if any(k > self.ensemble.members for k in ks):
+            raise ValueError(
+                f"ensemble.k: every k must be <= ensemble.members ({self.ensemble.members}),"
+                f" got {ks}; leave k out to follow members"
+            )
+        if not self.metrics:
+            raise ValueError("metrics: expected at least one metric name")
+        if self.primary_metric is not None and self.primary_metric not in self.metrics:
+            raise ValueError(
+                f"primary_metric: expected one of metrics {self.metrics},"
+                f" got {self.primary_metric!r}"
+            )
+        if self.mixes is not None:
+            for i, mix in enumerate(self.mixes):
+                total = sum(mix.values())
+                if abs(total - 1.0) > 1e-6:
+                    raise ValueError(f"mixes[{i}]: shares must sum to 1, got {total:g}")
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid.{key}: expected a non-empty list of values")
+        return self
+
+    # -- helpers used across the pipeline ------------------------------------------------
+    @property
+    def group_names(self) -> list[str] | None:
+        return getattr(self.dataset, "groups", None)
+
+    def ks(self) -> list[int]:
+        """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""
+        return self.ensemble.sizes()
+
+    @property
+    def primary(self) -> str:
+        """The metric optima and verdicts use: ``primary_metric``, or accuracy if listed,
+        else the first metric."""
+        if self.primary_metric is not None:
+            return self.primary_metric
+        return "accuracy" if "accuracy" in self.metrics else self.metrics[0]
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """The cartesian product of ``grid``, as a list of {field: value} dicts."""
+        if not self.grid:
+            return [{}]
+        keys = list(self.grid)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*self.grid.values())]
+
+    def at(self, point: dict[str, Any]) -> RunConfig:
+        """This config with one grid point's values applied (validated)."""
+        if not point:
+            return self
+        data = self.model_dump(mode="json")
+        for key, value in point.items():
+            set_path(data, key, value)
+        data["grid"] = {}
+        return validate(data)
+
+    def mix_labels(self) -> list[float]:
+        """The sweep's coordinate per mix: the ratio, or the index of an explicit mix."""
+        if self.mixes is not None:
+            return [float(i) for i in range(len(self.mixes))]
+        return list(self.ratios)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``dotted='a.b'``, creating dicts as needed. Under
+    ``grid`` the rest is one key (a grid key names a dotted field): ``grid.dataset.label_noise``
+    sets ``data['grid']['dataset.label_noise']``."""
+    parts = dotted.split(".")
+    if parts[0] == "grid" and len(parts) > 2:
+        parts = ["grid", ".".join(parts[1:])]
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: {part!r} is not a section that holds fields")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ""
+    for part in first["loc"]:
+        if _is_union_tag(part):
+            continue
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = first["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+        if ":" in msg.split(" ")[0]:  # the message already names its field
+            return msg
+        return f"{loc}: {msg}" if loc else msg
+    if first["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if first["type"] == "union_tag_invalid":
+        kinds = ", ".join(_DATASET_KINDS)
+        return f"{loc}.kind: expected one of {kinds}, got {first['input'].get('kind')!r}"
+    got = first.get("input")
+    got_txt = "" if isinstance(got, dict) else f", got {got!r}"
+    return f"{loc}: {msg.lower()}{got_txt}" if loc else msg
+
+
+_DATASET_KINDS = ("synthetic", "table", "adult", "celeba", "chexpert", "digits")
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in _DATASET_KINDS
+
+
+def _default_kind(data: dict) -> dict:
+    """A ``dataset`` section without ``kind`` is synthetic, the built-in default."""
+    ds = data.get("dataset")
+    if isinstance(ds, dict) and "kind" not in ds:
+        data = {**data, "dataset": {**ds, "kind": "synthetic"}}
+    return data
+
+
+def validate(data: Any) -> RunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping of fields, got {type(data).__name__}")
+    data = _default_kind(data)
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+    _check_grid_fields(cfg, data)
+    return cfg
+
+
+def _check_grid_fields(cfg: RunConfig, data: dict) -> None:
+    base = cfg.model_dump(mode="json")
+    for key, values in cfg.grid.items():
+        node: Any = base
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"grid.{key}: not a config field")
+            node = node[part]
+        for value in values:
+            trial = copy.deepcopy(data)
+            trial["grid"] = {}
+            set_path(trial, key, value)
+            try:
+                RunConfig.model_validate(_default_kind(trial))
+            except ValidationError as err:
+                raise ConfigError(f"grid.{key}={value!r}: {_describe(err)}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults when ``path`` is None), apply ``key=value`` overrides."""
+    data: Any = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ConfigError(f"{p}: not valid YAML{where}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of fields at the top level")
+    for text in overrides or []:
+        key, value = parse_override(text)
+        set_path(data, key, value)
+    return validate(data)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,67 @@
+"""The value every data source returns: pool / val / test splits with labels and group codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad input data, phrased as one line naming the file, column or attribute."""
+
+
+@dataclass
+class Split:
+    """One split. ``X`` is a float32 feature matrix [n, d], a uint8 image array [n, C, H, W]
+    (possibly a ``np.memmap``), or for tables a ``pandas.DataFrame`` of raw columns that
+    ``Dataset.prepare`` turns into features. ``y`` holds class codes (int64, 0..C-1) and ``g``
+    group codes (int64, indices into ``Dataset.groups``)."""
+
+    X: Any
+    y: np.ndarray
+    g: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=np.int64)
+        self.g = np.asarray(self.g, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx: np.ndarray) -> Split:
+        X = self.X.iloc[idx] if hasattr(self.X, "iloc") else self.X[idx]
+        return Split(X, self.y[idx], self.g[idx])
+
+
+def identity_prepare(train: Split, others: list[Split]) -> list[np.ndarray]:
+    return [train.X, *[s.X for s in others]]
+
+
+@dataclass
+class Dataset:
+    """What a source hands to the sweep. ``pool`` is what training draws from, ``test`` is fixed
+    for the grid point, ``val`` (optional) is a shared validation split.
+
+    ``prepare(train, others)`` turns raw ``X`` into model inputs, fitted on ``train`` only
+    (tables: standardise + one-hot); it returns [X_train, *X_others]. ``input_kind`` is
+    ``"table"`` (float features) or ``"image"`` (uint8 [n, C, H, W]); for images
+    ``image_mean``/``image_std`` normalise channels after scaling to [0, 1].
+    ``info`` carries whatever a report may show (counts, dropped rows, file paths)."""
+
+    groups: list[str]
+    classes: list[str]
+    pool: Split
+    test: Split
+    val: Split | None = None
+    prepare: Callable[[Split, list[Split]], list[np.ndarray]] = identity_prepare
+    input_kind: str = "table"
+    image_mean: tuple[float, ...] | None = None
+    image_std: tuple[float, ...] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)

@@ -1,0 +1,229 @@
+"""What a run will train: cells, the plan, seed derivation and cell identity (no torch, no data).
+
+A cell is (grid point, mix, replicate). Its id is a stable hash of everything that determines
+its training, so a re-run skips finished cells and a changed config never reuses a stale one.
+The data-dependent facts of a grid point (its groups, classes, the ratio group, each mix's
+shares and (group, class) counts) are computed by the training side, which reads the data,
+and handed in as a ``PointLayout``; everything here is plain values, so ``plan.json`` in the
+run directory is enough to re-analyse a run on a machine that has never seen its data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RunConfig
+
+# Bump when a change makes stored cells of the same config mean something else.
+CELL_FORMAT = 2
+PLAN_FORMAT = 1
+
+
+def derive_seed(run_seed: int, *parts: Any) -> int:
+    """A 32-bit seed from the run seed and any JSON-able identity (stable across machines)."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    key = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
+    return int(np.random.SeedSequence(run_seed, spawn_key=key).generate_state(1)[0])
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (cached while the file's size and mtime are unchanged)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        raise ValueError(f"{p}: file not found") from None
+    return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def grid_value(value: Any) -> Any:
+    """A grid field's value as a table holds it: scalars as they are, lists and mappings as a
+    compact label (``[init, order]``), so tables can compare and group by it."""
+    if isinstance(value, list):
+        return "[" + ", ".join(str(grid_value(v)) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {grid_value(v)}" for k, v in value.items()) + "}"
+    return value
+
+
+@dataclass
+class Cell:
+    id: str
+    point_index: int
+    point: dict[str, Any]
+    mix_index: int
+    mix: dict[str, float] | None  # explicit mix, or None for a ratio of ratio_group
+    ratio: float  # share of ratio_group in the training set
+    replicate: int
+    sample_seed: int
+    member_seeds: list[int]
+    counts: list[list[int]]  # samples per (group, class) the training draw takes
+
+    def coords(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.point)
+        out.update(ratio=self.ratio, replicate=self.replicate, mix_index=self.mix_index)
+        if self.mix is not None:
+            out["mix"] = self.mix
+        return out
+
+
+@dataclass
+class PointLayout:
+    """What the data of one grid point says: its groups and classes, the group whose share is
+    swept, and for every mix the share of each group and the (group, class) counts drawn."""
+
+    groups: list[str]
+    classes: list[str]
+    ratio_group: str
+    shares: list[list[float]]  # [mix][group]
+    counts: list[list[list[int]]]  # [mix][group][class]
+
+
+@dataclass
+class Plan:
+    cfg: RunConfig
+    points: list[dict[str, Any]]
+    cells: list[Cell]
+    layouts: list[PointLayout] = field(default_factory=list)  # one per grid point
+
+    @property
+    def groups(self) -> dict[int, list[str]]:
+        return {i: lay.groups for i, lay in enumerate(self.layouts)}
+
+    @property
+    def classes(self) -> dict[int, list[str]]:
+        return {i: lay.classes for i, lay in enumerate(self.layouts)}
+
+    @property
+    def ratio_group(self) -> dict[int, str]:
+        return {i: lay.ratio_group for i, lay in enumerate(self.layouts)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "cell_format": CELL_FORMAT,
+            "name": self.cfg.name,
+            "grid_fields": list(self.cfg.grid),
+            "points": self.points,
+            "layouts": [asdict(lay) for lay in self.layouts],
+            "cells": [asdict(c) for c in self.cells],
+        }
+
+    @classmethod
+    def from_json(cls, cfg: RunConfig, data: dict[str, Any]) -> Plan:
+        if data.get("format") != PLAN_FORMAT:
+            raise ValueError(
+                f"plan.json: expected format {PLAN_FORMAT}, got {data.get('format')!r}")
+        return cls(
+            cfg=cfg,
+            points=list(data["points"]),
+            cells=[Cell(**c) for c in data["cells"]],
+            layouts=[PointLayout(**lay) for lay in data["layouts"]],
+        )
+
+    def cells_of(self, ids: set[str]) -> list[Cell]:
+        return [c for c in self.cells if c.id in ids]
+
+
+def n_mixes(cfg: RunConfig) -> int:
+    return len(cfg.mixes) if cfg.mixes is not None else len(cfg.ratios)
+
+
+def model_identity(pcfg: RunConfig) -> dict[str, Any]:
+    """The model section as it determines training: a weights file counts by its content."""
+    model = pcfg.model.model_dump(mode="json")
+    weights = model.get("weights")
+    if weights:
+        model["weights"] = {"sha256": file_sha256(weights)}
+    return model
+
+
+def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicate: int
+                  ) -> dict[str, Any]:
+    """Everything that determines a cell's training. Where the decoded image cache lives, how
+    many loader processes decode it and which device trains do not change a cell's numbers
+    on the same device kind, so they are left out; so is the ratio group, which only names
+    whose share a sweep moves (the shares say what is drawn), so a 50/50 cell is the same cell
+    whichever group a sweep moves."""
+    return {
+        "format": CELL_FORMAT,
+        "seed": pcfg.seed,
+        "dataset": pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"}),
+        "shares": _shares_key(layout.shares[mix_index]),
+        "train_size": pcfg.train_size,
+        "label_balance": pcfg.label_balance,
+        "model": model_identity(pcfg),
+        "train": pcfg.train.model_dump(mode="json", exclude={"device"}),
+        "members": pcfg.ensemble.members,
+        "replicate": replicate,
+    }
+
+
+def _shares_key(shares: list[float]) -> list[float]:
+    return [round(float(s), 12) for s in shares]
+
+
+def sample_seed(run_seed: int, shares: list[float], replicate: int) -> int:
+    """The seed of a cell's training draw: a function of its shares (not of where the mix sits
+    in a list), so the same mix planned by another sweep is the same cell, draw included."""
+    return derive_seed(run_seed, "sample", _shares_key(shares), replicate)
+
+
+def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
+    """Every cell of the run with its id and seeds, from one layout per grid point.
+
+    Member seeds depend on the replicate only and sample seeds on (shares, replicate): common
+    random numbers across difficulty levels, so differences between grid points are the
+    effect of the knob, not of the draw."""
+    points = cfg.grid_points()
+    if len(layouts) != len(points):
+        raise ValueError(
+            f"layouts: expected one per grid point ({len(points)}), got {len(layouts)}")
+    E = cfg.ensemble.members
+    member_seeds = {
+        r: [derive_seed(cfg.seed, "member", r, m) for m in range(E)] for r in range(cfg.replicates)
+    }
+    plan = Plan(cfg, points, [], list(layouts))
+    for pi, (point, layout) in enumerate(zip(points, layouts)):
+        pcfg = cfg.at(point)
+        rg = layout.groups.index(layout.ratio_group)
+        for mi in range(n_mixes(cfg)):
+            mix = cfg.mixes[mi] if cfg.mixes is not None else None
+            for r in range(cfg.replicates):
+                plan.cells.append(Cell(
+                    id=stable_hash(cell_identity(pcfg, layout, mi, r)),
+                    point_index=pi,
+                    point=point,
+                    mix_index=mi,
+                    mix=mix,
+                    ratio=float(layout.shares[mi][rg]),
+                    replicate=r,
+                    sample_seed=sample_seed(cfg.seed, layout.shares[mi], r),
+                    member_seeds=member_seeds[r],
+                    counts=layout.counts[mi],
+                ))
+    return plan
+
+
+__all__ = ["CELL_FORMAT", "Cell", "Plan", "PointLayout", "build_plan", "cell_identity",
+           "derive_seed", "file_sha256", "grid_value", "stable_hash"]

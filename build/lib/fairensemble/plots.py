@@ -1,0 +1,287 @@
+"""Figures of a run: metric vs k, metric vs ratio, gap vs ratio, optimal ratio vs difficulty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .analysis import _point_rows, grid_fields, mix_column
+from .plan import Plan
+
+MAX_PANELS = 6
+
+
+def _point_title(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "all cells"
+
+
+def _panels(n: int, width: float = 4.0, height: float = 3.2):
+    n = max(1, min(n, MAX_PANELS))
+    cols = min(n, 3)
+    width = max(width, 7.0 / cols)  # room for the title over a single panel
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _shown_points(plan: Plan) -> list[int]:
+    n = len(plan.points)
+    if n <= MAX_PANELS:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, MAX_PANELS)})
+
+
+def _mean_band(df: pd.DataFrame, x: str) -> pd.DataFrame:
+    agg = df.groupby(x)["mean"].agg(["mean", "std", "count"]).reset_index()
+    agg["sem"] = agg["std"].fillna(0.0) / np.sqrt(agg["count"])
+    return agg
+
+
+def _colors(groups: list[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    out = {g: cmap(i) for i, g in enumerate(groups)}
+    out["overall"] = "black"
+    return out
+
+
+def metric_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
+    cfg = plan.cfg
+    xcol = mix_column(table)
+    shown = _shown_points(plan)
+    fig, axes = _panels(len(shown))
+    for ax, pi in zip(axes, shown):
+        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
+        rows = rows[rows["metric"] == cfg.primary]
+        xs = rows[xcol].drop_duplicates().to_numpy()
+        # the mix closest to balanced (or the middle explicit mix)
+        x0 = xs[np.argmin(np.abs(xs.astype(float) - 0.5))] if xcol == "ratio" else xs[len(xs) // 2]
+        rows = rows[rows[xcol] == x0]
+        colors = _colors(plan.groups[pi])
+        for label in [*plan.groups[pi], "overall"]:
+            agg = _mean_band(rows[rows["group"] == label], "k")
+            ax.errorbar(agg["k"], agg["mean"], yerr=1.96 * agg["sem"], marker="o", ms=3,
+                        capsize=2, label=label, color=colors[label],
+                        ls="--" if label == "overall" else "-")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(rows["k"].unique()))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(f"{_point_title(plan.points[pi])}\n{xcol}={x0}", fontsize=9)
+        ax.set_xlabel("ensemble size k")
+        ax.set_ylabel(cfg.primary)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{cfg.primary} per group vs ensemble size")
+    return _save(fig, path)
+
+
+def gap_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
+    """The gap against ensemble size, one line per training mix: does ensembling close it?"""
+    cfg = plan.cfg
+    xcol = mix_column(table)
+    shown = _shown_points(plan)
+    fig, axes = _panels(len(shown))
+    cmap = plt.get_cmap("coolwarm")
+    for ax, pi in zip(axes, shown):
+        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
+        rows = rows[(rows["metric"] == cfg.primary) & (rows["group"] == "gap")]
+        xs = list(rows[xcol].drop_duplicates())
+        for i, x in enumerate(xs):
+            agg = _mean_band(rows[rows[xcol] == x], "k")
+            ax.plot(agg["k"], agg["mean"], marker="o", ms=3, color=cmap(i / max(1, len(xs) - 1)),
+                    label=f"{x}")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(rows["k"].unique()))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(_point_title(plan.points[pi]), fontsize=9)
+        ax.set_xlabel("ensemble size k")
+        ax.set_ylabel(f"gap in {cfg.primary}")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=6, ncol=2, title=xcol, title_fontsize=7)
+    fig.suptitle("Gap vs ensemble size, one line per training mix")
+    return _save(fig, path)
+
+
+def metric_vs_ratio(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
+    cfg = plan.cfg
+    E = cfg.ensemble.members
+    xcol = mix_column(table)
+    shown = _shown_points(plan)
+    fig, axes = _panels(len(shown))
+    for ax, pi in zip(axes, shown):
+        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
+        rows = rows[rows["metric"] == cfg.primary]
+        colors = _colors(plan.groups[pi])
+        for label in [*plan.groups[pi], "overall"]:
+            for k, ls in ((1, ":"), (E, "-")):
+                agg = _mean_band(rows[(rows["group"] == label) & (rows["k"] == k)], xcol)
+                ax.plot(agg[xcol], agg["mean"], ls=ls, marker="o", ms=3, color=colors[label],
+                        label=f"{label} (k={k})")
+        ax.set_title(_point_title(plan.points[pi]), fontsize=9)
+        ax.set_xlabel(_xlabel(plan, xcol))
+        ax.set_ylabel(cfg.primary)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{cfg.primary} per group vs training mix (dotted: 1 member, "
+                 f"solid: {E} members)")
+    return _save(fig, path)
+
+
+def _xlabel(plan: Plan, xcol: str) -> str:
+    if xcol == "ratio":
+        return f"share of {plan.ratio_group.get(0)} in the training set"
+    return "mix"
+
+
+def gap_vs_ratio(table: pd.DataFrame, summary: dict, plan: Plan, path: Path) -> Path:
+    cfg = plan.cfg
+    E = cfg.ensemble.members
+    xcol = mix_column(table)
+    fig, axes = _panels(2 if E != 1 else 1, width=5.0, height=3.6)
+    cmap = plt.get_cmap("viridis")
+    n = len(plan.points)
+    for ax, k in zip(axes, sorted({1, E})):
+        for pi, point in enumerate(plan.points):
+            rows = _point_rows(table, grid_fields(plan), point)
+            rows = rows[(rows["metric"] == cfg.primary) & (rows["group"] == "gap")
+                        & (rows["k"] == k)]
+            agg = _mean_band(rows, xcol)
+            color = cmap(pi / max(1, n - 1))
+            ax.plot(agg[xcol], agg["mean"], marker="o", ms=3, color=color,
+                    label=_point_title(point))
+            best = summary["grid_points"][pi]["optimal"][f"k={k}"]
+            if best["gap_min_ratio"] is not None:
+                ax.plot([best["gap_min_ratio"]], [best["gap_min_value"]], marker="*", ms=14,
+                        color=color, markeredgecolor="black")
+        ax.set_title(f"k={k}" + (" (single model)" if k == 1 else " (ensemble)"))
+        ax.set_xlabel(_xlabel(plan, xcol))
+        ax.set_ylabel(f"gap in {cfg.primary} (max - min over groups)")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("Gap vs training mix; star = gap-minimising mix")
+    return _save(fig, path)
+
+
+def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
+    fields = grid_fields(plan)
+    if not fields or summary["grid_points"] and isinstance(
+        summary["grid_points"][0]["optimal"]["k=1"]["gap_min_ratio"], str
+    ):
+        return None
+    field = fields[0]
+    E = plan.cfg.ensemble.members
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    xs = [p["point"][field] for p in summary["grid_points"]]
+    for k, ls in ((1, ":"), (E, "-")):
+        opt = [p["optimal"][f"k={k}"] for p in summary["grid_points"]]
+        ax.plot(xs, _nan([o["gap_min_ratio"] for o in opt]), ls=ls, marker="o", color="tab:red",
+                label=f"min gap, k={k}")
+        ax.plot(xs, _nan([o["overall_max_ratio"] for o in opt]), ls=ls, marker="s",
+                color="tab:blue", label=f"max overall {plan.cfg.primary}, k={k}")
+    ax.axhline(0.5, color="grey", lw=0.8)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel(field)
+    ax.set_ylabel(f"optimal share of {plan.ratio_group.get(0)}")
+    ax.set_title("Optimal training mix vs difficulty")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def data_figure(plan: Plan, path: Path, preview: dict[str, np.ndarray] | None) -> Path | None:
+    """The synthetic data per group (first two features), at the first and last grid point,
+    from the sample the run stored in ``preview.npz``."""
+    if plan.cfg.dataset.kind != "synthetic" or not preview:
+        return None
+    shown = sorted({0, len(plan.points) - 1})
+    groups = plan.groups[0]
+    fig, axes = plt.subplots(len(shown), len(groups), figsize=(4 * len(groups), 3.6 * len(shown)),
+                             squeeze=False)
+    for row, pi in enumerate(shown):
+        if f"p{pi}_X" not in preview:
+            continue
+        X, y, g = preview[f"p{pi}_X"], preview[f"p{pi}_y"], preview[f"p{pi}_g"]
+        for j, name in enumerate(groups):
+            ax = axes[row, j]
+            for c, color in ((0, "tab:blue"), (1, "tab:orange")):
+                sel = (g == j) & (y == c)
+                ax.scatter(X[sel, 0], X[sel, 1], s=4, alpha=0.6, color=color, label=f"y={c}")
+            ax.set_title(f"group {name}  ({_point_title(plan.points[pi])})", fontsize=9)
+            ax.set_xlim(-7, 7)
+            ax.set_ylim(-6, 6)
+            ax.set_aspect("equal")
+        axes[row, 0].legend(fontsize=7, markerscale=3)
+    fig.suptitle("Synthetic pool per group (labels as trained on)")
+    return _save(fig, path)
+
+
+def pareto_figure(recommendation: dict[str, Any], path: Path) -> Path:
+    """Overall metric against gap for every candidate share, single model and ensemble; the
+    Pareto front of the ensemble joined, each objective's recommendation marked."""
+    points = recommendation["points"]
+    fig, axes = _panels(len(points), width=5.0, height=4.0)
+    metric, E = recommendation["metric"], recommendation["members"]
+    marks = {"gap": "*", "overall": "s", "worst": "D", "pareto": "P"}
+    for ax, entry in zip(axes, points):
+        cands = entry["candidates"]
+        by_share = {c["share"]: c for c in cands}
+        for k, style in ((1, dict(color="grey", alpha=0.5)), (E, dict(color="tab:blue"))):
+            ax.scatter([c[f"gap_k{k}"] for c in cands], [c[f"overall_k{k}"] for c in cands],
+                       s=18, label=f"k={k}", **style)
+        for c in cands:
+            ax.annotate(f"{c['share']:g}", (c[f"gap_k{E}"], c[f"overall_k{E}"]), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points")
+        front = sorted(entry["pareto_front"], key=lambda x: by_share[x][f"gap_k{E}"])
+        ax.plot([by_share[x][f"gap_k{E}"] for x in front],
+                [by_share[x][f"overall_k{E}"] for x in front], color="tab:blue", lw=1,
+                label="Pareto front (k=E)")
+        for name, o in entry["objectives"].items():
+            c = by_share.get(o["recommended"])
+            if c is not None:
+                ax.scatter([c[f"gap_k{E}"]], [c[f"overall_k{E}"]], marker=marks[name], s=90,
+                           facecolors="none", edgecolors="tab:red", label=f"best {name}")
+        ax.set_xlabel(f"gap in {metric} (max - min over groups)")
+        ax.set_ylabel(f"overall {metric}")
+        ax.set_title(f"{_point_title(entry['point'])}: share of {entry['moved_group']}",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Candidate training mixes: overall metric vs gap")
+    return _save(fig, path)
+
+
+def _nan(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def all_figures(table: pd.DataFrame, summary: dict, plan: Plan, fig_dir: Path,
+                preview: dict[str, np.ndarray] | None = None) -> list[Path]:
+    made = [
+        metric_vs_k(table, plan, fig_dir / "metric_vs_k.png"),
+        metric_vs_ratio(table, plan, fig_dir / "metric_vs_ratio.png"),
+        gap_vs_k(table, plan, fig_dir / "gap_vs_k.png"),
+        gap_vs_ratio(table, summary, plan, fig_dir / "gap_vs_ratio.png"),
+        optimal_ratio(summary, plan, fig_dir / "optimal_ratio.png"),
+        data_figure(plan, fig_dir / "data.png", preview),
+    ]
+    return [p for p in made if p is not None]

@@ -1,0 +1,326 @@
+"""The run directory, the single source of truth after training: plan, cell records, integrity,
+cached evaluations and the lock that keeps two runs out of one directory.
+
+Layout::
+
+    RUN_DIR/config.yaml            the resolved config
+    RUN_DIR/plan.json              every cell: id, coordinates, seeds, counts; groups, classes
+                                   and ratio group per grid point
+    RUN_DIR/cells/<id>.npz         probs_test [E, n_test, C] float32, y_test, g_test (+ *_val)
+    RUN_DIR/cells/<id>.json        the cell's record without its arrays, and the sha256 of the
+                                   .npz; written last, so a cell is finished when its JSON
+                                   exists and the .npz matches the checksum
+    RUN_DIR/cells/corrupt/         cell files that failed the check, moved aside
+    RUN_DIR/evals/<hash>/<id>.parquet  the cell's evaluated metrics for one evaluation spec
+    RUN_DIR/preview.npz            a sample of the data for the data figure (synthetic runs)
+    RUN_DIR/metrics.parquet, summary.json, figures/, report.html
+
+Every file is written to a temporary name in the same folder and renamed into place, so a run
+killed at any instant leaves only whole files behind. Nothing is pickled. Only the driver
+writes here: workers hand their results back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ARRAY_NAMES = ("probs_test", "y_test", "g_test", "probs_val", "y_val", "g_val")
+
+
+class StoreError(ValueError):
+    """A run directory problem, phrased as one line naming the path."""
+
+
+class CorruptCell(StoreError):
+    pass
+
+
+class RunLocked(StoreError):
+    pass
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def write_parquet(path: Path, table: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@dataclass
+class CellRecord:
+    """One trained cell: its members' predicted probabilities on the test (and validation)
+    split with the labels and group codes they are scored against, and where it sits in the
+    sweep. What workers return and the store writes and reads."""
+
+    id: str
+    coords: dict[str, Any]  # grid fields, ratio, replicate, mix_index (+ mix)
+    groups: list[str]
+    classes: list[str]
+    ratio_group: str
+    probs_test: np.ndarray  # float32 [E, n_test, C]
+    y_test: np.ndarray
+    g_test: np.ndarray
+    probs_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    g_val: np.ndarray | None = None
+    seeds: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    train_counts: list[list[int]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def members(self) -> int:
+        return int(self.probs_test.shape[0])
+
+    @property
+    def has_val(self) -> bool:
+        return self.probs_val is not None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in ARRAY_NAMES if getattr(self, k) is not None}
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **self.coords,
+            "coords": self.coords,
+            "groups": self.groups,
+            "classes": self.classes,
+            "ratio_group": self.ratio_group,
+            "seeds": self.seeds,
+            "n_train": self.n_train,
+            "train_counts": self.train_counts,
+            "timings": self.timings,
+        }
+
+    @classmethod
+    def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> CellRecord:
+        keys = ("id", "coords", "groups", "classes", "ratio_group", "seeds", "n_train",
+                "train_counts", "timings")
+        return cls(**{k: meta[k] for k in keys}, **{k: arrays.get(k) for k in ARRAY_NAMES})
+
+
+_HELD: dict[str, list] = {}  # run directories this process holds: path -> [file, depth]
+
+
+class RunStore:
+    """Reads and writes one run directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.cells = self.root / "cells"
+
+    # -- the lock -------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run directory for this process (re-entrant). An OS lock on an open file:
+        it dies with its process, so a killed run's lock never blocks the next one."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = str(self.root.resolve())
+        held = _HELD.get(key)
+        if held is None:
+            fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until released
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                fh.close()
+                raise RunLocked(
+                    f"{self.root}: another fairensemble run ({holder}) is using this run "
+                    "directory; wait for it to finish"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+            fh.flush()
+            held = _HELD[key] = [fh, 0]
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[key]
+                fcntl.flock(held[0].fileno(), fcntl.LOCK_UN)
+                held[0].close()
+
+    # -- config and plan ------------------------------------------------------------------
+    def prepare(self, config_yaml: str, plan_json: dict[str, Any]) -> None:
+        self.cells.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.root / "config.yaml", config_yaml)
+        write_json(self.root / "plan.json", plan_json)
+        for stale in self.cells.glob(".*.tmp"):  # partial files of a killed run
+            stale.unlink(missing_ok=True)
+
+    def read_plan_json(self) -> dict[str, Any]:
+        path = self.root / "plan.json"
+        if not path.is_file():
+            raise StoreError(f"{path}: not found; this run directory was not written by "
+                             "`fairensemble run` (or its run was stopped before planning)")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise StoreError(f"{path}: unreadable plan (not valid JSON)") from None
+
+    # -- cells ----------------------------------------------------------------------------
+    def _paths(self, cell_id: str) -> tuple[Path, Path]:
+        return self.cells / f"{cell_id}.npz", self.cells / f"{cell_id}.json"
+
+    def has_cell(self, cell_id: str) -> bool:
+        """Whether the cell's files are there (cheap; ``check_cells`` verifies contents)."""
+        npz, meta = self._paths(cell_id)
+        return meta.is_file() and npz.is_file()
+
+    def write_cell(self, record: CellRecord) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **record.arrays())
+        data = buf.getvalue()
+        npz, meta = self._paths(record.id)
+        atomic_write_bytes(npz, data)
+        write_json(meta, {**record.meta(), "npz_sha256": hashlib.sha256(data).hexdigest()})
+
+    def _load(self, cell_id: str) -> CellRecord:
+        npz, meta_path = self._paths(cell_id)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise CorruptCell(f"{meta_path}: unreadable cell record") from None
+        try:
+            data = npz.read_bytes()
+        except OSError:
+            raise CorruptCell(f"{npz}: missing or unreadable cell file") from None
+        if hashlib.sha256(data).hexdigest() != meta.get("npz_sha256"):
+            raise CorruptCell(f"{npz}: cell file does not match its checksum (truncated or "
+                              "changed after it was written)")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            return CellRecord.from_parts(meta, arrays)
+        except Exception:  # a checksum match on a file that was never a valid cell
+            raise CorruptCell(f"{npz}: unreadable cell file") from None
+
+    def read_cell(self, cell_id: str) -> CellRecord:
+        """The cell's record, verified against its checksum; ``CorruptCell`` names the file."""
+        if not self.has_cell(cell_id):
+            raise StoreError(f"{self.cells / cell_id}.npz: cell not found")
+        return self._load(cell_id)
+
+    def check_cells(self, cell_ids: list[str]) -> tuple[set[str], list[str]]:
+        """Which of ``cell_ids`` are finished and intact; damaged ones are moved to
+        ``cells/corrupt/`` (so they get retrained) and described in the returned messages."""
+        done, moved = set(), []
+        for cell_id in cell_ids:
+            npz, meta = self._paths(cell_id)
+            if not meta.is_file():
+                continue  # never finished (a killed run may leave an .npz alone: it is redone)
+            try:
+                self._load(cell_id)
+            except CorruptCell as err:
+                moved.append(f"{err}; moved to {self.quarantine(cell_id)} and retraining it")
+                continue
+            done.add(cell_id)
+        return done, moved
+
+    def quarantine(self, cell_id: str) -> Path:
+        dest = self.cells / "corrupt"
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in self._paths(cell_id):
+            if path.exists():
+                os.replace(path, dest / path.name)
+        return dest
+
+    # -- evaluations ----------------------------------------------------------------------
+    def eval_dir(self, spec_hash: str) -> Path:
+        return self.root / "evals" / spec_hash
+
+    def write_evaluation(self, spec_hash: str, cell_id: str, table: pd.DataFrame,
+                         boot: pd.DataFrame | None = None) -> None:
+        folder = self.eval_dir(spec_hash)
+        if boot is not None:
+            write_parquet(folder / f"{cell_id}.boot.parquet", boot)
+        write_parquet(folder / f"{cell_id}.parquet", table)
+
+    def read_evaluation(self, spec_hash: str, cell_id: str, with_boot: bool
+                        ) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+        """A cached evaluation, or None when there is none (or it is unreadable: an
+        evaluation is a cache and is simply recomputed)."""
+        folder = self.eval_dir(spec_hash)
+        try:
+            table = pd.read_parquet(folder / f"{cell_id}.parquet")
+            boot = pd.read_parquet(folder / f"{cell_id}.boot.parquet") if with_boot else None
+        except Exception:
+            return None
+        return table, boot
+
+    def prune_evaluations(self, keep: str) -> None:
+        """Drop cached evaluations of other specs (they would only grow)."""
+        root = self.root / "evals"
+        if not root.is_dir():
+            return
+        for folder in root.iterdir():
+            if folder.is_dir() and folder.name != keep:
+                for f in folder.iterdir():
+                    f.unlink(missing_ok=True)
+                folder.rmdir()
+
+    # -- preview --------------------------------------------------------------------------
+    def write_preview(self, arrays: dict[str, np.ndarray]) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.root / "preview.npz", buf.getvalue())
+
+    def read_preview(self) -> dict[str, np.ndarray] | None:
+        path = self.root / "preview.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception:
+            return None

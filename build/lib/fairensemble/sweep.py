@@ -1,0 +1,311 @@
+"""Plan a run from its data, train the missing cells on an executor, write what comes back.
+
+Cells of one grid point and replicate that use the stacked MLP trainer form one *unit* and
+train as one stacked tensor program; other models train cell by cell. A unit runs wherever
+the executor puts it (this process, a local pool, a Ray cluster) and *returns* its cells'
+records together with their evaluation (k-of-E draws and metrics, computed where the arrays
+already are); the driver writes both into the run directory. Whichever executor runs a cell,
+its numbers are the same: every random stream comes from the run seed and the cell's
+identity alone, and the thread count is fixed by the config.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RunConfig, dump_config, validate
+from .data import Dataset, load_dataset
+from .data.sampling import mix_shares, plan_counts, sample_indices
+from .evaluation import EvalSpec, evaluate_record
+from .executors import make_executor, unit_threads
+from .plan import Cell, Plan, PointLayout, build_plan, derive_seed, n_mixes
+from .store import CellRecord, RunStore, atomic_write_bytes
+from .train import CellData
+
+
+def uses_stack(cfg: RunConfig) -> bool:
+    return cfg.model.name == "mlp"
+
+
+def data_seed(cfg: RunConfig) -> int:
+    # Independent of the grid point: every difficulty level sees the same base draws.
+    return derive_seed(cfg.seed, "data")
+
+
+def load_for(cfg: RunConfig) -> Dataset:
+    """The dataset of a (grid-point) config, from the run's data seed."""
+    return load_dataset(cfg.dataset, data_seed(cfg))
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def resolve_ratio_group(cfg: RunConfig, ds: Dataset) -> str:
+    hard = getattr(cfg.dataset, "hard", None)
+    name = cfg.ratio_group or hard or ds.groups[-1]
+    if name not in ds.groups:
+        raise ValueError(f"ratio_group: expected one of {ds.groups}, got {name!r}")
+    return name
+
+
+def mix_share_vector(cfg: RunConfig, mix_index: int, ds: Dataset, rg: str) -> np.ndarray:
+    if cfg.mixes is not None:
+        mix = cfg.mixes[mix_index]
+        unknown = sorted(set(mix) - set(ds.groups))
+        if unknown:
+            raise ValueError(f"mixes[{mix_index}]: unknown group {unknown[0]!r}, "
+                             f"expected names from {ds.groups}")
+        return np.array([mix.get(name, 0.0) for name in ds.groups])
+    return mix_shares(cfg.ratios[mix_index], ds.groups.index(rg), ds.pool.g, len(ds.groups))
+
+
+def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
+    """The data-dependent facts of a grid point; checks that every mix can be drawn, so an
+    impossible request fails before anything trains."""
+    rg = resolve_ratio_group(pcfg, ds)
+    shares, counts = [], []
+    for mi in range(n_mixes(pcfg)):
+        s = mix_share_vector(pcfg, mi, ds, rg)
+        c = plan_counts(pcfg.train_size, s, ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,
+                        pcfg.label_balance)
+        shares.append([float(x) for x in s])
+        counts.append(c.tolist())
+    return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts)
+
+
+def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = None) -> Plan:
+    """Every cell of the run, with ids and seeds. Loads each grid point's data once."""
+    plan, _ = plan_with_preview(cfg, loader)
+    return plan
+
+
+def plan_with_preview(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = None
+                      ) -> tuple[Plan, dict[str, np.ndarray] | None]:
+    """The plan, and for synthetic runs a small sample of the first and last grid point's pool
+    for the data figure (so the report never needs the data)."""
+    loader = loader or load_for
+    points = cfg.grid_points()
+    layouts, preview = [], {}
+    shown = sorted({0, len(points) - 1})
+    for pi, point in enumerate(points):
+        pcfg = cfg.at(point)
+        ds = loader(pcfg)
+        layouts.append(point_layout(pcfg, ds))
+        if pcfg.dataset.kind == "synthetic" and pi in shown:
+            preview.update(_preview(ds, f"p{pi}"))
+    return build_plan(cfg, layouts), (preview or None)
+
+
+def _preview(ds: Dataset, prefix: str, per_group: int = 600) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    idx = np.concatenate([
+        rng.choice(np.flatnonzero(ds.pool.g == j), size=min(per_group, int((ds.pool.g == j).sum())),
+                   replace=False)
+        for j in range(len(ds.groups))
+    ])
+    X = np.asarray(ds.pool.X)[idx, :2].astype(np.float32)
+    return {f"{prefix}_X": X, f"{prefix}_y": ds.pool.y[idx], f"{prefix}_g": ds.pool.g[idx]}
+
+
+def units_of(plan: Plan, cells: list[Cell]) -> list[list[Cell]]:
+    """Group cells into training units: one per (grid point, replicate) for the stack."""
+    if not uses_stack(plan.cfg):
+        return [[c] for c in cells]
+    units: dict[tuple[int, int], list[Cell]] = {}
+    for c in cells:
+        units.setdefault((c.point_index, c.replicate), []).append(c)
+    return list(units.values())
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+@dataclass
+class Unit:
+    """What a worker needs to train and evaluate some cells of one grid point (plain values)."""
+
+    cfg_json: dict[str, Any]
+    cells: list[Cell]
+    layout: PointLayout
+    spec: EvalSpec | None
+
+
+@dataclass
+class CellResult:
+    record: CellRecord
+    table: Any = None  # pandas DataFrame of the cell's evaluation under ``spec``
+    boot: Any = None
+    eval_s: float = 0.0
+    models: dict[str, bytes] = field(default_factory=dict)  # train.save_models: file -> bytes
+
+
+_DATA_CACHE: dict[str, Dataset] = {}
+
+
+def _dataset_for(pcfg: RunConfig) -> Dataset:
+    key = json.dumps([pcfg.dataset.model_dump(mode="json"), data_seed(pcfg)], sort_keys=True)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one grid point at a time keeps memory bounded
+        _DATA_CACHE[key] = load_dataset(pcfg.dataset, data_seed(pcfg))
+    return _DATA_CACHE[key]
+
+
+def flatten_images(X: np.ndarray, ds: Dataset) -> np.ndarray:
+    """uint8 images [n, C, H, W] -> normalised float32 rows, for the MLP stack."""
+    x = np.asarray(X, dtype=np.float32) / 255.0
+    if ds.image_mean is not None and ds.image_std is not None:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        x = (x - np.reshape(ds.image_mean, shape)) / np.reshape(ds.image_std, shape)
+    return x.reshape(len(x), -1).astype(np.float32)
+
+
+def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
+                    ) -> tuple[CellData, dict]:
+    counts = np.asarray(cell.counts, dtype=np.int64)
+    idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng(cell.sample_seed))
+    train = ds.pool.take(idx)
+    others = [ds.test] + ([ds.val] if ds.val is not None else [])
+    prepared = ds.prepare(train, others)
+    if ds.input_kind == "image" and uses_stack(pcfg):
+        prepared = [flatten_images(x, ds) for x in prepared]
+    evals = {"test": prepared[1]}
+    val = None
+    if ds.val is not None:
+        evals["val"] = prepared[2]
+        val = (prepared[2], ds.val.y)
+    meta = {
+        "threads": threads,
+        "input_kind": "table" if uses_stack(pcfg) else ds.input_kind,
+        "image_mean": ds.image_mean,
+        "image_std": ds.image_std,
+        "hflip": bool(getattr(pcfg.dataset, "hflip", False)),
+        "num_workers": int(getattr(pcfg.dataset, "num_workers", 0)),
+    }
+    data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, meta)
+    return data, {"counts": counts.tolist(), "n_train": len(idx)}
+
+
+def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> list[CellResult]:
+    """Train the cells of one unit, evaluate each, and return them (nothing is written)."""
+    import torch
+
+    threads = unit_threads()
+    torch.set_num_threads(threads)
+    cfg = validate(unit.cfg_json)
+    pcfg = cfg.at(unit.cells[0].point)
+    ds = _dataset_for(pcfg)
+    t0 = time.perf_counter()
+    built = [build_cell_data(pcfg, ds, c, threads) for c in unit.cells]
+    t_data = time.perf_counter() - t0
+    datas = [b[0] for b in built]
+    t0 = time.perf_counter()
+    saved: list[dict[str, bytes]] = []
+    if uses_stack(cfg):
+        from .train.stacked import train_stacked
+
+        outputs = train_stacked(datas, pcfg.model, pcfg.train, ds.n_classes, progress=progress)
+    else:
+        from .train.loop import train_loop
+
+        outputs, saved = [], []
+        for d in datas:
+            with tempfile.TemporaryDirectory() as tmp:
+                save_dir = Path(tmp) if pcfg.train.save_models else None
+                outputs += train_loop([d], pcfg.model, pcfg.train, ds.n_classes,
+                                      progress=progress, save_dir=save_dir)
+                saved.append({p.name: p.read_bytes() for p in sorted(Path(tmp).glob("*"))})
+    t_train = time.perf_counter() - t0
+    n = len(unit.cells)
+    results = []
+    for c, (_, info), probs in zip(unit.cells, built, outputs):
+        has_val = "val" in probs and ds.val is not None
+        record = CellRecord(
+            id=c.id,
+            coords=c.coords(),
+            groups=unit.layout.groups,
+            classes=unit.layout.classes,
+            ratio_group=unit.layout.ratio_group,
+            probs_test=probs["test"].astype(np.float32),
+            y_test=ds.test.y,
+            g_test=ds.test.g,
+            probs_val=probs["val"].astype(np.float32) if has_val else None,
+            y_val=ds.val.y if has_val else None,
+            g_val=ds.val.g if has_val else None,
+            seeds={"sample": c.sample_seed, "members": c.member_seeds},
+            n_train=info["n_train"],
+            train_counts=info["counts"],
+            timings={"data_s": t_data / n, "train_s": t_train / n, "stacked_with": n,
+                     "threads": torch.get_num_threads()},
+        )
+        result = CellResult(record, models=saved[len(results)] if saved else {})
+        if unit.spec is not None:
+            t0 = time.perf_counter()
+            result.table, result.boot = evaluate_record(record, unit.spec)
+            result.eval_s = time.perf_counter() - t0
+        results.append(result)
+    return results
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+@dataclass
+class SweepResult:
+    plan: Plan
+    trained: list[str]
+    eval_s: float = 0.0  # worker time spent evaluating the trained cells
+
+
+def run_sweep(
+    cfg: RunConfig,
+    run_dir: Any,
+    on_progress: Callable[[str, float], None] | None = None,
+    plan: Plan | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    evaluate: bool = True,
+    preview: dict[str, np.ndarray] | None = None,
+    done: set[str] | None = None,
+) -> SweepResult:
+    """Plan the run, train every missing cell into ``run_dir`` and evaluate it where it was
+    trained. ``on_progress(kind, amount)`` receives ("members", n) as members finish and
+    ("cell", 1) as cells are written; ``on_warning`` a line per damaged cell set aside.
+    ``done``: the cells already verified intact by the caller (skips the check)."""
+    if plan is None:
+        plan, preview = plan_with_preview(cfg)
+    store = RunStore(run_dir)
+    notify = on_progress or (lambda kind, amount: None)
+    warn = on_warning or (lambda line: None)
+    spec = EvalSpec.of(cfg) if evaluate else None
+    with store.locked():
+        store.prepare(dump_config(cfg), plan.to_json())
+        if preview is not None:
+            store.write_preview(preview)
+        if done is None:
+            done, damaged = store.check_cells([c.id for c in plan.cells])
+            for line in damaged:
+                warn(line)
+        todo = [c for c in plan.cells if c.id not in done]
+        units = [Unit(cfg.model_dump(mode="json"), cells, plan.layouts[cells[0].point_index],
+                      spec) for cells in units_of(plan, todo)]
+        result = SweepResult(plan, [])
+        with make_executor(cfg.executor) as executor:
+            for _, cell_results in executor.run(train_unit, units,
+                                                lambda m: notify("members", m)):
+                for res in cell_results:
+                    for name, data in res.models.items():
+                        atomic_write_bytes(store.root / "models" / res.record.id / name, data)
+                    store.write_cell(res.record)
+                    if res.table is not None and spec is not None:
+                        store.write_evaluation(spec.hash, res.record.id, res.table, res.boot)
+                    result.trained.append(res.record.id)
+                    result.eval_s += res.eval_s
+                notify("cell", len(cell_results))
+    return result

@@ -1,0 +1,432 @@
+"""The generic member trainer: any ``nn.Module``, members trained one after another.
+
+Same interface as the stacked trainer: ``train_loop(cells, model, train, n_classes)`` returns,
+per cell, ``{eval_name: probs float32 [E, n_eval, C]}``.
+
+A member is a pure function of its streams' seeds (``member_streams``: its own seed for the
+sources in ``train.diversity``, the cell's first seed for the rest), and the same streams as
+the stacked trainer's: the mini-batch order from ``order_rng(seed)``, the early-stopping
+holdout and bootstrap resample from ``member_rows``, initialisation (and dropout) from a
+forked torch RNG seeded with the seed (an MLP member starts from ``init_mlp_params(seed, ...)``,
+as in the stack), and horizontal flips from a stream of their own. No global RNG state leaks
+in or out. With ``model.weights`` every member starts from the loaded weights; a replaced
+head keeps its fresh initialisation from the member's init stream.
+On CPU the trainer runs with deterministic algorithms and a fixed thread count, so the same
+config gives bit-identical probabilities. On CUDA it trades that for speed: bf16 autocast,
+channels_last, cuDNN autotuning.
+
+Images arrive as uint8 [n, C, H, W] (possibly a ``np.memmap``); each batch is converted to
+float on the device, scaled to [0, 1] and normalised with ``meta['image_mean'/'image_std']``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fairensemble import models
+from fairensemble.config import ModelConfig, TrainConfig
+from fairensemble.metrics import auc
+from fairensemble.models.weights import load_weights, read_weights
+from fairensemble.train import CellData, MemberStreams, Progress, member_streams
+from fairensemble.train.stacked import lr_schedule, member_rows, order_rng
+
+# uint8 training images up to this size are moved to the GPU once instead of per batch
+_DEVICE_RESIDENT_BYTES = 2 << 30
+_PROGRESS_EVERY = 5  # batches between progress calls
+AUGMENT_STREAM = 3  # after the stacked trainer's ORDER_STREAM (1) and HOLDOUT_STREAM (2)
+
+
+def train_loop(
+    cells: list[CellData],
+    model: ModelConfig,
+    train: TrainConfig,
+    n_classes: int,
+    progress: Progress | None = None,
+    save_dir: Path | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Train ``len(cell.member_seeds)`` members per cell; return their predicted probabilities.
+
+    ``progress(delta)`` receives increments in members (fractions while a member trains; each
+    member's increments sum to 1). With ``train.save_models`` and ``save_dir``, member i's state
+    dict is written to ``save_dir/member-<i>.safetensors`` (``save_dir/cell-<j>/...`` when
+    several cells are passed at once)."""
+    device = _device(train.device)
+    pretrained = read_weights(model.weights) if model.weights is not None else None
+    results = []
+    with _determinism(device, cells):
+        for j, cell in enumerate(cells):
+            inputs = _Inputs(cell, model, n_classes, device, pretrained)
+            cell_dir = None
+            if train.save_models and save_dir is not None:
+                cell_dir = Path(save_dir) if len(cells) == 1 else Path(save_dir) / f"cell-{j}"
+                cell_dir.mkdir(parents=True, exist_ok=True)
+            probs: dict[str, list[np.ndarray]] = {name: [] for name in cell.evals}
+            streams = member_streams(cell.member_seeds, train.diversity)
+            for i, member in enumerate(streams):
+                net = _train_member(inputs, member, model, train, progress)
+                for name, X in cell.evals.items():
+                    probs[name].append(inputs.predict(net, X, train.batch_size))
+                if cell_dir is not None:
+                    _save(net, cell_dir / f"member-{i}.safetensors")
+            results.append({name: np.stack(p).astype(np.float32) for name, p in probs.items()})
+    return results
+
+
+# ----------------------------------------------------------------------------- one member
+
+
+def _train_member(
+    inputs: _Inputs,
+    member: MemberStreams,
+    model: ModelConfig,
+    train: TrainConfig,
+    progress: Progress | None,
+) -> nn.Module:
+    rng_order = order_rng(member.order)
+    rng_aug = np.random.default_rng(np.random.SeedSequence([member.augment, AUGMENT_STREAM]))
+    device = inputs.device
+    fork = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork):
+        torch.manual_seed(member.init)
+        net = inputs.build(model, member.init)
+        train_idx, val = inputs.split(train, member)
+        opt = _optimizer(net, train, device)
+        stop = train.early_stopping
+        best: tuple[float, dict[str, torch.Tensor]] | None = None
+        stale = 0
+        n_batches = len(inputs.bounds(len(train_idx), train.batch_size))
+        total, done, reported = train.epochs * n_batches, 0, 0
+        for lr in lr_schedule(train):  # one rate per epoch, torch's scheduler semantics
+            for group in opt.param_groups:
+                group["lr"] = lr
+            _train_mode(net, model.freeze_norm)
+            order = train_idx[rng_order.permutation(len(train_idx))]
+            for xb, yb in inputs.batches(order, train.batch_size, rng_aug):
+                with inputs.autocast():
+                    loss = F.cross_entropy(net(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                done += 1
+                if progress is not None and (done - reported >= _PROGRESS_EVERY):
+                    progress((done - reported) / total)
+                    reported = done
+            if stop is not None:
+                score = inputs.score(net, val, stop.metric, train.batch_size)
+                if best is None or score > best[0]:
+                    best = (score, {k: v.detach().clone() for k, v in net.state_dict().items()})
+                    stale = 0
+                else:
+                    stale += 1
+                    if stale >= stop.patience:
+                        break
+        if best is not None:
+            net.load_state_dict(best[1])
+    if progress is not None:
+        progress((total - reported) / total)  # early stopping: the member is finished all the same
+    net.eval()
+    return net
+
+
+def _train_mode(net: nn.Module, freeze_norm: bool) -> None:
+    """Training mode; with ``freeze_norm`` batch norm stays in eval mode, normalising with the
+    running statistics it was loaded with instead of small batches' own."""
+    net.train()
+    if freeze_norm:
+        for m in net.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+                m.eval()
+
+
+def _batch_bounds(n: int, batch_size: int, merge_single: bool = True) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) slices; with ``merge_single`` a last batch of one sample joins
+    the one before (batch norm cannot normalise a single sample with 1x1 feature maps)."""
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def _optimizer(net: nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    params = list(net.parameters())
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
+        )
+    cls = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
+    fused = True if device.type == "cuda" else None
+    return cls(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused)
+
+
+def _save(net: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+class _Inputs:
+    """One cell's inputs on one device: model construction, batches, prediction, scoring."""
+
+    def __init__(
+        self,
+        cell: CellData,
+        model: ModelConfig,
+        n_classes: int,
+        device: torch.device,
+        pretrained: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.cell, self.device, self.n_classes = cell, device, n_classes
+        self.pretrained = pretrained
+        meta = cell.meta
+        X = cell.X_train
+        self.kind = meta.get("input_kind") or ("image" if np.ndim(X) == 4 else "table")
+        if self.kind not in ("image", "table"):
+            raise ValueError(f"meta.input_kind: expected 'image' or 'table', got {self.kind!r}")
+        _check_inputs("X_train", X, self.kind)
+        y = np.asarray(cell.y_train)
+        if len(y) == 0:
+            raise ValueError("y_train: expected at least one training sample, got none")
+        if y.shape != (len(X),):
+            raise ValueError(f"y_train: expected shape ({len(X)},), got {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"y_train: expected class codes in 0..{n_classes - 1}")
+        for name, Xe in cell.evals.items():
+            _check_inputs(f"evals[{name!r}]", Xe, self.kind, X.shape[1:])
+        if cell.val is not None:
+            _check_inputs("val", cell.val[0], self.kind, X.shape[1:])
+        if self.kind == "table" and model.name != "mlp":
+            raise ValueError(f"model.name: table inputs need 'mlp', got {model.name!r}")
+        if self.kind == "image" and model.name == "mlp":
+            raise ValueError("model.name: image inputs need an image model, got 'mlp'")
+
+        self.cuda = device.type == "cuda"
+        self.hflip = bool(meta.get("hflip")) and self.kind == "image"
+        self.num_workers = int(meta.get("num_workers", 0) or 0)
+        # X stays a numpy array (memmap: read per batch) unless it can live on the device
+        self.X_np = X
+        self.X_t: torch.Tensor | None = None
+        if not isinstance(X, np.memmap):
+            arr = np.ascontiguousarray(X, dtype=np.uint8 if self.kind == "image" else np.float32)
+            self.X_np = arr
+            if not self.cuda or arr.nbytes <= _DEVICE_RESIDENT_BYTES:
+                self.X_t = torch.from_numpy(arr).to(device)
+                self.num_workers = 0
+        self.y_t = torch.from_numpy(y.astype(np.int64)).to(device)
+        self.y_np = y.astype(np.int64)
+        if self.kind == "image":
+            C = X.shape[1]
+            mean = np.asarray(meta.get("image_mean") or [0.0] * C, dtype=np.float32)
+            std = np.asarray(meta.get("image_std") or [1.0] * C, dtype=np.float32)
+            if mean.shape != (C,) or std.shape != (C,) or (std <= 0).any():
+                raise ValueError(
+                    f"meta.image_mean/image_std: expected {C} values (std > 0), got {mean}, {std}"
+                )
+            # x = (u8 / 255 - mean) / std, folded into one multiply-add
+            self.scale = torch.from_numpy(1.0 / (255.0 * std)).view(1, C, 1, 1).to(device)
+            self.shift = torch.from_numpy(-mean / std).view(1, C, 1, 1).to(device)
+
+    # -- model ---------------------------------------------------------------------------
+    def build(self, model: ModelConfig, seed: int) -> nn.Module:
+        shape = self.X_np.shape
+        if self.kind == "table":
+            # MLP's own seeded initialisation: the same start as the stacked trainer's member
+            net = models.create(
+                "mlp", self.n_classes, in_features=shape[1], hidden=list(model.hidden),
+                activation=model.activation, dropout=model.dropout, seed=seed,
+            )
+        else:
+            if model.name.startswith("vit") and shape[2] != shape[3]:
+                raise ValueError(f"X_train: {model.name} needs square images, got {shape[2:]}")
+            kw: dict[str, Any] = {}
+            if model.name == "cnn":
+                kw = {"width": model.width, "dropout": model.dropout}
+            net = models.create(
+                model.name, self.n_classes, in_channels=shape[1], image_size=shape[2], **kw
+            )
+            if self.pretrained is not None:
+                load_weights(net, self.pretrained, f"model.weights: {model.weights}")
+        net = net.to(self.device)
+        if self.cuda and self.kind == "image":
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    def autocast(self) -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+
+    # -- data ----------------------------------------------------------------------------
+    def bounds(self, n: int, batch_size: int) -> list[tuple[int, int]]:
+        # batch norm (image models) cannot train on one sample; MLPs batch as the stack does
+        return _batch_bounds(n, batch_size, merge_single=self.kind == "image")
+
+    def split(
+        self, train: TrainConfig, member: MemberStreams
+    ) -> tuple[np.ndarray, tuple[Any, np.ndarray] | None]:
+        """Training indices (a bootstrap resample under ``bootstrap``) and the early-stopping
+        (X, y): ``cell.val``, or a holdout drawn from the member's stream, or None without
+        early stopping."""
+        stop = train.early_stopping
+        holdout = stop is not None and self.cell.val is None
+        train_idx, val_idx = member_rows(member, len(self.y_np),
+                                         stop.val_fraction if holdout else None)
+        if val_idx is not None:
+            return train_idx, (self._take(val_idx), self.y_np[val_idx])
+        return train_idx, self.cell.val if stop is not None else None
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        return self.X_np[idx]
+
+    def batches(
+        self, order: np.ndarray, batch_size: int, rng_aug: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) on the device, in ``order``; indices sorted within a batch (a batch
+        is a set; sorted reads are kind to memory-mapped files)."""
+        index_batches = [np.sort(order[a:b]) for a, b in self.bounds(len(order), batch_size)]
+        for idx, raw in zip(index_batches, self._raw_batches(index_batches)):
+            flip = rng_aug.random(len(idx)) < 0.5 if self.hflip else None
+            yield self.to_input(raw, flip), self.y_t[torch.from_numpy(idx).to(self.device)]
+
+    def _raw_batches(self, index_batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        if self.X_t is not None:
+            for idx in index_batches:
+                yield self.X_t[torch.from_numpy(idx).to(self.device)]
+        elif self.num_workers > 0:
+            loader = torch.utils.data.DataLoader(
+                _IndexBatches(self.X_np, index_batches), batch_size=None,
+                num_workers=self.num_workers, pin_memory=self.cuda,
+            )
+            for raw in loader:
+                yield raw.to(self.device, non_blocking=True)
+        else:
+            for idx in index_batches:
+                yield _from_numpy(self.X_np[idx], self.cuda).to(self.device, non_blocking=True)
+
+    def to_input(self, raw: torch.Tensor, flip: np.ndarray | None = None) -> torch.Tensor:
+        if self.kind == "table":
+            return raw
+        if flip is not None and flip.any():
+            mask = torch.from_numpy(flip).to(self.device).view(-1, 1, 1, 1)
+            raw = torch.where(mask, raw.flip(-1), raw)
+        x = torch.addcmul(self.shift, raw.float(), self.scale)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # -- evaluation ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def logits(self, net: nn.Module, X: Any, batch_size: int) -> torch.Tensor:
+        net.eval()
+        step = max(batch_size, 256)
+        out = []
+        for a in range(0, len(X), step):
+            raw = _from_numpy(np.asarray(X[a : a + step]), self.cuda).to(self.device)
+            with self.autocast():
+                out.append(net(self.to_input(raw)).float())
+        if not out:
+            return torch.zeros(0, self.n_classes, device=self.device)
+        return torch.cat(out)
+
+    def predict(self, net: nn.Module, X: Any, batch_size: int) -> np.ndarray:
+        return torch.softmax(self.logits(net, X, batch_size), dim=1).cpu().numpy()
+
+    def score(self, net: nn.Module, val: tuple[Any, np.ndarray], metric: str, bs: int) -> float:
+        """Early-stopping score, higher is better (``loss`` is negated)."""
+        logits = self.logits(net, val[0], bs)
+        y = torch.from_numpy(np.asarray(val[1], dtype=np.int64)).to(self.device)
+        net.train()
+        if metric == "accuracy":
+            return float((logits.argmax(1) == y).float().mean())
+        if metric == "auc":
+            probs = torch.softmax(logits, 1).cpu().numpy()
+            value = float(auc(probs[None], val[1])[0])
+            if not math.isnan(value):
+                return value
+            # one class only in the holdout: AUC is undefined, the loss still ranks epochs
+        return -float(F.cross_entropy(logits, y))
+
+
+class _IndexBatches(torch.utils.data.Dataset):
+    """Batch i = rows ``index_batches[i]`` of X, read in a worker process."""
+
+    def __init__(self, X: np.ndarray, index_batches: list[np.ndarray]) -> None:
+        self.X, self.index_batches = X, index_batches
+
+    def __len__(self) -> int:
+        return len(self.index_batches)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.X[self.index_batches[i]]))
+
+
+def _from_numpy(arr: np.ndarray, pin: bool) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return t.pin_memory() if pin else t
+
+
+def _check_inputs(name: str, X: Any, kind: str, shape: tuple[int, ...] | None = None) -> None:
+    dtype, ndim = getattr(X, "dtype", None), np.ndim(X)
+    if kind == "image" and (dtype != np.uint8 or ndim != 4):
+        raise ValueError(
+            f"{name}: expected uint8 images [n, C, H, W], got {dtype} with {ndim} dimensions"
+        )
+    if kind == "table" and ndim != 2:
+        raise ValueError(f"{name}: expected a float feature matrix [n, d], got {ndim} dimensions")
+    if shape is not None and tuple(X.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name}: expected rows of shape {tuple(shape)}, got {X.shape[1:]}")
+
+
+# ----------------------------------------------------------------------------- device
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@contextmanager
+def _determinism(device: torch.device, cells: list[CellData]) -> Iterator[None]:
+    """CPU: deterministic algorithms and a fixed thread count (``meta['threads']``, default
+    the current count), restored afterwards. CUDA: cuDNN autotuning instead (fast, not
+    bit-reproducible)."""
+    if device.type == "cuda":
+        prev = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = prev
+        return
+    det = torch.utils.deterministic
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_fill = det.fill_uninitialized_memory
+    prev_threads = torch.get_num_threads()
+    threads = next((int(c.meta["threads"]) for c in cells if c.meta.get("threads")), prev_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # NaN-filling every new tensor only helps find bugs, and costs ~20% of a small CNN's step
+    det.fill_uninitialized_memory = False
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        det.fill_uninitialized_memory = prev_fill
+        torch.set_num_threads(prev_threads)
