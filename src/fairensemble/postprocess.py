@@ -136,11 +136,9 @@ def predict_proba(rule: ThresholdRule, scores: np.ndarray, g: np.ndarray) -> np.
     sample's group in that draw; NaN where ``rule.defined`` is False for the sample's group.
     """
     scores, g = _check_apply_args(rule, scores, g)
-    rows = np.arange(rule.n_draws)[:, None]
-    cols = g[None, :]
 
-    def at(a: np.ndarray) -> np.ndarray:
-        return a[rows, cols]
+    def at(a: np.ndarray) -> np.ndarray:  # [D, G] -> [D, m], each sample's group
+        return np.take(a, g, axis=1)
 
     above0 = scores > at(rule.threshold0)
     above1 = scores > at(rule.threshold1)
@@ -351,12 +349,41 @@ def _upper_hull(
     a map that keeps the upper hull. Returns x, y, thr float [B, H] and valid bool [B, H]
     (a prefix of each row).
     """
-    on_hull = _hull_candidates(c0, c1, count)
+    on_hull, vertex = _hull_candidates(c0, c1, count)
     on_hull &= ~_inside_axis_run(x, y, on_hull)
-    (xc, yc, tc), count = _compact(on_hull, x, y, thr)
-    keep = _monotone_chain(xc, yc, count)
+    (xc, yc, tc, vc), count = _compact(on_hull, x, y, thr, vertex)
+    keep = vc | _kept_on_edges(xc, yc, vc, count)
     (xh, yh, th), count = _compact(keep, xc, yc, tc)
     return {"x": xh, "y": yh, "thr": th, "valid": np.arange(xh.shape[1]) < count[:, None]}
+
+
+def _kept_on_edges(
+    x: np.ndarray, y: np.ndarray, vertex: np.ndarray, count: np.ndarray
+) -> np.ndarray:
+    """The points between hull vertices (exactly on an edge) that fairlearn's chain keeps.
+
+    Row b's first count[b] points are the hull's vertices (``vertex``) and edge points, in
+    order. The chain never pops a vertex, and a test whose middle point is a vertex keeps it,
+    so each edge, from its first vertex to its last, is a chain of its own: the edges with
+    points inside are stepped as rows of one batch. Returns bool [B, K].
+    """
+    B, K = x.shape
+    inside = ~vertex & (np.arange(K) < count[:, None])
+    keep = np.zeros((B, K), bool)
+    if not inside.any():
+        return keep
+    rows, start = np.nonzero(vertex[:, :-1] & inside[:, 1:])  # vertices that open such an edge
+    _, nxt = _neighbours(vertex)
+    length = nxt[rows, start] - start + 1
+    offset = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    edge = np.repeat(np.arange(rows.size), length)
+    src_row, src_col = rows[edge], start[edge] + offset
+    width = int(length.max())
+    ex, ey = (np.full((rows.size, width), np.nan) for _ in range(2))
+    ex[edge, offset], ey[edge, offset] = x[src_row, src_col], y[src_row, src_col]
+    kept = _monotone_chain(ex, ey, length)[edge, offset]
+    keep[src_row, src_col] = kept
+    return keep & inside
 
 
 def _compact(keep: np.ndarray, *arrays: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -387,17 +414,20 @@ def _neighbours(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prev, nxt
 
 
-def _hull_candidates(c0: np.ndarray, c1: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Points on the exact upper hull of each row, collinear ones included, bool [B, K].
+def _hull_candidates(
+    c0: np.ndarray, c1: np.ndarray, count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the exact upper hull of each row, and which of them are vertices, bool [B, K].
 
     Row b's points are its first count[b] columns, with c0 and c1 non-decreasing. Quickhull
     on these integers, all rows at once: the first and last points are vertices; each round,
     a point between consecutive vertices a, b is dropped when its height above the chord,
     (c1 - c1_a)(c0_b - c0_a) - (c1_b - c1_a)(c0 - c0_a), is negative (it is then strictly
     below the hull), and where some heights are positive the greatest (the first if tied)
-    becomes a vertex. When no height is positive, the points left are the vertices and the
-    points on hull edges. Dropping points strictly below the hull does not change what
-    fairlearn's floating-point chain keeps.
+    becomes a vertex (the first of a tie is where an edge starts, so a vertex too). When no
+    height is positive, the points left are the vertices and the points on hull edges.
+    Dropping points strictly below the hull does not change what fairlearn's floating-point
+    chain keeps.
     """
     B, K = c0.shape
     pos = np.broadcast_to(np.arange(K), (B, K))
@@ -407,14 +437,9 @@ def _hull_candidates(c0: np.ndarray, c1: np.ndarray, count: np.ndarray) -> np.nd
     vertex[:, 0] = True
     vertex[np.arange(B), count - 1] = True
     while True:
-        # c0, c1 never decrease along a row, so running max / min read the enclosing vertices
-        a0, a1 = (np.maximum.accumulate(np.where(vertex, c, -1), axis=1) for c in (c0, c1))
-        b0, b1 = (
-            np.minimum.accumulate(np.where(vertex, c, np.iinfo(np.int64).max)[:, ::-1], axis=1)[
-                :, ::-1
-            ]
-            for c in (c0, c1)
-        )
+        # c0, c1 never decrease along a row: running max / min read the enclosing vertices
+        a0, a1 = (_running_max(np.where(vertex, c, -1)) for c in (c0, c1))
+        b0, b1 = (_running_min_from_right(np.where(vertex, c, _BIG)) for c in (c0, c1))
         between = alive & ~vertex
         height = (c1 - a1) * (b0 - a0) - (b1 - a1) * (c0 - a0)
         alive &= ~(between & (height < 0))
@@ -425,9 +450,21 @@ def _hull_candidates(c0: np.ndarray, c1: np.ndarray, count: np.ndarray) -> np.nd
         if alive.sum(axis=1).max() < 0.7 * alive.shape[1]:
             (c0, c1, pos, vertex), _ = _compact(alive, c0, c1, pos, vertex)
             alive = np.arange(c0.shape[1]) < alive.sum(axis=1)[:, None]
-    out = np.zeros((B, K), bool)
-    out[np.nonzero(alive)[0], pos[alive]] = True
-    return out
+    on_hull, is_vertex = np.zeros((B, K), bool), np.zeros((B, K), bool)
+    on_hull[np.nonzero(alive)[0], pos[alive]] = True
+    is_vertex[np.nonzero(vertex)[0], pos[vertex]] = True
+    return on_hull, is_vertex
+
+
+_BIG = np.iinfo(np.int64).max
+
+
+def _running_max(a: np.ndarray) -> np.ndarray:
+    return np.maximum.accumulate(a, axis=1)
+
+
+def _running_min_from_right(a: np.ndarray) -> np.ndarray:
+    return np.minimum.accumulate(a[:, ::-1], axis=1)[:, ::-1]
 
 
 def _highest_per_segment(height: np.ndarray, vertex: np.ndarray) -> np.ndarray:
