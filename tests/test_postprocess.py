@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -350,6 +354,18 @@ def test_no_fittable_group_leaves_everything_undefined() -> None:
     assert np.isnan(predict_proba(rule, np.full((2, 3), 0.5), np.array([0, 1, 1]))).all()
 
 
+def test_empty_batches_give_empty_results() -> None:
+    y, g = np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1])
+    no_draws = fit_thresholds(np.zeros((0, 4)), y, g, 2, "equalized_odds")
+    assert no_draws.defined.shape == (0, 2)
+    assert predict_proba(no_draws, np.zeros((0, 3)), np.array([0, 1, 1])).shape == (0, 3)
+    rule = fit_thresholds(np.array([[0.2, 0.8, 0.3, 0.9]]), y, g, 2, "equalized_odds")
+    assert predict(rule, np.zeros((1, 0)), np.zeros(0, int), np.random.default_rng(0)).shape == (
+        1,
+        0,
+    )
+
+
 GOOD = dict(scores=np.full((2, 4), 0.5), y=np.array([0, 1, 0, 1]), g=np.array([0, 0, 1, 1]))
 
 
@@ -393,3 +409,17 @@ def test_bad_apply_arguments_raise_one_line_naming_the_argument(
         with pytest.raises(ValueError) as err:
             apply(rule, scores, g)
         assert str(err.value).startswith(f"{argument}:") and "\n" not in str(err.value)
+
+
+def test_quick_benchmark_agrees_with_fairlearn_and_ends_with_json() -> None:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "postprocess.py"), "--quick"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["draws"] == 3
+    for short in ("eo", "dp"):
+        assert result[short]["max_abs_diff"] <= 1e-9
+        assert result[short]["fairlearn_s"] > 0 and result[short]["batch_s"] > 0

@@ -37,9 +37,14 @@ class (fairlearn raises "Degenerate labels"), is left out of the fit, which is t
 fit on the remaining samples; ``ThresholdRule.defined`` is False for it and ``predict_proba``
 returns NaN for its samples (fairlearn would predict 0 for an unseen group).
 
-Vectorisation: one sort per group, an exact integer hull filter for all rows together, a
-floating-point monotone chain over the (few) hull candidates stepped in lockstep across rows,
-and grid interpolation by counting; no Python loop over rows.
+Vectorisation (no Python loop over rows): one sort per group; an exact quickhull on the
+integer counts (c0, c1) of all rows at once finds the hull's vertices and the points lying
+exactly on its edges; fairlearn's floating-point chain is then replayed only inside edges that
+hold such points, all edges stepped in lockstep; the grid interpolation is done by counting.
+fairlearn's float test agrees with the exact one wherever the exact cross product is nonzero
+(it is at least 1 / (N_j P_j), far above rounding, for groups under ~10^7 samples), so only
+the exactly collinear points need the replay. The thresholds' operator is always ``>``
+(fairlearn's ``flip=False``).
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ def fit_thresholds(
     shape = (D, n_groups)
     params = {k: np.full(shape, np.nan) for k in ("t0", "t1", "p0", "p1", "p_ignore", "c")}
     x_best = np.full(D, np.nan)
-    if groups.size:
+    if groups.size and D:
         keep = fittable[g]
         scores, y, g = scores[:, keep], y[keep], g[keep]
         grid = np.linspace(0, 1, grid_size + 1)
@@ -350,11 +355,17 @@ def _upper_hull(
     (a prefix of each row).
     """
     on_hull, vertex = _hull_candidates(c0, c1, count)
-    on_hull &= ~_inside_axis_run(x, y, on_hull)
     (xc, yc, tc, vc), count = _compact(on_hull, x, y, thr, vertex)
+    left = _prefix(count, xc.shape[1])
+    (xc, yc, tc, vc), count = _compact(left & ~_inside_axis_run(xc, yc, left), xc, yc, tc, vc)
     keep = vc | _kept_on_edges(xc, yc, vc, count)
     (xh, yh, th), count = _compact(keep, xc, yc, tc)
-    return {"x": xh, "y": yh, "thr": th, "valid": np.arange(xh.shape[1]) < count[:, None]}
+    return {"x": xh, "y": yh, "thr": th, "valid": _prefix(count, xh.shape[1])}
+
+
+def _prefix(count: np.ndarray, width: int) -> np.ndarray:
+    """bool [B, width]: True in the first count[b] columns of row b."""
+    return np.arange(width) < count[:, None]
 
 
 def _kept_on_edges(
@@ -368,7 +379,7 @@ def _kept_on_edges(
     points inside are stepped as rows of one batch. Returns bool [B, K].
     """
     B, K = x.shape
-    inside = ~vertex & (np.arange(K) < count[:, None])
+    inside = ~vertex & _prefix(count, K)
     keep = np.zeros((B, K), bool)
     if not inside.any():
         return keep
@@ -394,6 +405,8 @@ def _compact(keep: np.ndarray, *arrays: np.ndarray) -> tuple[list[np.ndarray], n
     B = keep.shape[0]
     count = keep.sum(axis=1)
     width = int(count.max()) if B else 0
+    if width == keep.shape[1] and (keep == _prefix(count, width)).all():
+        return list(arrays), count  # already compact
     dest = (np.arange(B)[:, None] * width + np.cumsum(keep, axis=1) - 1)[keep]
     out = []
     for a in arrays:
@@ -432,10 +445,17 @@ def _hull_candidates(
     B, K = c0.shape
     pos = np.broadcast_to(np.arange(K), (B, K))
     c0, c1 = c0.astype(np.int64), c1.astype(np.int64)
-    alive = np.arange(K) < count[:, None]
+    alive = _prefix(count, K)
     vertex = np.zeros((B, K), bool)
+    rows = np.arange(B)
     vertex[:, 0] = True
-    vertex[np.arange(B), count - 1] = True
+    vertex[rows, count - 1] = True
+    # head start: the points touched by lines of slopes 2^-3..2^3 in (FPR, TPR) space are
+    # vertices (the first of a tie included), found with one argmax each
+    negatives, positives = c0[rows, count - 1][:, None], c1[rows, count - 1][:, None]
+    for e in range(-3, 4):
+        reach = c1 * negatives * 2 ** max(-e, 0) - c0 * positives * 2 ** max(e, 0)
+        vertex[rows, np.argmax(np.where(alive, reach, -_BIG), axis=1)] = True
     while True:
         # c0, c1 never decrease along a row: running max / min read the enclosing vertices
         a0, a1 = (_running_max(np.where(vertex, c, -1)) for c in (c0, c1))
@@ -449,7 +469,7 @@ def _hull_candidates(
         vertex |= _highest_per_segment(np.where(above, height, -1), vertex)
         if alive.sum(axis=1).max() < 0.7 * alive.shape[1]:
             (c0, c1, pos, vertex), _ = _compact(alive, c0, c1, pos, vertex)
-            alive = np.arange(c0.shape[1]) < alive.sum(axis=1)[:, None]
+            alive = _prefix(alive.sum(axis=1), c0.shape[1])
     on_hull, is_vertex = np.zeros((B, K), bool), np.zeros((B, K), bool)
     on_hull[np.nonzero(alive)[0], pos[alive]] = True
     is_vertex[np.nonzero(vertex)[0], pos[vertex]] = True
