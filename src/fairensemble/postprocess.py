@@ -526,48 +526,38 @@ def _monotone_chain(x: np.ndarray, y: np.ndarray, count: np.ndarray) -> np.ndarr
     leading slice). Returns bool [B, K]: the points left on the stack.
     """
     order = np.argsort(-count, kind="stable")
-    xs, ys = x[order].T.copy(), y[order].T.copy()  # [K, B]: point k of every row contiguous
-    K, B = xs.shape
-    stack = np.zeros((B, K), np.intp)
+    B, K = x.shape
+    px, py = np.full((K + 1, B), np.nan), np.full((K + 1, B), np.nan)  # point K: NaN
+    px[:K], py[:K] = x[order].T, y[order].T  # point k of every row contiguous
+    stack = np.full((B, K + 1), K, np.intp)  # row b's stack in stack[b, 1..top[b]]
     top = np.zeros(B, np.intp)
-    top2 = np.zeros((4, B))  # x0, y0, x1, y1: the stack's top two points
+    # the stack's two top points, NaN where the stack is shorter (a test with NaN never pops)
+    x0, y0, x1, y1 = np.full((4, B), np.nan)
+    rows = np.arange(B)
     stepping = B - np.searchsorted(count[order][::-1], np.arange(K), side="right")
     for k in range(K):
         n = stepping[k]
-        xk, yk, t = xs[k, :n], ys[k, :n], top[:n]
-        x0, y0, x1, y1 = top2[:, :n]
-        pop = ((y1 - y0) * (xk - x0) <= (yk - y0) * (x1 - x0)) & (t >= 2)
-        if pop.any():
-            _pop_while(np.flatnonzero(pop), xk, yk, t, top2, stack, xs, ys)
-        stack[np.arange(n), t] = k
-        top2[:2, :n] = top2[2:, :n]
-        top2[2, :n], top2[3, :n] = xk, yk
+        xk, yk = px[k, :n], py[k, :n]
+        pop = (y1[:n] - y0[:n]) * (xk - x0[:n]) <= (yk - y0[:n]) * (x1[:n] - x0[:n])
+        live = np.flatnonzero(pop) if pop.any() else ()
+        while len(live):  # separate 1-D arrays: fancy indexing on them is cheap
+            t = top[live] - 1
+            top[live] = t
+            x1[live], y1[live] = x0[live], y0[live]
+            below = stack[live, t - 1]
+            a0, b0 = px[below, live], py[below, live]
+            x0[live], y0[live] = a0, b0
+            b1 = y1[live]
+            live = live[(b1 - b0) * (xk[live] - a0) <= (yk[live] - b0) * (x1[live] - a0)]
+        t = top[:n]
         t += 1
+        stack[rows[:n], t] = k
+        x0[:n], y0[:n] = x1[:n], y1[:n]
+        x1[:n], y1[:n] = xk, yk
     keep = np.zeros((B, K), bool)
-    on_stack = np.arange(K) < top[:, None]
+    on_stack = (np.arange(K + 1) >= 1) & (np.arange(K + 1) <= top[:, None])
     keep[order[np.nonzero(on_stack)[0]], stack[on_stack]] = True
     return keep
-
-
-def _pop_while(
-    live: np.ndarray,
-    xk: np.ndarray,
-    yk: np.ndarray,
-    t: np.ndarray,
-    top2: np.ndarray,
-    stack: np.ndarray,
-    xs: np.ndarray,
-    ys: np.ndarray,
-) -> None:
-    """Pop the stack top of rows ``live`` until the chain's test keeps it (in place)."""
-    while live.size:
-        t[live] -= 1
-        top2[2:, live] = top2[:2, live]
-        live = live[t[live] >= 2]
-        below = stack[live, t[live] - 2]
-        top2[0, live], top2[1, live] = xs[below, live], ys[below, live]
-        x0, y0, x1, y1 = top2[:, live]
-        live = live[(y1 - y0) * (xk[live] - x0) <= (yk[live] - y0) * (x1 - x0)]
 
 
 def _interpolate_on_grid(
