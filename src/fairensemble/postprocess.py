@@ -263,21 +263,20 @@ def _fit_groups(
         sizes = np.array([len(m) for m in members])
         best = _best_demographic_parity(y_grid, sizes)
 
-    def at_best(a: np.ndarray) -> np.ndarray:  # [G * D, grid] -> [D, G] at each draw's best
+    def at_best(a: np.ndarray) -> np.ndarray:  # [G * D, grid] -> [D, G] at each draw's i*
         return a.reshape(G, D, -1)[:, np.arange(D), best].T
 
+    a = at_best(idx).T.reshape(-1)  # hull point a (x_a < x* <= x_{a+1}) per batch row
     rows = np.arange(G * D)
-    i0 = at_best(idx).T.reshape(-1)
-    thr_h = hull["thr"]
     out = {
-        "t0": thr_h[rows, i0].reshape(G, D).T,
-        "t1": thr_h[rows, i0 + 1].reshape(G, D).T,
+        "t0": hull["thr"][rows, a].reshape(G, D).T,
+        "t1": hull["thr"][rows, a + 1].reshape(G, D).T,
         "p0": at_best(p0),
         "p1": at_best(p1),
         "x_best": grid[best],
     }
     if constraint == "equalized_odds":
-        y_group = at_best(y_grid.reshape(G * D, -1))
+        y_group = at_best(y_grid)
         y_min = y_group.min(axis=1, keepdims=True)
         x_b = grid[best][:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
