@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import metrics as M
 from .config import ExecutorConfig, RunConfig, load_config
 from .evaluation import EvalSpec, evaluate_record
 from .executors import make_executor
@@ -144,6 +145,24 @@ def _ci95(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(m - half), float(m + half)
 
 
+def _percentile95(values: np.ndarray) -> tuple[float | None, float | None]:
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or np.isnan(values).any():
+        return None, None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def direction(metric: str) -> str:
+    """"higher", "lower" or "neither": which way a metric is better (the registry's word)."""
+    return M.get(metric).direction
+
+
+def _improvement(metric: str, change: float) -> float:
+    """A change as an improvement: positive when the metric got better."""
+    return -change if direction(metric) == "lower" else change
+
+
 def _significant(change: dict[str, Any]) -> float:
     """The mean change where its 95 % interval excludes 0, else 0 (no detectable change)."""
     lo, hi = change["ci95"]
@@ -152,24 +171,39 @@ def _significant(change: dict[str, Any]) -> float:
     return change["mean"]
 
 
-def _verdict_95(changes: dict[str, dict], groups: list[str]) -> str:
+def _verdict_95(changes: dict[str, dict], groups: list[str], metric: str) -> str:
     if any(changes[g]["ci95"][0] is None for g in [*groups, "gap"]):
-        return "n/a"  # fewer than 2 replicates (or an undefined metric): no interval
-    return verdict({g: _significant(changes[g]) for g in groups}, _significant(changes["gap"]))
+        return "n/a"  # one replicate and no bootstrap (or an undefined metric): no interval
+    return verdict({g: _improvement(metric, _significant(changes[g])) for g in groups},
+                   _significant(changes["gap"]))
 
 
-def verdict(group_changes: dict[str, float], gap_change: float) -> str:
+def verdict(group_improvements: dict[str, float], gap_change: float) -> str:
     """positive-sum: every group improves (or holds) and the gap does not widen;
     leveling-down: the gap narrows while some group got worse; mixed: anything else.
+    ``group_improvements`` are changes signed so that positive is better (a falling
+    calibration error improves).
 
-    ``verdict`` in summary.json applies this to the mean changes over replicates;
-    ``verdict_95`` counts a change only where its 95 % interval excludes zero."""
-    worse = [g for g, d in group_changes.items() if d < -TOL]
+    ``verdict`` in summary.json applies this to the mean changes; ``verdict_95`` counts a
+    change only where its 95 % interval excludes zero."""
+    worse = [g for g, d in group_improvements.items() if d < -TOL]
     if not worse and gap_change <= TOL:
         return "positive-sum"
     if worse and gap_change < -TOL:
         return "leveling-down"
     return "mixed"
+
+
+def _effect(change: dict[str, Any]) -> str:
+    """narrowed / widened when the 95 % interval of a disparity's change excludes zero."""
+    lo, hi = change["ci95"]
+    if lo is None:
+        return "n/a"
+    if hi < 0:
+        return "narrowed"
+    if lo > 0:
+        return "widened"
+    return "no detectable change"
 
 
 def _point_rows(table: pd.DataFrame, fields: list[str], point: dict[str, Any]) -> pd.DataFrame:
@@ -179,21 +213,70 @@ def _point_rows(table: pd.DataFrame, fields: list[str], point: dict[str, Any]) -
     return table[mask]
 
 
-def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
-    """summary.json: optimal mixes per grid point for k=1 and k=E, verdicts per mix."""
+class Changes:
+    """The change of every (label, metric) from k = 1 to k = E at each mix of one grid point,
+    with its 95 % interval: a t-interval over replicates, or a percentile interval over
+    bootstrap resamples of the test set (the replicates' mean, resample by resample)."""
+
+    def __init__(self, rows: pd.DataFrame, boot: pd.DataFrame | None, E: int, xcol: str):
+        self.E, self.xcol = E, xcol
+        wide = rows[rows["k"].isin([1, E])].pivot_table(
+            index=[xcol, "replicate", "group", "metric"], columns="k", values="mean",
+            dropna=False)
+        self.per_replicate = (wide[E] - wide[1]) if E != 1 else wide[1] * 0.0
+        self.boot = None
+        if boot is not None:
+            cols = [c for c in boot.columns if c.startswith("b") and c[1:].isdigit()]
+            b = boot[boot["k"].isin([1, E])].set_index([xcol, "replicate", "group", "metric",
+                                                          "k"])[cols]
+            diff = b.xs(E, level="k") - b.xs(1, level="k") if E != 1 else \
+                b.xs(1, level="k") * 0.0
+            self.boot = diff.groupby(level=[xcol, "group", "metric"]).mean()
+
+    def __call__(self, x: Any, label: str, metric: str) -> dict[str, Any]:
+        try:
+            vals = self.per_replicate.loc[(x, slice(None), label, metric)].to_numpy(float)
+        except KeyError:
+            return {"mean": None, "ci95": [None, None], "n_replicates": 0}
+        if self.boot is not None:
+            try:
+                lo, hi = _percentile95(self.boot.loc[(x, label, metric)].to_numpy(float))
+            except KeyError:
+                lo, hi = None, None
+        else:
+            lo, hi = _ci95(vals)
+        return {"mean": _none_if_nan(vals.mean()), "ci95": [lo, hi], "n_replicates": len(vals)}
+
+
+def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
+              ) -> dict[str, Any]:
+    """summary.json: per grid point, the optimal mixes for k=1 and k=E, positive-sum verdicts
+    per mix, each fairness measure's minimising mix and whether the ensemble narrowed or
+    widened it, who benefits (per-group gain next to per-group diversity) and what
+    post-processing did."""
     cfg = plan.cfg
     E = cfg.ensemble.members
     pm = cfg.primary
+    better = "min" if direction(pm) == "lower" else "max"
+    post_rows = table[table["post"] != "none"] if "post" in table.columns else table.iloc[:0]
     if "post" in table.columns:
         table = table[table["post"] == "none"]
+    if boot is not None:
+        boot = boot[boot["post"] == "none"]
     fields = grid_fields(plan)
     xcol = mix_column(table)
+    fairness = ["gap", *[m for m in cfg.metrics if M.get(m).scope == "between"
+                         and table["metric"].eq(m).any()]]
     points = []
     for pi, point in enumerate(plan.points):
-        rows = _point_rows(table, fields, point)
-        rows = rows[rows["metric"] == pm]
+        all_rows = _point_rows(table, fields, point)
+        rows = all_rows[all_rows["metric"] == pm]
         groups = plan.groups[pi]
-        entry: dict[str, Any] = {"point": point, "groups": groups, "optimal": {}, "verdicts": []}
+        changes = Changes(all_rows, None if boot is None else _point_rows(boot, fields, point),
+                          E, xcol)
+        entry: dict[str, Any] = {"point": point, "groups": groups,
+                                 "ratio_group": plan.ratio_group[pi], "optimal": {},
+                                 "verdicts": []}
         for k in sorted({1, E}):
             at_k = rows[rows["k"] == k]
             gap = at_k[at_k["group"] == "gap"].groupby(xcol, sort=False)["mean"].mean()
@@ -201,43 +284,107 @@ def summarize(table: pd.DataFrame, plan: Plan) -> dict[str, Any]:
             entry["optimal"][f"k={k}"] = {
                 "gap_min_ratio": _arg(gap, "min"),
                 "gap_min_value": _none_if_nan(gap.min()),
-                "overall_max_ratio": _arg(overall, "max"),
-                "overall_max_value": _none_if_nan(overall.max()),
+                "overall_best_ratio": _arg(overall, better),
+                "overall_best_value": _none_if_nan(getattr(overall, better)()),
                 "gap_by_ratio": {str(_x(x)): float(v) for x, v in gap.items()},
                 "overall_by_ratio": {str(_x(x)): float(v) for x, v in overall.items()},
             }
-        wide = rows[rows["k"].isin([1, E])].pivot_table(
-            index=[xcol, "replicate", "group"], columns="k", values="mean"
-        )
-        change = (wide[E] - wide[1]) if E != 1 else wide[1] * 0.0
-        for x in rows[xcol].drop_duplicates():
-            per = change.loc[x]  # index: (replicate, group)
-            changes = {}
-            for label in [*groups, "overall", "gap", "worst"]:
-                vals = per.xs(label, level="group").to_numpy()
-                lo, hi = _ci95(vals)
-                changes[label] = {"mean": _none_if_nan(vals.mean()), "ci95": [lo, hi],
-                                  "n_replicates": len(vals)}
-            means = [changes[g]["mean"] for g in [*groups, "gap"]]
+        mixes = list(rows[xcol].drop_duplicates())
+        for x in mixes:
+            ch = {label: changes(x, label, pm) for label in [*groups, "overall", "gap", "worst"]}
+            means = [ch[g]["mean"] for g in [*groups, "gap"]]
             v = "n/a" if None in means else verdict(
-                {g: changes[g]["mean"] for g in groups}, changes["gap"]["mean"])
-            v95 = _verdict_95(changes, groups)
-            entry["verdicts"].append({xcol: _x(x), "verdict": v, "verdict_95": v95,
-                                      "change": changes})
+                {g: _improvement(pm, ch[g]["mean"]) for g in groups}, ch["gap"]["mean"])
+            entry["verdicts"].append({xcol: _x(x), "verdict": v,
+                                      "verdict_95": _verdict_95(ch, groups, pm), "change": ch})
         for key in ("verdict", "verdict_95"):
             counts = pd.Series([e[key] for e in entry["verdicts"]]).value_counts()
             entry[f"{key}_counts"] = {k: int(v) for k, v in counts.items()}
+        entry["fairness"] = {m: _fairness(all_rows, changes, m, pm, E, xcol, mixes)
+                             for m in fairness}
+        entry["benefits"] = _benefits(all_rows, changes, pm, groups, E, xcol, mixes)
+        if not post_rows.empty:
+            entry["post"] = _post(_point_rows(post_rows, fields, point), all_rows, pm, E, xcol)
         points.append(entry)
     return {
         "name": cfg.name,
         "primary_metric": pm,
+        "direction": direction(pm),
         "ratio_group": plan.ratio_group.get(0),
         "members": E,
         "replicates": cfg.replicates,
+        "intervals": "bootstrap" if boot is not None else "replicates",
         "test_mix": cfg.test_mix,
         "grid_fields": fields,
+        "fairness_measures": fairness,
         "grid_points": points,
     }
+
+
+def _fairness(rows: pd.DataFrame, changes: Changes, measure: str, pm: str, E: int, xcol: str,
+              mixes: list[Any]) -> dict[str, Any]:
+    """One fairness measure (lower is fairer): the gap in the primary metric, or a
+    disparity (SPD, EOD, AOD, equalized odds)."""
+    label, metric = ("gap", pm) if measure == "gap" else ("disparity", measure)
+    sel = rows[(rows["group"] == label) & (rows["metric"] == metric)]
+    out: dict[str, Any] = {"label": label, "metric": metric}
+    for k in sorted({1, E}):
+        by_x = sel[sel["k"] == k].groupby(xcol, sort=False)["mean"].mean()
+        out[f"k={k}"] = {"min_ratio": _arg(by_x, "min"), "min_value": _none_if_nan(by_x.min())}
+    by_mix = []
+    for x in mixes:
+        ch = changes(x, label, metric)
+        by_mix.append({xcol: _x(x), "change": ch["mean"], "ci95": ch["ci95"],
+                       "effect": _effect(ch)})
+    out["by_mix"] = by_mix
+    counts = pd.Series([b["effect"] for b in by_mix]).value_counts()
+    out["counts"] = {k: int(v) for k, v in counts.items()}
+    return out
+
+
+def _benefits(rows: pd.DataFrame, changes: Changes, pm: str, groups: list[str], E: int,
+              xcol: str, mixes: list[Any]) -> list[dict[str, Any]]:
+    """Who benefits from the ensemble: per mix and group, the gain in the primary metric from
+    1 to E members beside the members' diversity on that group at k = E."""
+    at_E = rows[rows["k"] == E]
+    diversity = {m: at_E[at_E["metric"] == m].groupby([xcol, "group"])["mean"].mean()
+                 for m in ("disagreement", "ambiguity") if at_E["metric"].eq(m).any()}
+    out = []
+    for x in mixes:
+        for g in groups:
+            ch = changes(x, g, pm)
+            item = {xcol: _x(x), "group": g, "gain": ch["mean"], "gain_ci95": ch["ci95"]}
+            for m, series in diversity.items():
+                item[m] = _none_if_nan(series.get((x, g), np.nan))
+            out.append(item)
+    return out
+
+
+def _post(post: pd.DataFrame, none: pd.DataFrame, pm: str, E: int, xcol: str
+          ) -> dict[str, Any]:
+    """Post-processing against none at k = 1 and E: the mean over mixes of the overall
+    primary metric and of each disparity, and in how many cells (mix x replicate) equalized-
+    odds thresholds lowered the equalized-odds difference at k = E."""
+    both = pd.concat([none[none["k"].isin([1, E])], post], ignore_index=True)
+    keys = [("overall", pm)] + [("disparity", m) for m in ("eq_odds", "spd", "eod", "aod")]
+    out: dict[str, Any] = {}
+    for name, part in both.groupby("post", sort=False):
+        out[name] = {}
+        for k in sorted({1, E}):
+            at = part[part["k"] == k]
+            out[name][f"k={k}"] = {
+                f"{label}:{metric}": _none_if_nan(
+                    at[(at["group"] == label) & (at["metric"] == metric)]["mean"].mean())
+                for label, metric in keys
+                if ((at["group"] == label) & (at["metric"] == metric)).any()
+            }
+    eo = both[(both["k"] == E) & (both["group"] == "disparity") & (both["metric"] == "eq_odds")]
+    if not eo.empty and eo["post"].eq("threshold_eo").any():
+        wide = eo.pivot_table(index=[xcol, "replicate"], columns="post", values="mean")
+        lowered = (wide["threshold_eo"] < wide["none"]).sum()
+        out["eq_odds_lowered_by_threshold_eo_at_k=E"] = {"cells": int(lowered),
+                                                          "of": int(len(wide))}
+    return out
 
 
 def _arg(series: pd.Series, which: str) -> Any:

@@ -1,9 +1,15 @@
 """Evaluating one stored cell: the evaluation spec a config implies, its hash, and the tidy
-table of k-of-E metrics per group (plus post-processed and bootstrap rows where asked).
+table of k-of-E metrics per group, with post-processed and bootstrap rows where asked.
 
 The spec holds everything that changes a cell's evaluation but not its training (ensemble
 sizes, draws, metrics, test mix, post-processing, bootstrap), so evaluations are cached per
 spec in the run directory and a changed metric list re-evaluates without retraining.
+
+Post-processing (Hardt et al.): for k = 1 and k = E, group-specific thresholds are fitted on
+the cell's validation probabilities (the same member subsets as the table's draws) and applied
+to its test probabilities; the rows carry ``post`` = ``threshold_eo`` (equalized odds) or
+``threshold_dp`` (demographic parity) and hold the metrics that need only predicted labels.
+Binary tasks with a validation split only.
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from . import metrics as M
 from .config import RunConfig
-from .ensemble import evaluate_cell
+from .ensemble import average_members, draw_subsets, evaluate_cell
 from .plan import derive_seed, stable_hash
+from .postprocess import CONSTRAINTS, fit_thresholds, predict
 from .store import CellRecord
 
-EVAL_FORMAT = 1
+EVAL_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,10 @@ class EvalSpec:
     def hash(self) -> str:
         return stable_hash({"format": EVAL_FORMAT, **asdict(self)})
 
+    @property
+    def draw_seed(self) -> int:
+        return derive_seed(self.seed, "draws")
+
 
 def _point_key(record: CellRecord) -> dict[str, Any]:
     """The cell's grid point and replicate: cells that share them share a test set, so their
@@ -56,19 +69,66 @@ def _point_key(record: CellRecord) -> dict[str, Any]:
     return {k: v for k, v in record.coords.items() if k not in drop}
 
 
+def boot_seed(spec: EvalSpec, record: CellRecord) -> int:
+    return derive_seed(spec.seed, "boot", _point_key(record))
+
+
 def evaluate_record(record: CellRecord, spec: EvalSpec
                     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(table, boot) of one cell: ``table`` has columns k, post, group, metric, mean, std,
-    n_draws; ``boot`` (bootstrap only) one row per (k, post, group, metric) at k = 1 and E."""
-    table = evaluate_cell(
-        record.probs_test, record.y_test, record.g_test, record.groups,
-        [k for k in spec.ks if k <= record.members], spec.draws, list(spec.metrics),
-        spec.test_mix, derive_seed(spec.seed, "draws"),
+    n_draws; ``boot`` (bootstrap only) one row per (k, post, group, metric) at k = 1 and E
+    with one column per resample."""
+    ks = [k for k in spec.ks if k <= record.members]
+    ev = evaluate_cell(
+        record.probs_test, record.y_test, record.g_test, record.groups, ks, spec.draws,
+        list(spec.metrics), spec.test_mix, spec.draw_seed, n_boot=spec.n_boot,
+        boot_seed=boot_seed(spec, record),
     )
-    if "post" not in table.columns:
-        table.insert(1, "post", "none")
-    return table, None
+    table = ev.table
+    post = post_processed(record, spec, ks)
+    if post is not None:
+        table = pd.concat([table, post], ignore_index=True)
+    return table, ev.boot
 
 
-def boot_seed(spec: EvalSpec, record: CellRecord) -> int:
-    return derive_seed(spec.seed, "boot", _point_key(record))
+def post_processed(record: CellRecord, spec: EvalSpec, ks: list[int]) -> pd.DataFrame | None:
+    """Rows of the post-processed ensembles at k = 1 and k = E (None when there is nothing to
+    post-process: no validation split, more than two classes, no label metric asked)."""
+    label_metrics = [m for m in spec.metrics if M.get(m).needs <= {"labels"}]
+    if not spec.post or not record.has_val or record.probs_test.shape[2] != 2 \
+            or not label_metrics:
+        return None
+    E = record.members
+    rng = np.random.default_rng(spec.draw_seed)
+    subsets = {}
+    for k in ks:  # the same draws as the table's (same generator, same order)
+        s = draw_subsets(E, k, spec.draws, rng)
+        if k in (1, E):
+            subsets[k] = s
+    predict_rng = np.random.default_rng(derive_seed(spec.seed, "post", record.id))
+    G = len(record.groups)
+    rows: dict[str, list] = {c: [] for c in ("k", "post", "group", "metric", "mean", "std",
+                                             "n_draws")}
+    for k, sub in subsets.items():
+        test = average_members(record.probs_test, sub)
+        val_scores = average_members(record.probs_val, sub)[:, :, 1]
+        for name in spec.post:
+            rule = fit_thresholds(val_scores, record.y_val, record.g_val, G, CONSTRAINTS[name])
+            pred = predict(rule, test[:, :, 1], record.g_test, predict_rng)
+            usable = (pred >= 0).all(axis=1)  # draws whose rule is defined for every group
+            if not usable.any():
+                continue
+            scores = M.group_metrics(test[usable], record.y_test, record.g_test,
+                                     record.groups, label_metrics, spec.test_mix,
+                                     pred=pred[usable].astype(np.int64))
+            for (label, metric), values in scores.items():
+                rows["k"].append(k)
+                rows["post"].append(name)
+                rows["group"].append(label)
+                rows["metric"].append(metric)
+                rows["mean"].append(float(np.mean(values)))
+                rows["std"].append(float(np.std(values)))
+                rows["n_draws"].append(int(usable.sum()))
+    if not rows["k"]:
+        return None
+    return pd.DataFrame(rows).astype({"k": np.int64, "n_draws": np.int64})

@@ -186,8 +186,8 @@ def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
         opt = [p["optimal"][f"k={k}"] for p in summary["grid_points"]]
         ax.plot(xs, _nan([o["gap_min_ratio"] for o in opt]), ls=ls, marker="o", color="tab:red",
                 label=f"min gap, k={k}")
-        ax.plot(xs, _nan([o["overall_max_ratio"] for o in opt]), ls=ls, marker="s",
-                color="tab:blue", label=f"max overall {plan.cfg.primary}, k={k}")
+        ax.plot(xs, _nan([o["overall_best_ratio"] for o in opt]), ls=ls, marker="s",
+                color="tab:blue", label=f"best overall {plan.cfg.primary}, k={k}")
     ax.axhline(0.5, color="grey", lw=0.8)
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel(field)
@@ -260,6 +260,35 @@ def pareto_figure(recommendation: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def gain_vs_diversity(summary: dict[str, Any], plan: Plan, path: Path) -> Path | None:
+    """Per group, the gain from 1 to E members against the members' diversity on that group
+    (disagreement), one point per mix: is the ensemble helping the groups its members
+    disagree on?"""
+    points = [p for p in summary["grid_points"] if p.get("benefits")
+              and "disagreement" in p["benefits"][0]]
+    if not points:
+        return None
+    shown = points[:MAX_PANELS]
+    fig, axes = _panels(len(shown))
+    E, pm = summary["members"], summary["primary_metric"]
+    for ax, p in zip(axes, shown):
+        colors = _colors(p["groups"])
+        for g in p["groups"]:
+            items = [b for b in p["benefits"] if b["group"] == g
+                     and b["gain"] is not None and b["disagreement"] is not None]
+            ax.scatter([b["disagreement"] for b in items], [b["gain"] for b in items], s=16,
+                       color=colors[g], label=g)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_title(_point_title(p["point"]), fontsize=9)
+        ax.set_xlabel(f"member disagreement on the group (k={E})")
+        ax.set_ylabel(f"gain in {pm}, k=1 -> {E}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Who benefits from the ensemble: per-group gain vs member diversity "
+                 "(one point per mix)")
+    return _save(fig, path)
+
+
 def _nan(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
@@ -282,6 +311,7 @@ def all_figures(table: pd.DataFrame, summary: dict, plan: Plan, fig_dir: Path,
         gap_vs_k(table, plan, fig_dir / "gap_vs_k.png"),
         gap_vs_ratio(table, summary, plan, fig_dir / "gap_vs_ratio.png"),
         optimal_ratio(summary, plan, fig_dir / "optimal_ratio.png"),
+        gain_vs_diversity(summary, plan, fig_dir / "gain_vs_diversity.png"),
         data_figure(plan, fig_dir / "data.png", preview),
     ]
     return [p for p in made if p is not None]

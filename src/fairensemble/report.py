@@ -36,11 +36,13 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
             plan = Plan(cfg, plan.points, plan.cells, plan.layouts)
     cfg = plan.cfg
     out = Path(out_dir) if out_dir is not None else store.root
-    table = evaluate_run(plan, store, on_progress=on_progress).table
+    ev = evaluate_run(plan, store, on_progress=on_progress)
+    table = ev.table
     write_parquet(out / "metrics.parquet", table)
-    summary = summarize(table, plan)
+    summary = summarize(table, plan, ev.boot)
     write_json(out / "summary.json", summary)
-    figures = all_figures(table, summary, plan, out / "figures", store.read_preview())
+    plain = table[table["post"] == "none"]  # figures draw the ensembles as trained
+    figures = all_figures(plain, summary, plan, out / "figures", store.read_preview())
     recommendation = read_recommendation(store.root)
     if recommendation is not None:
         figures.append(pareto_figure(recommendation, out / "figures" / "pareto.png"))
@@ -57,9 +59,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
     """One row per grid point: optimal mixes and values for k=1 -> k=E, verdict counts."""
     E = summary["members"]
     pm = summary["primary_metric"]
+    how = "95% bootstrap CI" if summary.get("intervals") == "bootstrap" else "95% CI"
+    best = "min" if summary.get("direction") == "lower" else "max"
     table = Table(
         title=f"{summary['name']}: {pm} by share of {summary['ratio_group']}, single model "
-              f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicates, "
+              f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicate(s), "
               f"{summary['test_mix']} test mix",
         title_justify="left",
     )
@@ -68,9 +72,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_column(f.split(".")[-1], justify="right")
     table.add_column("min-gap mix", justify="center")
     table.add_column("min gap", justify="center")
-    table.add_column("max-overall mix", justify="center")
-    table.add_column(f"max overall {pm}", justify="center")
-    table.add_column("positive-sum mixes\n(means | 95% CI)", justify="center")
+    table.add_column(f"{best}-overall mix", justify="center")
+    table.add_column(f"{best} overall {pm}", justify="center")
+    table.add_column(f"positive-sum mixes\n(means | {how})", justify="center")
     for p in summary["grid_points"]:
         o1, oE = p["optimal"]["k=1"], p["optimal"][f"k={E}"]
         n = sum(p["verdict_counts"].values())
@@ -78,12 +82,42 @@ def summary_table(summary: dict[str, Any]) -> Table:
             *[str(p["point"][f]) for f in fields],
             f"{_fmt(o1['gap_min_ratio'])} -> {_fmt(oE['gap_min_ratio'])}",
             f"{_num(o1['gap_min_value'])} -> {_num(oE['gap_min_value'])}",
-            f"{_fmt(o1['overall_max_ratio'])} -> {_fmt(oE['overall_max_ratio'])}",
-            f"{_num(o1['overall_max_value'])} -> {_num(oE['overall_max_value'])}",
+            f"{_fmt(o1['overall_best_ratio'])} -> {_fmt(oE['overall_best_ratio'])}",
+            f"{_num(o1['overall_best_value'])} -> {_num(oE['overall_best_value'])}",
             f"{p['verdict_counts'].get('positive-sum', 0)}/{n} | "
             + (f"{p['verdict_95_counts'].get('positive-sum', 0)}/{n}"
                if "n/a" not in p["verdict_95_counts"] else "n/a"),
         )
+    return table
+
+
+def fairness_table(summary: dict[str, Any]) -> Table | None:
+    """One row per grid point and fairness measure (lower is fairer): the mix that minimises
+    it for k=1 -> k=E, and over mixes how often the ensemble narrowed or widened it."""
+    measures = summary.get("fairness_measures") or []
+    if not summary["grid_points"] or not measures:
+        return None
+    E, pm = summary["members"], summary["primary_metric"]
+    table = Table(title=f"fairness measures (lower is fairer; gap = gap in {pm}): "
+                        f"k=1 -> k={E}", title_justify="left")
+    fields = summary["grid_fields"]
+    for f in fields:
+        table.add_column(f.split(".")[-1], justify="right")
+    for col in ("measure", "min mix", "min value", "ensemble narrowed | widened | no change"):
+        table.add_column(col, justify="center")
+    for p in summary["grid_points"]:
+        for m in measures:
+            fm = p["fairness"][m]
+            c = fm["counts"]
+            verdicts = ("n/a (no intervals)" if "n/a" in c else
+                        f"{c.get('narrowed', 0)} | {c.get('widened', 0)} | "
+                        f"{c.get('no detectable change', 0)}")
+            table.add_row(
+                *[str(p["point"][f]) for f in fields], m,
+                f"{_fmt(fm['k=1']['min_ratio'])} -> {_fmt(fm[f'k={E}']['min_ratio'])}",
+                f"{_num(fm['k=1']['min_value'])} -> {_num(fm[f'k={E}']['min_value'])}",
+                verdicts,
+            )
     return table
 
 
@@ -97,13 +131,81 @@ def _fmt(x: Any) -> str:
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    (console or Console(width=120)).print(summary_table(summary))
+    console = console or Console(width=120)
+    console.print(summary_table(summary))
+    fairness = fairness_table(summary)
+    if fairness is not None:
+        console.print(fairness)
 
 
 def _table_html(summary: dict[str, Any]) -> str:
     console = Console(record=True, width=160, file=io.StringIO())
-    console.print(summary_table(summary))
+    print_summary(summary, console)
     return f"<pre>{html.escape(console.export_text())}</pre>"
+
+
+def _benefits_html(summary: dict[str, Any]) -> str:
+    """Who benefits from the ensemble: per-group gain beside per-group member diversity."""
+    parts = []
+    E, pm = summary["members"], summary["primary_metric"]
+    for p in summary["grid_points"]:
+        items = p.get("benefits") or []
+        if not items:
+            continue
+        title = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "all cells"
+        div = [m for m in ("disagreement", "ambiguity") if m in items[0]]
+        head = "".join(f"<th>{m} (k={E})</th>" for m in div)
+        rows = []
+        for it in items:
+            x = it.get("ratio", it.get("mix"))
+            lo, hi = it["gain_ci95"]
+            ci = f" [{lo:+.4f}, {hi:+.4f}]" if lo is not None else ""
+            gain = "n/a" if it["gain"] is None else f"{it['gain']:+.4f}"
+            cells = "".join("<td>n/a</td>" if it[m] is None else f"<td>{it[m]:.4f}</td>"
+                            for m in div)
+            rows.append(f"<tr><td>{_fmt(x)}</td><td>{html.escape(it['group'])}</td>"
+                        f"<td>{gain}{ci}</td>{cells}</tr>")
+        parts.append(f"<h3>{html.escape(title)}</h3><table><tr><th>mix</th><th>group</th>"
+                     f"<th>gain in {html.escape(pm)}, k=1 &rarr; {E}</th>{head}</tr>"
+                     f"{''.join(rows)}</table>")
+    if not parts:
+        return ""
+    return ("<h2>Who benefits from the ensemble</h2><p>Per group, the gain from one member "
+            f"to {E} beside how much the members differ on that group: disagreement (the "
+            "share of member pairs that predict different labels) and ambiguity (mean member "
+            "Brier score minus the ensemble's: what averaging removes).</p>" + "".join(parts))
+
+
+def _post_html(summary: dict[str, Any]) -> str:
+    parts = []
+    E = summary["members"]
+    for p in summary["grid_points"]:
+        post = p.get("post")
+        if not post:
+            continue
+        title = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "all cells"
+        keys = sorted({key for name, by_k in post.items() if isinstance(by_k, dict)
+                       and "k=1" in by_k for key in by_k["k=1"]})
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        rows = []
+        for name, by_k in post.items():
+            if not (isinstance(by_k, dict) and "k=1" in by_k):
+                continue
+            for k in sorted({1, E}):
+                vals = by_k.get(f"k={k}", {})
+                cells = "".join(f"<td>{_num(vals.get(key))}</td>" for key in keys)
+                rows.append(f"<tr><td>{html.escape(name)}</td><td>{k}</td>{cells}</tr>")
+        lowered = post.get("eq_odds_lowered_by_threshold_eo_at_k=E")
+        note = (f"<p>Equalized-odds thresholds lowered the equalized-odds difference at k={E} "
+                f"in {lowered['cells']} of {lowered['of']} cells.</p>" if lowered else "")
+        parts.append(f"<h3>{html.escape(title)}</h3><table><tr><th>post</th><th>k</th>{head}"
+                     f"</tr>{''.join(rows)}</table>{note}")
+    if not parts:
+        return ""
+    return ("<h2>Post-processing</h2><p>Group-specific thresholds fitted on the validation "
+            "split (Hardt et al.; <code>threshold_eo</code>: equalized odds, "
+            "<code>threshold_dp</code>: demographic parity), means over mixes.</p>"
+            + "".join(parts))
 
 
 def _verdicts_html(summary: dict[str, Any]) -> str:
@@ -222,6 +324,8 @@ mix. Intervals are 95 % t-intervals over {cfg.replicates} replicates.</p>
 {_table_html(summary)}
 <h2>Figures</h2>
 {''.join(imgs)}
+{_benefits_html(summary)}
+{_post_html(summary)}
 <h2>Positive-sum verdicts</h2>
 {_verdicts_html(summary)}
 <h2>Configuration</h2>
