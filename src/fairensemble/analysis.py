@@ -18,9 +18,8 @@ TOL = 1e-12  # a change this small counts as no change
 def _evaluate_one(args: tuple) -> pd.DataFrame:
     run_dir, cell, groups, ks, draws, metrics, test_mix, seed = args
     arrays, _ = RunStore(run_dir).read_cell(cell.id)
-    df = evaluate_cell(arrays["probs_test"], arrays["y_test"], arrays["g_test"], groups, ks,
-                       draws, metrics, test_mix, seed)
-    return df
+    return evaluate_cell(arrays["probs_test"], arrays["y_test"], arrays["g_test"], groups, ks,
+                         draws, metrics, test_mix, seed).table
 
 
 def evaluate_run(plan: Plan, store: RunStore, workers: int = 1) -> pd.DataFrame:
