@@ -240,16 +240,26 @@ def test_bootstrap_mean_of_accuracy_is_within_a_few_standard_errors_of_the_table
         assert abs(values.mean() - table[(row.k, row.group, row.metric)]) < 4 * se
 
 
-def test_a_bootstrap_resample_scores_like_the_copied_test_set() -> None:
-    probs, y, g = cell_inputs(4, E=5, n=250)
+@pytest.mark.parametrize("C, G, tied", [(2, 2, False), (3, 3, True)])
+def test_a_bootstrap_resample_scores_like_the_copied_test_set(C: int, G: int,
+                                                              tied: bool) -> None:
+    rng = np.random.default_rng(4)
+    n = 250
+    probs = member_probs(4, E=5, n=n, C=C)
+    if tied:  # probabilities on a coarse grid: ties within and across groups and classes
+        probs = np.round(probs * 4) + 1
+        probs = (probs / probs.sum(axis=2, keepdims=True)).astype(np.float32)
+    y = rng.integers(0, C, size=n)
+    g = rng.integers(0, G, size=n)
+    groups = [f"g{j}" for j in range(G)]
     metrics = ["accuracy", "auc", "ece", "nll", "tpr", "spd", "disagreement", "ambiguity"]
-    args = (["a", "b"], [1, 5], 4, metrics, "balanced", 3)
+    args = (groups, [1, 3, 5], 4, metrics, "balanced", 3)
     boot = evaluate_cell(probs, y, g, *args, n_boot=3, boot_seed=7).boot
     order = np.argsort(g, kind="stable")
-    sizes = np.bincount(g)
-    ranges = [(0, sizes[0]), (sizes[0], len(g))]
-    counts = _boot_counts(ranges, len(g), 3, 7)
-    assert (counts[:, : sizes[0]].sum(1) == sizes[0]).all()  # stratified: sizes kept
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(g))])
+    counts = _boot_counts(list(zip(bounds[:-1], bounds[1:])), n, 3, 7)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        assert (counts[:, a:b].sum(axis=1) == b - a).all()  # stratified: group sizes kept
     for b in range(3):
         copies = np.repeat(order, counts[b])
         table = evaluate_cell(probs[:, copies], y[copies], g[copies], *args).table

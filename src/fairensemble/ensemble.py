@@ -157,7 +157,7 @@ def evaluate_cell(
             if boot_sum is not None:
                 step = max(1, _BOOT_ELEMENTS // (len(sub) * n))
                 for r in range(0, n_boot, step):
-                    weights = counts[r : r + step].astype(np.float64)
+                    weights = counts[r : r + step]
                     for key, v in score(ctx.reweighted(weights), metrics, groups).items():
                         boot_sum[key][r : r + step] += v.sum(axis=1)
         values = {key: np.concatenate([p[key][0] for p in parts]) for key in keys}
@@ -195,9 +195,10 @@ def _label_rank(label: str, groups: list[str]) -> int:
 
 
 def _boot_counts(ranges: list[tuple[int, int]], n: int, n_boot: int, seed: int) -> np.ndarray:
-    """int [n_boot, n]: how often each sample is drawn in each resample, every group (a range
-    of samples) resampled with replacement to its own size: multinomial counts, obtained by
-    drawing indices uniformly within the group and counting them."""
+    """int16 (int64 past 32,767) [n_boot, n]: how often each sample is drawn in each
+    resample, every group (a range of samples) resampled with replacement to its own size:
+    multinomial counts, obtained by drawing indices uniformly within the group and counting
+    them."""
     rng = np.random.default_rng(seed)
     counts = np.zeros((n_boot, n), dtype=np.int64)
     for a, b in ranges:
@@ -205,4 +206,4 @@ def _boot_counts(ranges: list[tuple[int, int]], n: int, n_boot: int, seed: int) 
             continue
         picks = rng.integers(a, b, size=(n_boot, b - a)) + n * np.arange(n_boot)[:, None]
         counts += np.bincount(picks.ravel(), minlength=n_boot * n).reshape(n_boot, n)
-    return counts
+    return counts.astype(np.int16) if counts.max(initial=0) < 2**15 else counts

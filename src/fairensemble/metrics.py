@@ -18,6 +18,7 @@ and scikit-learn's "macro"); an undefined value (0/0) is NaN, never 0.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -150,10 +151,10 @@ class Slices:
 
     ``bounds`` int [G + 1]: group j holds samples ``bounds[j]:bounds[j + 1]`` (may be empty).
     ``overall`` float [G]: the weight of a group-j sample in the overall slice.
-    ``weights`` float [R, n]: R replicates of sample weights (bootstrap counts), or None for
-    one replicate of unit weights. A slice's weighted sum of x is
-    :math:`\\sum_i u_{ri} x_i` over the group, and :math:`\\sum_j o_j \\sum_{i \\in j} u_{ri}
-    x_i` overall.
+    ``weights`` [R, n]: R replicates of sample weights, integer counts (a bootstrap: exact
+    integer arithmetic) or floats, or None for one replicate of unit weights. A slice's
+    weighted sum of x is :math:`\\sum_i u_{ri} x_i` over the group, and
+    :math:`\\sum_j o_j \\sum_{i \\in j} u_{ri} x_i` overall.
     """
 
     bounds: np.ndarray
@@ -197,6 +198,10 @@ class Slices:
         return np.repeat(np.arange(self.G), np.diff(self.bounds))
 
     @cached_property
+    def float_weights(self) -> np.ndarray | None:
+        return None if self.weights is None else self.weights.astype(np.float64, copy=False)
+
+    @cached_property
     def totals(self) -> np.ndarray:
         """Total weight of each slice, float [R, L, 1]."""
         n = int(self.bounds[-1])
@@ -222,7 +227,8 @@ class Slices:
         for a, b in self.ranges:
             xg = np.moveaxis(x[:, a:b], 1, -1).reshape(m * int(np.prod(rest)), b - a)
             xg = xg.astype(np.float64, copy=False)
-            parts.append(np.einsum("rn,kn->rk", self.weights[:, a:b], xg).reshape(-1, m, *rest))
+            parts.append(np.einsum("rn,kn->rk", self.float_weights[:, a:b], xg)
+                         .reshape(-1, m, *rest))
         return self.combine(np.stack(parts, axis=1))
 
     def binned(self, keys: np.ndarray, values: np.ndarray, K: int) -> np.ndarray:
@@ -244,7 +250,7 @@ class Slices:
                 (values[:, a:b].T.ravel(), rows, np.arange(0, m * (b - a) + 1, m)),
                 shape=(m * K, b - a),
             )
-            parts.append((A @ self.weights[:, a:b].T).reshape(m, K, -1).transpose(2, 0, 1))
+            parts.append((A @ self.float_weights[:, a:b].T).reshape(m, K, -1).transpose(2, 0, 1))
         return self.combine(np.stack(parts, axis=1))
 
 
@@ -416,7 +422,7 @@ class Context:
         def build() -> tuple[np.ndarray, np.ndarray, _Ties | None]:
             scores = np.ascontiguousarray(self.probs[:, :, c])  # argsort of a view is slower
             order = np.argsort(scores, axis=1)
-            s = _take_rows(scores.ravel(), order + (np.arange(self.D) * self.n)[:, None])
+            s = _take_rows(scores, order)
             code = (2 * self.slices.group_codes).astype(np.int8 if self.slices.G < 64
                                                         else np.int64)
             code = code + self.is_class(c)
@@ -488,13 +494,86 @@ class Context:
         ([s_l < s_i] + \\tfrac12 [s_l = s_i])`, with P_j the class-c samples of group j, N_h
         the others of group h and s the draw's class-c scores.
 
-        In score order, every positive is credited the running weight of each group's
-        negatives up to it; a tie group (equal scores) then gets its exact share, the negative
-        weight below it plus half its own, in place of what the running sums gave. Unit
-        weights use integer running counts (exact); weights run in float64 (exact for the
-        integer counts of a bootstrap while the sums stay below 2**53).
+        In score order, every positive is owed the weight of each group's negatives below its
+        tie group (equal scores) plus half of those within it. Unit weights: integer running
+        counts over the sorted samples. Sample weights (labels the same in every draw): each
+        group's positives and negatives in score order (the same number in every draw), the
+        running weight of the negatives read at each positive's count of negatives below and
+        through its tie group. Integer weights (bootstrap counts) stay exact integers.
         """
         return self._memo(self._slice, ("pairs", c), lambda: _pair_counts(self, c))
+
+    def negatives_below(self, c: int) -> _Ranks:
+        """Where class c's positives stand among each group's negatives (see ``_Ranks``)."""
+        return self._memo(self._draw, ("ranks", c), lambda: _Ranks(self, c))
+
+
+class _Ranks:
+    """Where class c's positives stand among each group's negatives, per draw, in score order.
+
+    ``running[h]`` int32 [D, n]: group h's negatives at or before each sorted position (at a
+    positive: those scoring below it, or tied with it and sorted first). ``is_pos[j]`` bool
+    [D, n]: group j's positives. ``tied[j]``: None, or group j's positives in tie groups as
+    (flat positions [T], their draw [T], ``below`` [G, T] and ``upto`` [G, T], the negatives
+    of each group below the tie group and below or within it).
+    """
+
+    def __init__(self, ctx: Context, c: int) -> None:
+        order, code, ties = ctx.sorted_codes(c)
+        self.order, self.code, self.D = order, code, ctx.D
+        G = ctx.slices.G
+        self.running = [np.cumsum(code == 2 * h, axis=1, dtype=np.int32) for h in range(G)]
+        self.is_pos = [code == 2 * j + 1 for j in range(G)]
+        self.tied: list[tuple | None] = [None] * G
+        if ties is None:
+            return
+        for j in range(G):
+            tied = self.is_pos[j].ravel()[ties.at]
+            at, q = ties.at[tied], ties.group[tied]
+            first, last = ties.at[ties.first[q]], ties.at[ties.last[q]]
+            first_neg = [code.ravel()[first] == 2 * h for h in range(G)]
+            below = np.array([r.ravel()[first] - f for r, f in zip(self.running, first_neg)])
+            upto = np.array([r.ravel()[last] for r in self.running])
+            self.tied[j] = (at, ties.row[tied], below, upto)
+
+    def twice_unit_pairs(self) -> np.ndarray:
+        """Twice the unit-weight pair counts, [G, G, D]: each positive is owed below + upto of
+        each group's negatives; untied, both are its running count."""
+        G = len(self.running)
+        out = np.empty((G, G, self.D))
+        for j, h in itertools.product(range(G), range(G)):
+            out[j, h] = 2 * np.where(self.is_pos[j], self.running[h], 0).sum(axis=-1,
+                                                                           dtype=np.int64)
+            if self.tied[j] is not None:
+                at, row, below, upto = self.tied[j]
+                extra = below[h] + upto[h] - 2 * self.running[h].ravel()[at].astype(np.int64)
+                out[j, h] += np.bincount(row, weights=extra, minlength=self.D)
+        return out
+
+    @cached_property
+    def compact(self) -> tuple[list, list, list, list]:
+        """For sample weights (labels the same in every draw, so every draw has the same
+        number of each): group j's positives ``pos[j]`` and group h's negatives ``neg[h]`` as
+        sample ids in score order, [D, P_j] / [D, N_h]; ``below[j][h]`` / ``upto[j][h]`` int
+        [D, P_j], each positive's count of group h's negatives below / through its tie
+        group."""
+        G, D = len(self.running), self.D
+        neg = [self.order[self.code == 2 * h].reshape(D, -1) for h in range(G)]
+        pos, below, upto = [], [], []
+        for j in range(G):
+            is_pos = self.is_pos[j]
+            pos.append(self.order[is_pos].reshape(D, -1))
+            lo = [r[is_pos].reshape(D, -1) for r in self.running]
+            hi = lo
+            if self.tied[j] is not None:
+                at, row, b, u = self.tied[j]
+                rank = (np.cumsum(is_pos, axis=1) - 1).ravel()[at]  # among the row's positives
+                hi = [a.copy() for a in lo]
+                for h in range(G):
+                    lo[h][row, rank], hi[h][row, rank] = b[h], u[h]
+            below.append(lo)
+            upto.append(hi)
+        return pos, neg, below, upto
 
 
 @dataclass(frozen=True)
@@ -527,49 +606,39 @@ class _Ties:
 
 
 def _pair_counts(ctx: Context, c: int) -> np.ndarray:
-    order, code, ties = ctx.sorted_codes(c)
-    sl = ctx.slices
-    G, D, n = sl.G, ctx.D, ctx.n
-    u = None if sl.weights is None else sl.weights[:, order]  # [R, D, n] in score order
+    ranks = ctx.negatives_below(c)
+    w = ctx.slices.weights
+    if w is None:
+        return ranks.twice_unit_pairs()[None] / 2.0
+    if ctx.y.ndim != 1:
+        raise ValueError("weight: labels that differ by draw take no sample weights")
+    pos, neg, below, upto = ranks.compact
+    R, G, D = len(w), ctx.slices.G, ctx.D
+    exact = w.dtype.kind in "iu"
+    acc = np.int64 if exact else np.float64
 
-    def weight_of(code_value: int) -> np.ndarray:  # [R or 1, D, n]
-        mask = code == code_value
-        return mask[None] if u is None else np.where(mask, u, 0.0)
+    def weights_of(ids: np.ndarray) -> np.ndarray:  # [R, D * m], rows of ids one after another
+        return np.take(w, ids.ravel(), axis=1)
 
-    def row_dot(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-        if w.dtype == bool:
-            return np.where(w, x, 0).sum(axis=-1, dtype=np.int64)
-        return np.einsum("...n,...n->...", w, x)
-
-    cum_dtype = np.float64 if u is not None else (np.int32 if n < 2**31 else np.int64)
-    pos = [weight_of(2 * j + 1) for j in range(G)]
-    M = np.empty((sl.R, G, G, D))
+    twice = np.empty((R, G, G, D))  # below + upto, weighted
     for h in range(G):
-        neg = weight_of(2 * h)
-        upto = np.cumsum(neg, axis=-1, dtype=cum_dtype)  # negatives of group h up to here
+        N = neg[h].shape[1]
+        # running weight of group h's negatives, 0 first, per draw: row d at d * (N + 1)
+        cum = np.zeros((R, D, N + 1), dtype=acc)
+        np.cumsum(weights_of(neg[h]).reshape(R, D, N), axis=-1, dtype=acc, out=cum[:, :, 1:])
+        cum = cum.reshape(R, D * (N + 1))
+        offset = (np.arange(D) * (N + 1))[:, None]
         for j in range(G):
-            M[:, j, h] = row_dot(pos[j], upto)
-        if ties is not None:
-            M[:, :, h] += _tie_correction(ties, pos, neg, upto, D)
-    return M
-
-
-def _tie_correction(ties: _Ties, pos: list[np.ndarray], neg: np.ndarray, upto: np.ndarray,
-                    D: int) -> np.ndarray:
-    """[R, G, D]: what tie groups add to ``M[:, j, h]`` beyond the running sums: a positive
-    in tie group Q is owed (N_below(Q) + N_upto(Q)) / 2 of group h's negative weight, and was
-    credited ``upto`` at its own position."""
-    R = upto.shape[0]
-    flat = lambda a: a.reshape(a.shape[0], -1)[:, ties.at]  # noqa: E731
-    at_upto, at_neg = flat(upto).astype(np.float64), flat(neg)
-    owed = (at_upto[:, ties.first] - at_neg[:, ties.first] + at_upto[:, ties.last]) / 2.0
-    delta = owed[:, ties.group] - at_upto  # [R, T]
-    key = (ties.row + D * np.arange(R)[:, None]).ravel()
-    out = np.empty((R, len(pos), D))
-    for j, w in enumerate(pos):
-        per_pos = flat(w) * delta
-        out[:, j] = np.bincount(key, weights=per_pos.ravel(), minlength=R * D).reshape(R, D)
-    return out
+            lo, hi = below[j][h], upto[j][h]
+            owed = np.take(cum, (lo + offset).ravel(), axis=1)
+            if hi is lo:  # no ties
+                owed *= 2
+            else:
+                owed += np.take(cum, (hi + offset).ravel(), axis=1)
+            u_pos = weights_of(pos[j])
+            dot = (u_pos * owed) if exact else u_pos.astype(acc, copy=False) * owed
+            twice[:, j, h] = dot.reshape(R, D, -1).sum(axis=-1)
+    return twice / 2.0
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -668,10 +737,11 @@ def notes(
         nan_all = [m for m, v in vals.items() if np.isnan(v).all()]
         nan_some = [m for m, v in vals.items() if np.isnan(v).any() and m not in nan_all]
         y_g = y[..., a:b]
-        if nan_all:
-            one = len(np.unique(y_g)) == 1
-            why = "one class in the test split, " if one else ""
-            out.append(f"group {name!r}: {why}{'/'.join(nan_all)} undefined")
+        if nan_all and len(np.unique(y_g)) == 1:
+            out.append(f"group {name!r}: one class in the test split, "
+                       f"{'/'.join(nan_all)} undefined")
+        elif nan_all:
+            out.append(f"group {name!r}: {'/'.join(nan_all)} undefined{where}")
         if nan_some:
             out.append(f"group {name!r}: {'/'.join(nan_some)} undefined in some draws{where}")
     for m in metrics:
@@ -783,6 +853,8 @@ def _check(
         weight = np.asarray(weight, dtype=np.float64)
         if weight.shape != (n,):
             raise ValueError(f"weight: expected shape ({n},) to match y, got {weight.shape}")
+        if y.ndim == 2:
+            raise ValueError("weight: labels that differ by draw take no sample weights")
     return probs, y, weight
 
 
