@@ -19,7 +19,9 @@ ensemble.
 Prints a table, then one JSON line with ``three_metrics_s``, ``all_metrics_s`` (null before the
 registry), ``n_metrics_all``, ``fairlearn_s``, ``fairlearn_over_all`` (how many times slower
 fairlearn is than ``evaluate_cell`` with every metric, which computes more), ``boot_s``
-(k = 1 and k = E with 200 bootstrap resamples, where supported), ``draws_total``.
+(every metric, with 200 bootstrap resamples at k = 1 and k = E, where supported),
+``boot_peak_mib`` (peak memory numpy allocated during that call, from tracemalloc),
+``draws_total``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -107,14 +110,18 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     three = best_of(args.repeat, lambda: run(THREE))
     rows.append(("evaluate_cell, 3 metrics", three))
-    all_s = n_all = boot_s = None
+    all_s = n_all = boot_s = boot_mb = None
     if names is not None:
         every = names()
         n_all = len(every)
         all_s = best_of(args.repeat, lambda: run(every))
         rows.append((f"evaluate_cell, all {n_all} metrics", all_s))
         boot_s = best_of(1, lambda: run(every, n_boot=200, boot_seed=0))
-        rows.append((f"  + bootstrap, 200 resamples (k=1, k={E})", boot_s))
+        rows.append((f"  with bootstrap, 200 resamples (k=1, k={E})", boot_s))
+        tracemalloc.start()
+        run(every, n_boot=200, boot_seed=0)
+        boot_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
     fair = None
     if not args.quick:
         fair = fairlearn_seconds(probs, y, g, ks)
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"cell: E={E}, n_test={N}, C=2, 2 groups, ks={ks}, draws={DRAWS} ({n_draws} in all)")
     for label, s in rows:
         print(f"  {label:<48} {s:8.3f} s")
+    if boot_mb is not None:
+        print(f"  bootstrap peak memory (numpy, tracemalloc)      {boot_mb:8.1f} MiB")
     ratio = None if fair is None else fair / (all_s if all_s is not None else three)
     if ratio is not None:
         print(f"  fairlearn / evaluate_cell ({'all' if all_s else '3'} metrics): {ratio:.1f}x")
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         "all_metrics_s": None if all_s is None else round(all_s, 4),
         "n_metrics_all": n_all,
         "boot_s": None if boot_s is None else round(boot_s, 4),
+        "boot_peak_mib": None if boot_mb is None else round(boot_mb, 1),
         "fairlearn_s": None if fair is None else round(fair, 3),
         "fairlearn_over_all": None if ratio is None else round(ratio, 1),
         "draws_total": n_draws,

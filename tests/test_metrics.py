@@ -468,6 +468,35 @@ def test_nll_matches_sklearn_log_loss_including_clipping(C: int) -> None:
             assert got[d] == pytest.approx(want, rel=1e-12)
 
 
+@pytest.mark.parametrize("C", [2, 3])
+@pytest.mark.parametrize("test_mix", ["balanced", "natural"])
+def test_overall_weights_samples_by_test_mix_for_every_metric(C: int, test_mix: str) -> None:
+    rng = np.random.default_rng(30 + C)
+    n = 600
+    probs = soft_probs(rng, 3, n, C)
+    y = rng.integers(0, C, size=n)
+    g = (rng.random(n) < 0.25).astype(int)
+    every = fm.names(scope="group", needs_at_most={"labels", "probs"})
+    got = group_metrics(probs, y, g, ["a", "b"], every, test_mix)
+    counts = np.bincount(g)
+    w = 1.0 / (2 * counts[g]) if test_mix == "balanced" else np.ones(n)
+    for d in range(3):
+        p, pred = probs[d], probs[d].argmax(1)
+        rates = ovr_rates(y, pred, C, w)
+        want = {
+            "accuracy": accuracy_score(y, pred, sample_weight=w),
+            "balanced_accuracy": sk_balanced(y, pred, w),
+            "auc": sk_auc(y, p, w),
+            **{m: mean_defined(rates[m]) for m in RATES},
+            "ece": naive_ece((pred == y).astype(float), p.max(1), w),
+            "brier": brier_score_loss(y, p[:, 1] if C == 2 else p, sample_weight=w),
+            "nll": log_loss(y, p, sample_weight=w),
+        }
+        assert set(want) == set(every)
+        for metric, value in want.items():
+            assert got[("overall", metric)][d] == pytest.approx(value, abs=1e-12), metric
+
+
 # ----------------------------------------------------------------------------- diversity
 
 
@@ -527,6 +556,21 @@ def test_ambiguity_is_the_mean_variance_of_member_probabilities() -> None:
     got = fm.ambiguity(probs, y, members=Members.from_probs(member_probs, y, subsets))
     want = [member_probs[list(s), :, 1].var(axis=0).mean() for s in subsets]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_hard_predictions_replace_the_argmax_for_label_metrics() -> None:
+    probs, y, g = binary_case(3)
+    pred = 1 - probs.argmax(axis=2)  # e.g. after post-processing: every prediction flipped
+    got = group_metrics(probs, y, g, ["a", "b"], ["accuracy", "eod"], "natural", pred=pred)
+    for d in range(probs.shape[0]):
+        for j, name in enumerate(["a", "b"]):
+            m = g == j
+            want = accuracy_score(y[m], pred[d, m])
+            assert got[(name, "accuracy")][d] == pytest.approx(want, abs=1e-12)
+        want = equal_opportunity_difference(y, pred[d], sensitive_features=g)
+        assert got[("disparity", "eod")][d] == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match="needs probabilities"):
+        fm.score(fm.Context(y, fm.Slices.whole(len(y)), pred=pred, n_classes=2), ["auc"], [])
 
 
 def test_diversity_metrics_need_the_members() -> None:

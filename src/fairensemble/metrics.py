@@ -812,9 +812,13 @@ def group_metrics(
     for name in metrics:
         get(name)
     order, slices = group_slices(y, g, groups, test_mix, C)
+    if pred is not None:
+        pred = np.asarray(pred)
+        if pred.shape != (D, n) or (pred.size and (pred.min() < 0 or pred.max() >= C)):
+            raise ValueError(f"pred: expected class codes 0..{C - 1} of shape {(D, n)}")
     if not np.array_equal(order, np.arange(n)):
         probs, y = np.take(probs, order, axis=1), y[order]
-        pred = None if pred is None else np.asarray(pred)[:, order]
+        pred = None if pred is None else pred[:, order]
         members = None if members is None else members.take(order)
     ctx = Context(y, slices, probs=probs, pred=pred, members=members)
     values = score(ctx, metrics, groups)
@@ -868,7 +872,7 @@ def _standalone(metric: Metric) -> Callable[..., np.ndarray]:
             G = max(2, int(g.max()) + 1 if g.size else 2)
             order, slices = group_slices(y, g, [str(j) for j in range(G)], "natural",
                                          probs.shape[2])
-            probs, y = probs[:, order], y[..., order]
+            probs, y = np.take(probs, order, axis=1), y[..., order]
             if weight is not None:
                 slices = replace(slices, weights=weight[order][None])
             with np.errstate(divide="ignore", invalid="ignore"):
