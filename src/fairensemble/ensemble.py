@@ -9,7 +9,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fairensemble.metrics import Context, Members, get, group_slices, labels, notes, score
+from fairensemble.metrics import (
+    DERIVED_LABELS,
+    DISPARITY,
+    Context,
+    Members,
+    get,
+    group_slices,
+    labels,
+    notes,
+    score,
+)
 
 # elements in one block of averaged probabilities [draws, n, C] (float64: 16 MB); the metric
 # engine's temporaries for a block add about ten times that
@@ -190,8 +200,7 @@ def evaluate_cell(
 
 
 def _label_rank(label: str, groups: list[str]) -> int:
-    order = [*groups, "overall", "gap", "worst", "disparity"]
-    return order.index(label)
+    return [*groups, *DERIVED_LABELS, DISPARITY].index(label)
 
 
 def _boot_counts(ranges: list[tuple[int, int]], n: int, n_boot: int, seed: int) -> np.ndarray:
