@@ -29,6 +29,14 @@ TINY = {
 }
 
 
+def rows_per_k(groups: list[str]) -> int:
+    """metrics.parquet rows per cell and ensemble size with the default metric list: each
+    metric's labels (groups, overall, gap, worst where it has a direction; "disparity")."""
+    from fairensemble import metrics as M
+
+    return sum(len(M.labels(m, groups)) for m in M.names())
+
+
 @pytest.fixture
 def tiny_config(tmp_path) -> Path:
     path = tmp_path / "tiny.yaml"

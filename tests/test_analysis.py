@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from fairensemble.analysis import _arg, _ci95, _verdict_95, verdict
+from fairensemble.analysis import _arg, _ci95, _verdict_95, direction, verdict
 
 
 def test_positive_sum_needs_every_group_to_hold_and_the_gap_not_to_widen():
@@ -31,9 +31,21 @@ def test_verdict_95_ignores_changes_whose_interval_covers_zero():
         "gap": {"mean": -0.02, "ci95": [-0.03, -0.01]},
     }
     assert verdict({"a": -0.001, "b": 0.02}, 0.021) == "mixed"
-    assert _verdict_95(change, ["a", "b"]) == "positive-sum"
+    assert _verdict_95(change, ["a", "b"], "accuracy") == "positive-sum"
     change["a"]["ci95"] = [None, None]
-    assert _verdict_95(change, ["a", "b"]) == "n/a"
+    assert _verdict_95(change, ["a", "b"], "accuracy") == "n/a"
+
+
+def test_for_a_lower_is_better_metric_a_falling_value_is_an_improvement():
+    # Brier score falls for both groups and the gap narrows: positive-sum, not leveling-down
+    change = {
+        "a": {"mean": -0.02, "ci95": [-0.03, -0.01]},
+        "b": {"mean": -0.01, "ci95": [-0.02, -0.005]},
+        "gap": {"mean": -0.01, "ci95": [-0.02, -0.005]},
+    }
+    assert _verdict_95(change, ["a", "b"], "brier") == "positive-sum"
+    assert _verdict_95(change, ["a", "b"], "accuracy") == "leveling-down"
+    assert direction("ece") == "lower" and direction("auc") == "higher"
 
 
 def test_optimum_ignores_undefined_values():

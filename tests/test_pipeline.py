@@ -15,6 +15,8 @@ import pytest
 import yaml
 from conftest import ROOT, TINY, run_cli
 
+from fairensemble import metrics as M
+
 
 def _write(tmp_path: Path, name: str, cfg: dict) -> Path:
     path = tmp_path / name
@@ -48,9 +50,12 @@ def test_run_writes_cells_metrics_summary_figures_and_report(finished_run):
     assert list(table.columns) == ["dataset.label_noise", "ratio", "replicate", "k", "post",
                                    "group", "metric", "mean", "std", "n_draws"]
     assert set(table["post"]) == {"none"}  # no validation split: nothing to post-process
-    # ks {1,2,4} x labels {M,F,overall,gap,worst} x 3 metrics per cell
-    assert len(table) == n_cells * 3 * 5 * 3
-    assert set(table["group"]) == {"M", "F", "overall", "gap", "worst"}
+    # ks {1,2,4} x (labels of each metric: groups, overall, gap, worst where a direction
+    # exists; "disparity" for between-group metrics) per cell
+    per_k = sum(len(M.labels(m, ["M", "F"])) for m in M.names())
+    assert len(table) == n_cells * 3 * per_k
+    assert set(table["group"]) == {"M", "F", "overall", "gap", "worst", "disparity"}
+    assert set(table["metric"]) == set(M.names())
     one = table[(table.k == 4)]
     assert (one["n_draws"] == 1).all() and (one["std"] == 0).all()
     acc = table[(table.metric == "accuracy") & (table.k == 1)]

@@ -215,6 +215,18 @@ def test_auc_score_matches_sklearn() -> None:
     np.testing.assert_allclose(got, want, atol=1e-12)
 
 
+def test_auc_score_ranks_a_one_class_holdout_by_the_negated_loss() -> None:
+    rng = np.random.default_rng(1)
+    logits = torch.from_numpy(rng.normal(size=(3, 40, 2)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 2, size=(3, 40)))
+    y[1] = 1  # member 1's hold-out holds one class: AUC is undefined
+    got = stacked._score("auc", logits, y)
+    loss = torch.nn.functional.cross_entropy(logits[1], y[1]).item()
+    assert got[1] == pytest.approx(-loss, abs=1e-6)
+    assert got[0] == pytest.approx(roc_auc_score(y[0].numpy(), logits[0].softmax(-1)[:, 1]),
+                                   abs=1e-6)
+
+
 def test_progress_adds_up_to_the_member_count() -> None:
     X, y = blobs(10, 64)
     calls: list[float] = []

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import rows_per_k, run_cli
+
+from fairensemble import metrics as M
 
 
 def make_table(path: Path, seed: int = 0) -> Path:
@@ -56,9 +58,12 @@ def test_a_csv_with_three_groups_and_three_classes_runs_end_to_end(tmp_path):
     res = run_cli("run", str(config(tmp_path, csv)), "--out", str(out))
     assert res.returncode == 0, res.stderr
     table = pd.read_parquet(out / "metrics.parquet")
-    assert set(table["group"]) == {"a", "b", "c", "overall", "gap", "worst"}
-    assert set(table["metric"]) == {"accuracy", "balanced_accuracy", "auc"}
-    assert len(table) == 2 * 2 * 2 * 6 * 3  # ratios x replicates x ks x labels x metrics
+    assert set(table["group"]) == {"a", "b", "c", "overall", "gap", "worst",
+                                    "disparity"}
+    assert set(table["metric"]) == set(M.names())  # every registered metric by default
+    # ratios x replicates x ks x rows; three classes: no post-processing
+    assert len(table) == 2 * 2 * 2 * rows_per_k(["a", "b", "c"])
+    assert set(table["post"]) == {"none"}
     full = table[(table.k == 3) & (table.metric == "accuracy")]
     per = full.pivot_table(index=["ratio", "replicate"], columns="group", values="mean")
     assert np.allclose(

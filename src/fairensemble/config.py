@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fairensemble.metrics import get as metric_spec
+from fairensemble.metrics import names as metric_names
+from fairensemble.models import NAMES as MODEL_NAMES
 from fairensemble.train import DIVERSITY_SOURCES
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -22,6 +25,15 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 class ConfigError(ValueError):
     """A config problem, phrased as one line that names the field and what was expected."""
+
+
+def _rankable(metric: str) -> bool:
+    """A metric optima and verdicts can use: per group, with a better direction."""
+    try:
+        spec = metric_spec(metric)
+    except ValueError:
+        return False
+    return spec.scope == "group" and spec.direction != "neither"
 
 
 class Strict(BaseModel):
@@ -175,9 +187,8 @@ class ModelConfig(Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        known = {"mlp", "cnn", "resnet18", "resnet34", "resnet50", "vit_tiny", "vit_small"}
-        if v not in known:
-            raise ValueError(f"expected one of {sorted(known)}, got {v!r}")
+        if v not in MODEL_NAMES:
+            raise ValueError(f"expected one of {sorted(MODEL_NAMES)}, got {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -268,7 +279,6 @@ class AnalysisConfig(Strict):
     post: list[Literal["threshold_eo", "threshold_dp"]] = ["threshold_eo", "threshold_dp"]
 
 
-METRICS = ("accuracy", "balanced_accuracy", "auc")
 
 
 class RunConfig(Strict):
@@ -285,9 +295,10 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
-    metrics: list[Literal["accuracy", "balanced_accuracy", "auc"]] = list(METRICS)
-    # default: accuracy if listed, else the first metric
-    primary_metric: Literal["accuracy", "balanced_accuracy", "auc"] | None = None
+    # default: every registered metric (metrics.py is the one list)
+    metrics: list[str] = Field(default_factory=lambda: metric_names())
+    # default: accuracy if listed, else the first per-group metric with a direction
+    primary_metric: str | None = None
     test_mix: Literal["balanced", "natural"] = "balanced"
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
@@ -304,6 +315,20 @@ class RunConfig(Strict):
             )
         if not self.metrics:
             raise ValueError("metrics: expected at least one metric name")
+        known = metric_names()
+        for i, name in enumerate(self.metrics):
+            if name not in known:
+                raise ValueError(f"metrics[{i}]: expected one of {known}, got {name!r}")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError(f"metrics: expected distinct names, got {self.metrics}")
+        rankable = [m for m in self.metrics if _rankable(m)]
+        if not rankable:
+            raise ValueError("metrics: expected at least one per-group metric with a direction "
+                             f"(one of {[m for m in known if _rankable(m)]})")
+        if self.primary_metric is not None and not _rankable(self.primary_metric):
+            raise ValueError(
+                f"primary_metric: expected a per-group metric that is better higher or lower "
+                f"(one of {[m for m in known if _rankable(m)]}), got {self.primary_metric!r}")
         if self.primary_metric is not None and self.primary_metric not in self.metrics:
             raise ValueError(
                 f"primary_metric: expected one of metrics {self.metrics},"
@@ -334,7 +359,9 @@ class RunConfig(Strict):
         else the first metric."""
         if self.primary_metric is not None:
             return self.primary_metric
-        return "accuracy" if "accuracy" in self.metrics else self.metrics[0]
+        if "accuracy" in self.metrics:
+            return "accuracy"
+        return next(m for m in self.metrics if _rankable(m))
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The cartesian product of ``grid``, as a list of {field: value} dicts."""
@@ -404,7 +431,8 @@ def _describe(err: ValidationError) -> str:
     return f"{loc}: {msg.lower()}{got_txt}" if loc else msg
 
 
-_DATASET_KINDS = ("synthetic", "table", "adult", "celeba", "chexpert", "digits")
+_DATASET_KINDS = tuple(m.model_fields["kind"].default for m in
+                       (SyntheticData, TableData, AdultData, CelebAData, CheXpertData, DigitsData))
 
 
 def _is_union_tag(part: Any) -> bool:

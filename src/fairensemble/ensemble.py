@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from fairensemble.metrics import DERIVED_LABELS, group_metrics
+from fairensemble.metrics import (
+    DERIVED_LABELS,
+    DISPARITY,
+    Context,
+    Members,
+    get,
+    group_slices,
+    labels,
+    notes,
+    score,
+)
 
 # elements in one block of averaged probabilities [draws, n, C] (float64: 16 MB); the metric
 # engine's temporaries for a block add about ten times that
 _BLOCK_ELEMENTS = 1 << 21
+# sample weights x draws in one chunk of bootstrap resamples: the engine's largest
+# temporaries are [resamples, draws, n] float64 arrays (16 MB each), a handful at a time
+_BOOT_ELEMENTS = 1 << 21
 
 
 def draw_subsets(n_members: int, k: int, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,6 +80,21 @@ def average_members(member_probs: np.ndarray, subsets: np.ndarray) -> np.ndarray
     return total
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate_cell`` measured.
+
+    ``table``: one row per k x post x group label x metric, columns ``k, post, group, metric,
+    mean, std, n_draws`` (``post`` names a post-processing of the predictions; ``"none"``
+    here). ``boot``: None, or per-resample means over the draws, columns ``k, post, group,
+    metric, b0..b{n_boot-1}``. ``notes``: why values are NaN, one short line each.
+    """
+
+    table: pd.DataFrame
+    boot: pd.DataFrame | None
+    notes: list[str]
+
+
 def evaluate_cell(
     member_probs: np.ndarray,
     y: np.ndarray,
@@ -76,13 +105,24 @@ def evaluate_cell(
     metrics: list[str],
     test_mix: str,
     seed: int,
-) -> pd.DataFrame:
-    """Per-group metrics of k-member ensembles for every k in ``ks``, summarised over draws.
+    n_boot: int = 0,
+    boot_seed: int = 0,
+) -> Evaluation:
+    """Metrics of k-member ensembles for every k in ``ks``, summarised over draws.
 
-    For each k, subsets come from ``draw_subsets`` with one ``np.random.default_rng(seed)``
-    used in the order of ``ks``. Returns one row per k x group label (``groups``, then
-    ``overall``, ``gap``, ``worst``) x metric with columns ``k, group, metric, mean, std,
-    n_draws``: mean and std (ddof=0) over the D draws, NaN when the metric is undefined.
+    ``member_probs`` float [E, n, C]; ``y`` int [n]; ``g`` int [n] group codes into
+    ``groups``. For each k, subsets come from ``draw_subsets`` with one
+    ``np.random.default_rng(seed)`` used in the order of ``ks``; each draw's probabilities are
+    the subset's mean (``average_members``). The table holds one row per k x group label
+    (``metrics.labels``: the groups, ``overall``, ``gap``, ``worst``; ``disparity`` for
+    between-group metrics) x metric: mean and std (ddof=0) over the D draws, NaN when the
+    metric is undefined in some draw.
+
+    With ``n_boot`` > 0, for k = 1 and k = E (those of them in ``ks``), the test set is
+    resampled ``n_boot`` times, stratified by group: each group's samples are drawn with
+    replacement to the group's own size, from ``np.random.default_rng(boot_seed)``, as
+    multinomial counts used as sample weights (the same resamples for both k). ``boot`` then
+    holds, for each resample, every label and metric's mean over the same draws as the table.
     """
     member_probs = np.asarray(member_probs)
     if member_probs.ndim != 3:
@@ -90,33 +130,89 @@ def evaluate_cell(
             f"member_probs: expected an array [members, n, classes], got {member_probs.shape}"
         )
     E, n, C = member_probs.shape
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise ValueError(f"y: expected shape ({n},) to match member_probs, got {y.shape}")
     bad = [k for k in ks if not 1 <= k <= E]
     if bad:
         raise ValueError(f"ks: expected ensemble sizes in 1..{E} (members), got {bad}")
+    if n_boot < 0:
+        raise ValueError(f"n_boot: expected a number of resamples >= 0, got {n_boot}")
+    registered = [get(m) for m in metrics]
+    order, slices = group_slices(y, g, groups, test_mix, C)
+    # groups made contiguous once: every per-group sum is then a slice of the sample axis
+    member_probs, y = np.take(member_probs, order, axis=1), y[order].astype(np.int64, copy=False)
+    members = None
+    if any("members" in m.needs for m in registered):
+        members = Members.from_probs(member_probs, y)
+    boot_ks = {k for k in ks if k in (1, E)} if n_boot else set()
+    counts = _boot_counts(slices.ranges, n, n_boot, boot_seed) if boot_ks else None
+
     rng = np.random.default_rng(seed)
-    labels = [*groups, *DERIVED_LABELS]
+    keys = [(label, m) for m in metrics for label in labels(m, groups)]
+    keys.sort(key=lambda key: _label_rank(key[0], groups))  # labels outer, metrics inner
     block = max(1, _BLOCK_ELEMENTS // max(1, n * C))
     rows: dict[str, list] = {c: [] for c in ("k", "group", "metric", "mean", "std", "n_draws")}
+    boot_rows: list[tuple[int, str, str, np.ndarray]] = []
+    cell_notes: list[str] = []
     for k in ks:
         subsets = draw_subsets(E, k, draws, rng)
-        parts = [
-            group_metrics(
-                average_members(member_probs, subsets[i : i + block]),
-                y,
-                g,
-                groups,
-                metrics,
-                test_mix,  # type: ignore[arg-type]
-            )
-            for i in range(0, len(subsets), block)
-        ]
-        for label in labels:
-            for metric in metrics:
-                values = np.concatenate([p[(label, metric)] for p in parts])
-                rows["k"].append(k)
-                rows["group"].append(label)
-                rows["metric"].append(metric)
-                rows["mean"].append(float(values.mean()))
-                rows["std"].append(float(values.std()))
-                rows["n_draws"].append(len(values))
-    return pd.DataFrame(rows).astype({"k": np.int64, "n_draws": np.int64})
+        parts: list[dict] = []
+        boot_sum = {key: np.zeros(n_boot) for key in keys} if k in boot_ks else None
+        for i in range(0, len(subsets), block):
+            sub = subsets[i : i + block]
+            ctx = Context(y, slices, probs=average_members(member_probs, sub),
+                          members=None if members is None else members.for_draws(sub))
+            parts.append(score(ctx, metrics, groups))
+            if boot_sum is not None:
+                step = max(1, _BOOT_ELEMENTS // (len(sub) * n))
+                for r in range(0, n_boot, step):
+                    weights = counts[r : r + step]
+                    for key, v in score(ctx.reweighted(weights), metrics, groups).items():
+                        boot_sum[key][r : r + step] += v.sum(axis=1)
+        values = {key: np.concatenate([p[key][0] for p in parts]) for key in keys}
+        for label, metric in keys:
+            v = values[(label, metric)]
+            rows["k"].append(k)
+            rows["group"].append(label)
+            rows["metric"].append(metric)
+            rows["mean"].append(float(v.mean()))
+            rows["std"].append(float(v.std()))
+            rows["n_draws"].append(len(v))
+        if boot_sum is not None:
+            boot_rows += [(k, *key, boot_sum[key] / len(subsets)) for key in keys]
+        for note in notes(y, slices, groups, values, where=f" at k={k}"):
+            if note not in cell_notes:
+                cell_notes.append(note)
+    table = pd.DataFrame(rows).astype({"k": np.int64, "n_draws": np.int64})
+    table.insert(1, "post", "none")
+    boot = None
+    if n_boot:
+        boot = pd.DataFrame(
+            np.array([r[3] for r in boot_rows]).reshape(len(boot_rows), n_boot),
+            columns=[f"b{i}" for i in range(n_boot)],
+        )
+        boot.insert(0, "k", np.array([r[0] for r in boot_rows], dtype=np.int64))
+        boot.insert(1, "post", "none")
+        boot.insert(2, "group", [r[1] for r in boot_rows])
+        boot.insert(3, "metric", [r[2] for r in boot_rows])
+    return Evaluation(table, boot, cell_notes)
+
+
+def _label_rank(label: str, groups: list[str]) -> int:
+    return [*groups, *DERIVED_LABELS, DISPARITY].index(label)
+
+
+def _boot_counts(ranges: list[tuple[int, int]], n: int, n_boot: int, seed: int) -> np.ndarray:
+    """int16 (int64 past 32,767) [n_boot, n]: how often each sample is drawn in each
+    resample, every group (a range of samples) resampled with replacement to its own size:
+    multinomial counts, obtained by drawing indices uniformly within the group and counting
+    them."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, n), dtype=np.int64)
+    for a, b in ranges:
+        if b == a:
+            continue
+        picks = rng.integers(a, b, size=(n_boot, b - a)) + n * np.arange(n_boot)[:, None]
+        counts += np.bincount(picks.ravel(), minlength=n_boot * n).reshape(n_boot, n)
+    return counts.astype(np.int16) if counts.max(initial=0) < 2**15 else counts

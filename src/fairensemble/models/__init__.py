@@ -9,14 +9,12 @@ read and fitted by ``models.weights``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from fairensemble.models.cnn import SmallCNN
-from fairensemble.models.resnet import resnet18, resnet34, resnet50
-from fairensemble.models.vit import vit_small, vit_tiny
-
+# the one list of model names (config reads it); builders import torch only when called
 NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "vit_tiny", "vit_small", "mlp")
 
 
@@ -27,6 +25,10 @@ def create(
     (wrap the call in ``torch.random.fork_rng`` + ``torch.manual_seed`` to seed it)."""
     if num_classes < 1:
         raise ValueError(f"num_classes: expected a positive integer, got {num_classes}")
+    from fairensemble.models.cnn import SmallCNN
+    from fairensemble.models.resnet import resnet18, resnet34, resnet50
+    from fairensemble.models.vit import vit_small, vit_tiny
+
     if name == "cnn":
         return SmallCNN(num_classes, in_channels, **kw)
     if name in ("resnet18", "resnet34", "resnet50"):

@@ -27,9 +27,9 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from fairensemble.config import ModelConfig, TrainConfig
+from fairensemble.metrics import auc
 from fairensemble.models.mlp import ACTIVATIONS, LEAKY_SLOPE, init_mlp_params, layer_sizes
 from fairensemble.train import CellData, MemberStreams, Progress, member_streams
 
@@ -579,26 +579,20 @@ def _predict(layout: _Layout, activation: str, flat: torch.Tensor, m: int, X: np
 
 
 def _score(metric: str, logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Per-member validation score, higher is better (loss is negated)."""
+    """Per-member validation score, higher is better (loss is negated). AUC is the metric
+    registry's (each member's hold-out a draw); where it is undefined (one class in a member's
+    hold-out) the member's epochs are ranked by the negated loss, as in ``train.loop``."""
     if metric == "loss":
         log_p = torch.log_softmax(logits, dim=-1)
         return (log_p.gather(2, y.unsqueeze(2)).squeeze(2).mean(1)).double().cpu().numpy()
     if metric == "accuracy":
         return (logits.argmax(2) == y).double().mean(1).cpu().numpy()
     probs = torch.softmax(logits.double(), dim=-1).cpu().numpy()
-    labels = y.cpu().numpy()
-    n_classes = probs.shape[2]
-    classes = [1] if n_classes == 2 else range(n_classes)
-    aucs = []
-    for c in classes:  # binary: AUC of p[:, 1]; multiclass: macro one-vs-rest
-        pos = labels == c
-        n_pos = pos.sum(1)
-        n_neg = pos.shape[1] - n_pos
-        ranks = rankdata(probs[:, :, c], axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            auc = ((ranks * pos).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-        aucs.append(np.where((n_pos > 0) & (n_neg > 0), auc, 0.5))
-    return np.mean(aucs, axis=0)
+    score = auc(probs, y.cpu().numpy())
+    undefined = np.isnan(score)
+    if undefined.any():
+        score[undefined] = _score("loss", logits, y)[undefined]
+    return score
 
 
 def _val_scores(layout: _Layout, activation: str, flat: torch.Tensor, m: int, metric: str,
