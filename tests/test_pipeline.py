@@ -178,3 +178,26 @@ def test_unparsable_yaml_and_missing_file_exit_2(tmp_path):
         res = run_cli("run", str(target))
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert expected in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_list_valued_grid_field_runs_end_to_end_with_readable_labels(tmp_path):
+    cfg = dict(TINY, ratios=[0.0, 0.5, 1.0], replicates=1,
+               grid={"dataset.label_noise": [0.0, 0.3],
+                     "train.diversity": [["init"], [], ["init", "order", "bootstrap"]]})
+    run = tmp_path / "run"
+    res = run_cli("run", str(_write(tmp_path, "div.yaml", cfg)), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    table = pd.read_parquet(run / "metrics.parquet")
+    assert list(table.columns[:2]) == ["dataset.label_noise", "train.diversity"]
+    assert set(table["train.diversity"]) == {"[init]", "[]", "[init, order, bootstrap]"}
+    # members that share every random stream are one model: k=1 equals k=E exactly
+    same = table[(table["train.diversity"] == "[]") & (table["metric"] == "accuracy")
+                 & (table["post"] == "none")]
+    wide = same.pivot_table(index=["dataset.label_noise", "ratio", "group"], columns="k",
+                            values="mean")
+    assert (wide[1] == wide[4]).all()
+    assert (same["std"] < 1e-12).all()  # every draw of k members scores the same
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(summary["grid_points"]) == 6
+    assert (run / "figures" / "optimal_ratio.png").is_file()
+    assert "[init, order, bootstrap]" in res.stdout

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from .analysis import _point_rows, grid_fields, mix_column
-from .plan import Plan
+from .plan import Plan, grid_value
 
 MAX_PANELS = 6
 
 
 def _point_title(point: dict[str, Any]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "all cells"
+    return ", ".join(f"{k.split('.')[-1]}={grid_value(v)}" for k, v in point.items()) \
+        or "all cells"
 
 
 def _panels(n: int, width: float = 4.0, height: float = 3.2):
@@ -173,28 +174,40 @@ def gap_vs_ratio(table: pd.DataFrame, summary: dict, plan: Plan, path: Path) -> 
 
 
 def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
+    """The gap-minimising and best-overall share against the first numeric grid field (the
+    difficulty), for k=1 and k=E; one panel per value of any other grid field."""
     fields = grid_fields(plan)
-    if not fields or summary["grid_points"] and isinstance(
-        summary["grid_points"][0]["optimal"]["k=1"]["gap_min_ratio"], str
-    ):
+    pts = summary["grid_points"]
+    numeric = [f for f in fields
+               if all(isinstance(p["point"][f], (int, float)) for p in pts)]
+    if not numeric or pts and not isinstance(pts[0]["optimal"]["k=1"]["gap_min_ratio"],
+                                                 (int, float, type(None))):
         return None
-    field = fields[0]
+    field = numeric[0]
+    others = [f for f in fields if f != field]
+    panels: dict[str, list[dict]] = {}
+    for p in pts:
+        key = ", ".join(f"{f.split('.')[-1]}={grid_value(p['point'][f])}" for f in others)
+        panels.setdefault(key, []).append(p)
     E = plan.cfg.ensemble.members
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    xs = [p["point"][field] for p in summary["grid_points"]]
-    for k, ls in ((1, ":"), (E, "-")):
-        opt = [p["optimal"][f"k={k}"] for p in summary["grid_points"]]
-        ax.plot(xs, _nan([o["gap_min_ratio"] for o in opt]), ls=ls, marker="o", color="tab:red",
-                label=f"min gap, k={k}")
-        ax.plot(xs, _nan([o["overall_best_ratio"] for o in opt]), ls=ls, marker="s",
-                color="tab:blue", label=f"best overall {plan.cfg.primary}, k={k}")
-    ax.axhline(0.5, color="grey", lw=0.8)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel(field)
-    ax.set_ylabel(f"optimal share of {plan.ratio_group.get(0)}")
-    ax.set_title("Optimal training mix vs difficulty")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = _panels(len(panels), width=5.0, height=3.8)
+    for ax, (key, group) in zip(axes, list(panels.items())[:MAX_PANELS]):
+        xs = [p["point"][field] for p in group]
+        for k, ls in ((1, ":"), (E, "-")):
+            opt = [p["optimal"][f"k={k}"] for p in group]
+            ax.plot(xs, _nan([o["gap_min_ratio"] for o in opt]), ls=ls, marker="o",
+                    color="tab:red", label=f"min gap, k={k}")
+            ax.plot(xs, _nan([o["overall_best_ratio"] for o in opt]), ls=ls, marker="s",
+                    color="tab:blue", label=f"best overall {plan.cfg.primary}, k={k}")
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel(field)
+        ax.set_ylabel(f"optimal share of {plan.ratio_group.get(0)}")
+        ax.set_title(key or "Optimal training mix vs difficulty", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if others:
+        fig.suptitle("Optimal training mix vs difficulty")
     return _save(fig, path)
 
 

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from .analysis import MissingCells, evaluate_run, load_run, summarize
 from .config import RunConfig, dump_config
-from .plan import Plan
+from .plan import Plan, grid_value
 from .plots import all_figures, pareto_figure
 from .store import RunStore, atomic_write_text, write_json, write_parquet
 
@@ -79,7 +79,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         o1, oE = p["optimal"]["k=1"], p["optimal"][f"k={E}"]
         n = sum(p["verdict_counts"].values())
         table.add_row(
-            *[str(p["point"][f]) for f in fields],
+            *[str(grid_value(p["point"][f])) for f in fields],
             f"{_fmt(o1['gap_min_ratio'])} -> {_fmt(oE['gap_min_ratio'])}",
             f"{_num(o1['gap_min_value'])} -> {_num(oE['gap_min_value'])}",
             f"{_fmt(o1['overall_best_ratio'])} -> {_fmt(oE['overall_best_ratio'])}",
@@ -113,7 +113,7 @@ def fairness_table(summary: dict[str, Any]) -> Table | None:
                         f"{c.get('narrowed', 0)} | {c.get('widened', 0)} | "
                         f"{c.get('no detectable change', 0)}")
             table.add_row(
-                *[str(p["point"][f]) for f in fields], m,
+                *[str(grid_value(p["point"][f])) for f in fields], m,
                 f"{_fmt(fm['k=1']['min_ratio'])} -> {_fmt(fm[f'k={E}']['min_ratio'])}",
                 f"{_num(fm['k=1']['min_value'])} -> {_num(fm[f'k={E}']['min_value'])}",
                 verdicts,
@@ -152,7 +152,7 @@ def _benefits_html(summary: dict[str, Any]) -> str:
         items = p.get("benefits") or []
         if not items:
             continue
-        title = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "all cells"
+        title = ", ".join(f"{k}={grid_value(v)}" for k, v in p["point"].items()) or "all cells"
         div = [m for m in ("disagreement", "ambiguity") if m in items[0]]
         head = "".join(f"<th>{m} (k={E})</th>" for m in div)
         rows = []
@@ -183,7 +183,7 @@ def _post_html(summary: dict[str, Any]) -> str:
         post = p.get("post")
         if not post:
             continue
-        title = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "all cells"
+        title = ", ".join(f"{k}={grid_value(v)}" for k, v in p["point"].items()) or "all cells"
         keys = sorted({key for name, by_k in post.items() if isinstance(by_k, dict)
                        and "k=1" in by_k for key in by_k["k=1"]})
         head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
@@ -212,7 +212,7 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
     parts = []
     E = summary["members"]
     for p in summary["grid_points"]:
-        title = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "all cells"
+        title = ", ".join(f"{k}={grid_value(v)}" for k, v in p["point"].items()) or "all cells"
         groups = p["groups"]
         head = "".join(f"<th>&Delta; {html.escape(g)}</th>" for g in [*groups, "overall", "gap"])
         rows = []
@@ -247,7 +247,7 @@ def recommendation_tables(rec: dict[str, Any]) -> list[Any]:
     how = ("95 % t-intervals over replicates" if rec["intervals"] == "replicates"
            else "95 % bootstrap intervals over test samples")
     for entry in rec["points"]:
-        where = ", ".join(f"{k}={v}" for k, v in entry["point"].items())
+        where = ", ".join(f"{k}={grid_value(v)}" for k, v in entry["point"].items())
         b = entry["balanced"]
         per = ", ".join(f"{g} {b[g]['k=E']:.3f}{_ci(*b[g]['ci95'])}" for g in entry["groups"])
         out.append(Text(
