@@ -200,4 +200,4 @@ def test_a_list_valued_grid_field_runs_end_to_end_with_readable_labels(tmp_path)
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["grid_points"]) == 6
     assert (run / "figures" / "optimal_ratio.png").is_file()
-    assert "[init, order, bootstrap]" in res.stdout
+    assert "diversity=[init, order, bootstrap]" in (run / "report.html").read_text()
