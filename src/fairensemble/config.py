@@ -126,7 +126,15 @@ class CelebAData(ImageOptions):
     root: str
     target: str = "Blond_Hair"
     group: str = "Male"
-    groups: list[str] = ["female", "male"]
+    # names of the attribute's -1 and 1; default [female, male] for Male, else
+    # [not_<group>, <group>]
+    groups: list[str] | None = None
+
+    @property
+    def group_names(self) -> list[str]:
+        if self.groups is not None:
+            return list(self.groups)
+        return ["female", "male"] if self.group == "Male" else [f"not_{self.group}", self.group]
 
 
 class CheXpertData(ImageOptions):
@@ -347,7 +355,8 @@ class RunConfig(Strict):
     # -- helpers used across the pipeline ------------------------------------------------
     @property
     def group_names(self) -> list[str] | None:
-        return getattr(self.dataset, "groups", None)
+        names = getattr(self.dataset, "group_names", None)
+        return names if names is not None else getattr(self.dataset, "groups", None)
 
     def ks(self) -> list[int]:
         """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""

@@ -6,7 +6,7 @@ count; line 2: the 40 attribute names; then ``file v1 ... v40`` with -1/1 values
 space-aligned columns) and ``list_eval_partition.txt`` (``file split``, 0/1/2 = train / val /
 test, used as pool / val / test). The class is ``target`` (-1 -> 0 "no <target>", 1 -> 1
 "<target>") and the group is ``group``, whose -1 and 1 take the names in ``groups`` (default
-female, male). ``max_pool`` and ``max_test`` (also applied to val) cap the splits by a seeded
+female, male for Male, else not_<group>, <group>). ``max_pool`` and ``max_test`` (also applied to val) cap the splits by a seeded
 subsample stratified by group x label. Images are centre-cropped to a square, resized to
 ``image_size`` and cached decoded (see ``images.py``).
 """
@@ -33,8 +33,8 @@ def read_table(cfg: CelebAData) -> pd.DataFrame:
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: CelebA root folder not found (dataset.root)")
-    if len(cfg.groups) != 2 or len(set(cfg.groups)) != 2:
-        raise DataError(f"dataset.groups: expected two distinct names, got {cfg.groups}")
+    if len(cfg.group_names) != 2 or len(set(cfg.group_names)) != 2:
+        raise DataError(f"dataset.groups: expected two distinct names, got {cfg.group_names}")
     if cfg.target == cfg.group:
         raise DataError(f"dataset.target and dataset.group are both {cfg.target!r}")
     attrs = _read_attributes(root / ATTR_FILE, [cfg.target, cfg.group])
@@ -63,7 +63,7 @@ def load(cfg: CelebAData, seed: int) -> Dataset:
             part["y"].to_numpy(), part["g"].to_numpy(), cap, rng_for(seed, "celeba", name)
         )
         parts[name] = part.iloc[keep]
-        _check_groups(parts[name], name, cfg.groups, Path(cfg.root) / PARTITION_FILE)
+        _check_groups(parts[name], name, cfg.group_names, Path(cfg.root) / PARTITION_FILE)
     used = pd.concat(parts.values())
     X = decode_cached(
         used["file"].tolist(),
@@ -81,7 +81,7 @@ def load(cfg: CelebAData, seed: int) -> Dataset:
         splits[name] = Split(X[start:stop], part["y"].to_numpy(), part["g"].to_numpy())
         start = stop
     return Dataset(
-        groups=list(cfg.groups),
+        groups=list(cfg.group_names),
         classes=_classes(cfg),
         pool=splits["pool"],
         val=splits["val"],
@@ -177,7 +177,7 @@ def _info(
                 cls: int(((part["g"] == gi) & (part["y"] == ci)).sum())
                 for ci, cls in enumerate(_classes(cfg))
             }
-            for gi, grp in enumerate(cfg.groups)
+            for gi, grp in enumerate(cfg.group_names)
         }
         for name, part in parts.items()
     }
