@@ -150,6 +150,10 @@ class CheXpertData(ImageOptions):
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
 
+    @property
+    def group_names(self) -> list[str]:
+        return list(self.groups)
+
 
 class DigitsData(Strict):
     """scikit-learn's bundled 8x8 digits as a two-group image task (see ``data/digits.py``)."""

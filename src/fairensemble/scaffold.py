@@ -536,7 +536,7 @@ def _image_proposal(
     cfg: CelebAData | CheXpertData, table: pd.DataFrame, name: str, facts: list[str],
     notes: list[str], comments: dict[str, str],
 ) -> Proposal:
-    groups, classes = list(cfg.groups), [f"no {cfg.target}", cfg.target]
+    groups, classes = list(cfg.group_names), [f"no {cfg.target}", cfg.target]
     parts = {s: table[table["split"] == s] for s in ("pool", "val", "test")}
     split_counts = {s: Counts.of(p["y"].to_numpy(), p["g"].to_numpy(), groups, classes)
                     for s, p in parts.items()}
