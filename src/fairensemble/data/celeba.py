@@ -7,8 +7,9 @@ space-aligned columns) and ``list_eval_partition.txt`` (``file split``, 0/1/2 = 
 test, used as pool / val / test). The class is ``target`` (-1 -> 0 "no <target>", 1 -> 1
 "<target>") and the group is ``group``, whose -1 and 1 take the names in ``groups`` (default
 female, male for Male, else not_<group>, <group>). ``max_pool`` and ``max_test`` (also
-applied to val) cap the splits by a seeded subsample stratified by group x label. Images are centre-cropped to a square, resized to
-``image_size`` and cached decoded (see ``images.py``).
+applied to val) cap the splits by a seeded subsample stratified by group x label. Images
+are centre-cropped to a square, resized to ``image_size`` and cached decoded (see
+``images.py``).
 """
 
 from __future__ import annotations
