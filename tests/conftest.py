@@ -44,6 +44,20 @@ def tiny_config(tmp_path) -> Path:
     return path
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process (no interpreter start): for checks of exit codes and messages.
+    ``run_cli`` runs it in a real process, which is what proves there is no traceback."""
+    from typer.testing import CliRunner
+
+    from fairensemble.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout,
+                                       result.stderr)
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:

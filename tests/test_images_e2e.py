@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from builders import make_celeba, make_chexpert
-from conftest import ROOT, rows_per_k, run_cli
+from conftest import ROOT, cli, rows_per_k, run_cli
 from sklearn.metrics import roc_auc_score
 
 from fairensemble import metrics as M
@@ -39,8 +39,8 @@ def tiny(root: Path, cache: Path, **extra: str) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
-def run_tiny(config: Path, root: Path, cache: Path, out: Path, **extra: str):
-    return run_cli("run", str(config), "--out", str(out), *tiny(root, cache, **extra))
+def run_tiny(config: Path, root: Path, cache: Path, out: Path, runner=run_cli, **extra: str):
+    return runner("run", str(config), "--out", str(out), *tiny(root, cache, **extra))
 
 
 def one_line_error(res) -> str:
@@ -235,7 +235,7 @@ def test_malformed_data_exits_2_with_one_line_naming_the_problem(
     root = Path(shutil.copytree(original, tmp_path / original.name))
     breaks(root)
     config = CELEBA_YAML if source == "celeba" else CHEXPERT_YAML
-    res = run_tiny(config, root, tmp_path / "cache", tmp_path / "run", **extra)
+    res = run_tiny(config, root, tmp_path / "cache", tmp_path / "run", runner=cli, **extra)
     line = one_line_error(res)
     assert expected in line, line
     assert str(root) in line  # the full path of the file at fault

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli, run_cli
 
 from fairensemble.recommend import (
     Samples,
@@ -179,7 +179,7 @@ def test_three_groups_move_one_share_and_keep_the_others_proportions(tmp_path):
     (["--set", "mixes=[{M: 1.0}]"], "mixes: need at least two candidate mixes"),
 ])
 def test_bad_recommend_input_exits_2_with_one_line(tmp_path, args, expected):
-    res = run_cli("recommend", str(LABEL_NOISE), "--out", str(tmp_path / "r"), *AT_04, *args)
+    res = cli("recommend", str(LABEL_NOISE), "--out", str(tmp_path / "r"), *AT_04, *args)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and expected in lines[0], res.stderr

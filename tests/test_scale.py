@@ -78,7 +78,7 @@ def reference(tmp_path_factory) -> Path:
 
 def test_demo_config_on_ray_gives_the_local_executors_metrics(tmp_path):
     short = ["--set", "train.epochs=4", "--set", "replicates=1", "--set", "ensemble.members=3",
-             "--set", "grid.dataset.label_noise=[0.0, 0.4]"]
+             "--set", "grid.dataset.label_noise=[0.4]", "--set", "ratios=[0.0, 0.5, 1.0]"]
     demo = str(ROOT / "configs" / "demo.yaml")
     local = run_cli("run", demo, "--out", str(tmp_path / "local"), *short,
                     "--set", "executor.kind=local")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import rows_per_k, run_cli
+from conftest import cli, rows_per_k, run_cli
 
 from fairensemble import metrics as M
 
@@ -121,7 +121,7 @@ def test_bad_tables_exit_2_naming_the_column(tmp_path, what, dataset, mutate, ex
     cfg = yaml.safe_load(config(tmp_path, csv).read_text())
     cfg["dataset"].update(dataset)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    res = run_cli("run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "r"))
+    res = cli("run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "r"))
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()

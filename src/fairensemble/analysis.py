@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit
 
 from . import metrics as M
 from .config import ExecutorConfig, RunConfig, load_config
@@ -136,21 +136,29 @@ def mix_column(table: pd.DataFrame) -> str:
 
 
 def _ci95(values: np.ndarray) -> tuple[float | None, float | None]:
+    """The 95 % t-interval of the mean of replicate values (None without two of them)."""
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n < 2 or np.isnan(values).any():
         return None, None
-    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    half = stdtrit(n - 1, 0.975) * values.std(ddof=1) / np.sqrt(n)
     m = values.mean()
     return float(m - half), float(m + half)
 
 
 def _percentile95(values: np.ndarray) -> tuple[float | None, float | None]:
+    """The 2.5 and 97.5 percentiles of bootstrap values."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2 or np.isnan(values).any():
         return None, None
     lo, hi = np.percentile(values, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def interval95(values: np.ndarray, kind: str) -> tuple[float | None, float | None]:
+    """95 % interval of replicate values ("replicates": t over the mean) or of bootstrap
+    resamples ("bootstrap": percentiles)."""
+    return _percentile95(values) if kind == "bootstrap" else _ci95(values)
 
 
 def direction(metric: str) -> str:

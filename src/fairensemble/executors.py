@@ -37,11 +37,14 @@ def unit_threads() -> int:
     return _THREADS or max(1, os.cpu_count() or 1)
 
 
-def _set_threads(threads: int) -> None:
+def _set_threads(threads: int, environment: bool = False) -> None:
+    """Set this process's thread budget; ``environment`` also exports it to the BLAS and
+    OpenMP pools (worker processes only: the driver's environment is the user's)."""
     global _THREADS
     _THREADS = threads
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
+    if environment:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(threads)
 
 
 def default_threads(cfg: ExecutorConfig) -> int:
@@ -83,14 +86,14 @@ class Executor(AbstractContextManager):
 
     def run(self, fn: UnitFn, units: list[Any], on_progress: Callable[[float], None]
             ) -> Iterator[tuple[int, Any]]:
+        global _THREADS
         previous = _THREADS
         _set_threads(self.threads)
         try:
             for i, unit in enumerate(units):
                 yield i, fn(unit, on_progress)
         finally:
-            if previous is not None:
-                _set_threads(previous)
+            _THREADS = previous
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
@@ -103,7 +106,7 @@ class Executor(AbstractContextManager):
 
 
 def _local_init(threads: int) -> None:
-    _set_threads(threads)
+    _set_threads(threads, environment=True)
 
 
 def _local_call(fn: UnitFn, unit: Any, index: int, queue: Any, parent: int) -> Any:
@@ -157,7 +160,7 @@ class LocalExecutor(Executor):
 
 
 def _ray_call(fn: UnitFn, unit: Any, index: int, queue: Any, threads: int) -> Any:
-    _set_threads(threads)
+    _set_threads(threads, environment=True)
     token = uuid.uuid4().hex
 
     def progress(amount: float) -> None:

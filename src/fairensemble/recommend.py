@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from .analysis import interval95
 
 OBJECTIVES = ("gap", "overall", "worst", "pareto")
 COARSE = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -66,21 +67,10 @@ class Samples:
         return float(np.mean(self.values[x]))
 
     def interval(self, x: Any) -> tuple[float | None, float | None]:
-        return _interval(self.values[x], self.kind)
+        return interval95(self.values[x], self.kind)
 
     def diff_interval(self, x: Any, ref: Any) -> tuple[float | None, float | None]:
-        return _interval(self.values[x] - self.values[ref], self.kind)
-
-
-def _interval(v: np.ndarray, kind: str) -> tuple[float | None, float | None]:
-    v = np.asarray(v, dtype=float)
-    if len(v) < 2 or np.isnan(v).any():
-        return None, None
-    if kind == "bootstrap":
-        lo, hi = np.percentile(v, [2.5, 97.5])
-        return float(lo), float(hi)
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean() - half), float(v.mean() + half)
+        return interval95(self.values[x] - self.values[ref], self.kind)
 
 
 # ----------------------------------------------------------------------------- choosing
