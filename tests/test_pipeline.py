@@ -1,19 +1,16 @@
-"""End to end through the CLI: run, resume after SIGKILL, report, and one-line errors."""
+"""End to end through the CLI: run, rerun, report, executors, and one-line errors (killed runs:
+test_scale.py)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, TINY, cli, run_cli
+from conftest import TINY, cli, run_cli
 
 from fairensemble import metrics as M
 
@@ -116,35 +113,6 @@ def test_local_process_pool_gives_the_same_numbers_as_serial(finished_run, tmp_p
     assert res.returncode == 0, res.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "local" / "metrics.parquet"),
                                   pd.read_parquet(finished_run / "metrics.parquet"))
-
-
-def test_sigkill_mid_sweep_then_resume_matches_an_uninterrupted_run(finished_run, tmp_path):
-    cfg = dict(TINY, train=dict(TINY["train"], epochs=40))
-    path = _write(tmp_path, "slow.yaml", cfg)
-    run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "fairensemble", "run", str(path), "--out",
-                             str(run)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((run / "cells").glob("*.json"))) < 3:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    survivors = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "cells").glob("*")}
-    n_done = len([n for n in survivors if n.endswith(".json")])
-    assert 3 <= n_done < 12, "the kill should land mid-sweep"
-    assert not (run / "metrics.parquet").exists()
-
-    res = run_cli("run", str(path), "--out", str(run))
-    assert res.returncode == 0, res.stderr
-    for name, (mtime, data) in survivors.items():
-        p = run / "cells" / name
-        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} rewritten"
-
-    ref = run_cli("run", str(path), "--out", str(tmp_path / "ref"))
-    assert ref.returncode == 0, ref.stderr
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"),
-                                  pd.read_parquet(tmp_path / "ref" / "metrics.parquet"))
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def test_quantities_pair_bootstrap_resamples_by_averaging_replicates():
 
 LABEL_NOISE = ROOT / "configs" / "label_noise.yaml"
 AT_04 = ["--set", "grid={}", "--set", "dataset.label_noise=0.4", "--set", "ensemble.members=5",
-         "--set", "replicates=2", "--set", "train.epochs=60", "--set", "executor.kind=local"]
+         "--set", "replicates=2", "--set", "train.epochs=30", "--set", "executor.kind=serial"]
 
 
 @pytest.fixture(scope="module")
