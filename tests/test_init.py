@@ -95,7 +95,7 @@ def test_init_table_writes_stem_yaml_that_validates_with_the_inferred_values(peo
     # islands: ~40 rows, so ~12 test rows, ~4 of them 'yes'; alone in `other` it gains nothing
     assert ds.groups == ["north", "south"] and ds.min_group_size == 0
     assert cfg.ratio_group == "south"  # the smaller remaining group
-    assert (ds.test_fraction, ds.val_fraction) == (0.3, 0.0)
+    assert (ds.test_fraction, ds.val_fraction) == (0.3, 0.15)  # val: for post-processing
     assert cfg.ratios == [round(0.1 * i, 1) for i in range(11)]
     assert (cfg.replicates, cfg.ensemble.members, cfg.model.name) == (3, 20, "mlp")
 
@@ -125,7 +125,7 @@ def test_init_table_comments_say_why_each_value(people):
     comment = "\n".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
     assert "islands (39 rows)" in comment  # what was dropped, with its size
     assert "the rarer value" in comment  # why 'yes' is positive
-    assert "249 pool rows" in comment and "250 cannot be drawn" in comment  # why train_size
+    assert "195 pool rows" in comment and "200 cannot be drawn" in comment  # why train_size
     assert "#   fairensemble init table people.csv --target outcome --group region" in text
 
 
