@@ -277,3 +277,16 @@ def test_kind_ray_without_ray_installed_exits_2_with_a_hint(tmp_path):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "pip install 'fairensemble[ray]'" in lines[0], res.stderr
     assert not (tmp_path / "run").exists()  # nothing planned, nothing written
+
+
+def test_an_error_in_our_code_on_a_ray_worker_is_reported_once_and_not_retried(tmp_path):
+    # dropout passes config validation but the stacked trainer refuses it, in the worker
+    cfg = _write(tmp_path, "bad.yaml", dict(TINY, model=dict(TINY["model"], dropout=0.2),
+                                            executor={"kind": "ray", "workers": 2}))
+    t0 = time.time()
+    res = run_cli("run", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "model.dropout" in errors[0], res.stderr
+    assert time.time() - t0 < 90  # reported at once, not after max_retries attempts
+    assert not list((tmp_path / "run" / "cells").glob("*.json"))
