@@ -237,10 +237,14 @@ def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
     assert (run / "report.html").stat().st_size > 10_000
 
     # a report elsewhere with a changed evaluation, the run directory untouched
+    cached = sorted(p.name for p in (run / "evals").iterdir())
     res = run_cli("report", str(run), "--out", str(tmp_path / "other"),
                   "--set", "ensemble.k=[1,3]")
     assert res.returncode == 0, res.stderr
     assert set(pd.read_parquet(tmp_path / "other" / "metrics.parquet")["k"]) == {1, 3}
+    assert set(cached) <= {p.name for p in (run / "evals").iterdir()}  # nothing pruned
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"),
+                                  pd.read_parquet(pd.io.common.BytesIO(before["metrics.parquet"])))
     res = run_cli("report", str(run), "--set", "train.epochs=9")
     assert res.returncode == 2 and "train.epochs" in res.stderr and "Traceback" not in res.stderr
 

@@ -76,11 +76,12 @@ class Evaluated:
 
 
 def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = None,
-                 on_progress: Callable[[float], None] | None = None) -> Evaluated:
+                 on_progress: Callable[[float], None] | None = None,
+                 prune: bool = False) -> Evaluated:
     """metrics.parquet's table: one row per (grid point, mix, replicate, k, post, group,
     metric), and the bootstrap resamples where asked. Cells evaluated where they were trained
     are read from the run directory; the others (a changed metric list, say) are evaluated on
-    the executor and cached."""
+    the executor and cached. ``prune`` drops cached evaluations of other specs."""
     check_complete(plan, store)
     spec = EvalSpec.of(plan.cfg)
     want_boot = spec.n_boot > 0
@@ -100,7 +101,8 @@ def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = 
                 for cell_id, table, boot in results:
                     store.write_evaluation(spec.hash, cell_id, table, boot)
                     cached[cell_id] = (table, boot)
-    store.prune_evaluations(keep=spec.hash)
+    if prune:
+        store.prune_evaluations(keep=spec.hash)
     table = pd.concat([with_coords(cached[c.id][0], c) for c in plan.cells], ignore_index=True)
     table["k"] = table["k"].astype("int64")
     table["n_draws"] = table["n_draws"].astype("int64")

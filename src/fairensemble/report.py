@@ -36,7 +36,10 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
             plan = Plan(cfg, plan.points, plan.cells, plan.layouts)
     cfg = plan.cfg
     out = Path(out_dir) if out_dir is not None else store.root
-    ev = evaluate_run(plan, store, on_progress=on_progress)
+    # the run directory's own outputs follow the latest evaluation spec; a report written
+    # elsewhere leaves the run's cached evaluations as they are
+    ev = evaluate_run(plan, store, on_progress=on_progress,
+                      prune=out.resolve() == store.root.resolve())
     table = ev.table
     write_parquet(out / "metrics.parquet", table)
     summary = summarize(table, plan, ev.boot)
