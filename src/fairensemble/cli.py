@@ -202,8 +202,10 @@ def recommend(
     group: str | None = typer.Option(None, "--group", help="The group whose share moves "
                                      "(default: ratio_group, else the harder group)."),
 ) -> None:
-    """Which mix should I collect? Measure difficulty at the balanced mix, sweep the share of
-    the harder group coarsely then finely, and recommend a share with its interval."""
+    """Which mix should I collect? A recommended share, with its interval.
+
+    Measures each group's difficulty at the balanced mix, sweeps the share of the harder group
+    coarsely then finely (reusing stored cells), and reports every objective's best share."""
     from .executors import check_available
     from .recommend import check_objective, run_recommend
     from .report import build_report, print_recommendation
