@@ -66,6 +66,35 @@ def _metrics(run: Path) -> pd.DataFrame:
     return pd.read_parquet(run / "metrics.parquet")
 
 
+def _kill_mid_run_then_resume(proc: subprocess.Popen, cfg: Path, run: Path,
+                              reference: Path) -> None:
+    """SIGKILL the run ``proc`` (and what it started) once some cells are written, then run
+    the same command again: no finished cell is retrained, the result equals ``reference``."""
+    driver = psutil.Process(proc.pid)
+    started: list[psutil.Process] = []
+
+    def some_cells_done() -> bool:
+        started[:] = driver.children(recursive=True)  # what the run started, before the kill
+        return len(list((run / "cells").glob("*.json"))) >= 3
+
+    _wait_for(some_cells_done)
+    driver.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _kill_tree(started)  # a dead driver's pool workers or Ray instance
+    survivors = _finished(run)
+    n_done = len([n for n in survivors if n.endswith(".json")])
+    assert 3 <= n_done < 12, "the kill should land mid-run"
+    assert not (run / "metrics.parquet").exists()
+
+    res = run_cli("run", str(cfg), "--out", str(run))
+    assert res.returncode == 0, res.stderr
+    assert f"{n_done} already done" in res.stderr
+    for name, (mtime, data) in survivors.items():
+        p = run / "cells" / name
+        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} retrained"
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """SLOW trained undisturbed by the local pool: what every fault case must reproduce."""
@@ -117,30 +146,7 @@ def test_a_ray_worker_killed_mid_unit_is_retried_and_the_run_matches(reference, 
 def test_a_killed_ray_driver_resumes_without_retraining_and_matches(reference, tmp_path):
     cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "ray", "workers": 2}))
     run = tmp_path / "run"
-    proc = _start("run", str(cfg), "--out", str(run))
-    driver = psutil.Process(proc.pid)
-    started: list[psutil.Process] = []
-
-    def some_cells_done() -> bool:
-        started[:] = driver.children(recursive=True)  # what the run started, before the kill
-        return len(list((run / "cells").glob("*.json"))) >= 3
-
-    _wait_for(some_cells_done)
-    driver.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    _kill_tree(started)  # the dead driver's Ray instance
-    survivors = _finished(run)
-    n_done = len([n for n in survivors if n.endswith(".json")])
-    assert 3 <= n_done < 12, "the kill should land mid-run"
-    assert not (run / "metrics.parquet").exists()
-
-    res = run_cli("run", str(cfg), "--out", str(run))
-    assert res.returncode == 0, res.stderr
-    assert f"{n_done} already done" in res.stderr
-    for name, (mtime, data) in survivors.items():
-        p = run / "cells" / name
-        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} retrained"
-    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+    _kill_mid_run_then_resume(_start("run", str(cfg), "--out", str(run)), cfg, run, reference)
 
 
 def test_a_truncated_cell_stops_report_and_is_set_aside_and_retrained_by_run(reference, tmp_path):
@@ -168,8 +174,6 @@ def test_a_killed_local_run_keeps_its_lock_only_while_alive_and_resumes_identica
     cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "local", "workers": 2}))
     run = tmp_path / "run"
     first = _start("run", str(cfg), "--out", str(run))
-    driver = psutil.Process(first.pid)
-    started: list[psutil.Process] = []
     _wait_for(lambda: (run / "cells").is_dir())
 
     second = cli("run", str(cfg), "--out", str(run))  # while the first one lives
@@ -178,27 +182,8 @@ def test_a_killed_local_run_keeps_its_lock_only_while_alive_and_resumes_identica
     assert len(lines) == 1 and "another fairensemble run" in lines[0], second.stderr
     assert f"pid {first.pid}" in lines[0]
 
-    def some_cells_done() -> bool:
-        started[:] = driver.children(recursive=True)
-        return len(list((run / "cells").glob("*.json"))) >= 3
-
-    _wait_for(some_cells_done)
-    driver.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    _kill_tree(started)  # its pool workers notice the dead parent; make sure
-    survivors = _finished(run)
-    n_done = len([n for n in survivors if n.endswith(".json")])
-    assert 3 <= n_done < 12, "the kill should land mid-sweep"
-    assert not (run / "metrics.parquet").exists()
-
     # the dead run's lock does not block; the same command resumes and retrains nothing done
-    res = run_cli("run", str(cfg), "--out", str(run))
-    assert res.returncode == 0, res.stderr
-    assert f"{n_done} already done" in res.stderr
-    for name, (mtime, data) in survivors.items():
-        p = run / "cells" / name
-        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} retrained"
-    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+    _kill_mid_run_then_resume(first, cfg, run, reference)
 
 
 def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
