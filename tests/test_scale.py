@@ -279,3 +279,27 @@ def test_an_error_in_our_code_on_a_ray_worker_is_reported_once_and_not_retried(t
     assert len(errors) == 1 and "model.dropout" in errors[0], res.stderr
     assert time.time() - t0 < 90  # reported at once, not after max_retries attempts
     assert not list((tmp_path / "run" / "cells").glob("*.json"))
+
+
+def test_units_no_ray_node_can_hold_exit_2_instead_of_waiting_forever(tmp_path):
+    import torch
+
+    more_than_here = torch.cuda.device_count() + 1
+    cfg = _write(tmp_path, "gpu.yaml", dict(TINY, executor={
+        "kind": "ray", "gpus_per_unit": more_than_here}))
+    t0 = time.time()
+    res = run_cli("run", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "executor.gpus_per_unit" in errors[0], res.stderr
+    assert time.time() - t0 < 90
+
+
+def test_fractional_cpus_per_unit_fit_the_local_ray_instance(tmp_path):
+    # one worker of 1.5 CPUs needs a 2-CPU instance; rounding down left the unit waiting
+    cfg = _write(tmp_path, "frac.yaml", dict(TINY, ratios=[0.5], replicates=1, grid={},
+                                             executor={"kind": "ray", "workers": 1,
+                                                       "cpus_per_unit": 1.5}))
+    res = run_cli("run", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    assert len(list((tmp_path / "run" / "cells").glob("*.json"))) == 1

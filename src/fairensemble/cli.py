@@ -94,6 +94,10 @@ def progress_bar() -> Progress:
     return Progress(*columns, console=console, transient=False)
 
 
+def warn(line: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
 def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[float, float]:
     """Train the plan's missing cells under a progress bar; returns (seconds, worker seconds
     spent evaluating the new cells)."""
@@ -103,7 +107,7 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
     store = RunStore(run_dir)
     done_ids, damaged = store.check_cells([c.id for c in plan.cells])
     for line in damaged:
-        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        warn(line)
     total = len(plan.cells)
     todo = total - len(done_ids)
     console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
@@ -126,7 +130,7 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
                 progress.update(task, cells=f"{done}/{total}")
 
         result = run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan, preview=preview,
-                           done=done_ids)
+                           done=done_ids, on_warning=warn)
         progress.update(task, completed=todo * cfg.ensemble.members)
     return time.perf_counter() - t0, result.eval_s
 

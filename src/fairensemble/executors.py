@@ -14,6 +14,7 @@ taken back when the retry starts, so the progress bar never counts a unit twice.
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -83,6 +84,7 @@ class Executor(AbstractContextManager):
     def __init__(self, cfg: ExecutorConfig, threads: int | None = None) -> None:
         self.cfg = cfg
         self.threads = threads or default_threads(cfg)
+        self.notes: list[str] = []  # one-line warnings for the user (set while starting)
 
     def run(self, fn: UnitFn, units: list[Any], on_progress: Callable[[float], None]
             ) -> Iterator[tuple[int, Any]]:
@@ -195,7 +197,7 @@ class RayExecutor(Executor):
         if not self.ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
             if cfg.address is None:
-                kwargs.update(num_cpus=int(cfg.workers * cfg.cpus_per_unit) or 1,
+                kwargs.update(num_cpus=max(1, math.ceil(cfg.workers * cfg.cpus_per_unit)),
                               include_dashboard=False)
             else:
                 kwargs["address"] = cfg.address
@@ -206,6 +208,25 @@ class RayExecutor(Executor):
                 raise ExecutorError(f"executor.address {cfg.address!r}: Ray did not start: "
                                     f"{first}") from None
             self.started = True
+        self._check_feasible()
+
+    def _check_feasible(self) -> None:
+        """A unit that asks for more than any node has waits forever in Ray; say so instead.
+        On a cluster, nodes may still join (autoscaling), so it is a warning there."""
+        cpus, gpus = self.cfg.cpus_per_unit, self.cfg.gpus_per_unit
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        if any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpus for r in nodes):
+            return
+        best_gpu = max((r.get("GPU", 0.0) for r in nodes), default=0.0)
+        best_cpu = max((r.get("CPU", 0.0) for r in nodes), default=0.0)
+        message = (f"executor.gpus_per_unit: {gpus:g} GPU per unit, but no Ray node has that many "
+                   f"(most on one node: {best_gpu:g})" if best_gpu < gpus else
+                   f"executor.cpus_per_unit: {cpus:g} CPUs per unit, but no Ray node has that "
+                   f"many (most on one node: {best_cpu:g})")
+        if self.cfg.address is None:
+            self.close()
+            raise ExecutorError(message)
+        self.notes.append(f"{message}; units wait until such a node joins the cluster")
 
     def run(self, fn: UnitFn, units: list[Any], on_progress: Callable[[float], None]
             ) -> Iterator[tuple[int, Any]]:

@@ -297,6 +297,8 @@ def run_sweep(
                       spec) for cells in units_of(plan, todo)]
         result = SweepResult(plan, [])
         with make_executor(cfg.executor) as executor:
+            for line in executor.notes:
+                warn(line)
             for _, cell_results in executor.run(train_unit, units,
                                                 lambda m: notify("members", m)):
                 for res in cell_results:
