@@ -207,6 +207,7 @@ def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
     run = tmp_path / "run"
     res = run_cli("run", str(_write(tmp_path, "table.yaml", cfg)), "--out", str(run))
     assert res.returncode == 0, res.stderr
+    assert "evaluating" not in res.stderr  # evaluated in the workers that trained them
     before = {p: (run / p).read_bytes() for p in ("metrics.parquet", "summary.json")}
     figures = sorted(p.name for p in (run / "figures").glob("*.png"))
     shutil.rmtree(csv.parent)
@@ -215,6 +216,7 @@ def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
 
     res = run_cli("report", str(run))
     assert res.returncode == 0, res.stderr
+    assert "evaluating" in res.stderr and "4/4 cells" in res.stderr  # under a progress bar
     pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"),
                                   pd.read_parquet(pd.io.common.BytesIO(before["metrics.parquet"])))
     assert json.loads((run / "summary.json").read_bytes()) == json.loads(before["summary.json"])

@@ -77,11 +77,13 @@ class Evaluated:
 
 def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = None,
                  on_progress: Callable[[float], None] | None = None,
-                 prune: bool = False) -> Evaluated:
+                 prune: bool = False, on_start: Callable[[int], None] | None = None
+                 ) -> Evaluated:
     """metrics.parquet's table: one row per (grid point, mix, replicate, k, post, group,
     metric), and the bootstrap resamples where asked. Cells evaluated where they were trained
     are read from the run directory; the others (a changed metric list, say) are evaluated on
-    the executor and cached. ``prune`` drops cached evaluations of other specs."""
+    the executor and cached: ``on_start(n)`` announces how many, ``on_progress(1)`` follows
+    each. ``prune`` drops cached evaluations of other specs."""
     check_complete(plan, store)
     spec = EvalSpec.of(plan.cfg)
     want_boot = spec.n_boot > 0
@@ -90,6 +92,8 @@ def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = 
     cached = {c.id: store.read_evaluation(spec.hash, c.id, want_boot) for c in plan.cells}
     todo = [cid for cid, got in cached.items() if got is None]
     if todo:
+        if on_start is not None:
+            on_start(len(todo))
         executor = executor or plan.cfg.executor
         ship = executor.kind == "ray"
         units = [EvalUnit(spec, todo[i : i + EVAL_BATCH],

@@ -94,6 +94,28 @@ def progress_bar() -> Progress:
     return Progress(*columns, console=console, transient=False)
 
 
+def report_with_progress(run_dir: Path, **kwargs) -> dict:
+    """build_report under a progress bar that appears only when cells need evaluating (a
+    changed metric list, k or interval method; cells trained by an older version)."""
+    from .report import build_report
+
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
+               TaskProgressColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} cells"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = None
+
+        def on_start(n: int) -> None:
+            nonlocal task
+            task = progress.add_task("evaluating", total=n)
+
+        def on_progress(amount: float) -> None:
+            if task is not None:
+                progress.advance(task, amount)
+
+        return build_report(run_dir, on_start=on_start, on_progress=on_progress, **kwargs)
+
+
 def warn(line: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
@@ -137,7 +159,7 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
 
 def _run(cfg: RunConfig, run_dir: Path) -> None:
     from .executors import check_available
-    from .report import build_report, print_summary
+    from .report import print_summary
     from .store import RunStore
     from .sweep import plan_with_preview
 
@@ -146,7 +168,7 @@ def _run(cfg: RunConfig, run_dir: Path) -> None:
     with RunStore(run_dir).locked():
         plan, preview = plan_with_preview(cfg)
         t_train, eval_s = train_with_progress(cfg, run_dir, plan, preview)
-        summary = build_report(run_dir, plan=plan)
+        summary = report_with_progress(run_dir, plan=plan)
     print_summary(summary, out)
     console.print(f"training {t_train:.1f} s (new cells evaluated in the workers: "
                   f"{eval_s:.1f} s of worker time), total {time.perf_counter() - t0:.1f} s; "
@@ -182,7 +204,7 @@ def report(
     """Rebuild metrics.parquet, summary.json, figures and report.html from a run directory
     alone (no training, no data set needed)."""
     from .analysis import load_run
-    from .report import build_report, print_summary
+    from .report import print_summary
     from .store import RunStore
 
     with user_errors():
@@ -190,7 +212,7 @@ def report(
         cfg, plan = load_run(run_dir, set_)
         target = out_dir or run_dir
         with RunStore(run_dir).locked():
-            summary = build_report(run_dir, out_dir=target, plan=plan)
+            summary = report_with_progress(run_dir, out_dir=target, plan=plan)
         print_summary(summary, out)
         console.print(f"report: {Path(target) / 'report.html'}", highlight=False)
 
@@ -212,7 +234,7 @@ def recommend(
     coarsely then finely (reusing stored cells), and reports every objective's best share."""
     from .executors import check_available
     from .recommend import check_objective, run_recommend
-    from .report import build_report, print_recommendation
+    from .report import print_recommendation
     from .store import RunStore, write_json
 
     with user_errors():
@@ -237,7 +259,7 @@ def recommend(
             rec = run_recommend(cfg, run_dir, objective, group, train, say)
             plan = rec.pop("plan")
             write_json(run_dir / "recommendation.json", rec)
-            build_report(run_dir, plan=plan)
+            report_with_progress(run_dir, plan=plan)
         print_recommendation(rec, out)
         console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
                       f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",

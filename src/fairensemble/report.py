@@ -26,7 +26,8 @@ __all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  cfg: RunConfig | None = None, plan: Plan | None = None,
-                 on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+                 on_progress: Callable[[float], None] | None = None,
+                 on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Evaluate every stored cell of a run and write its outputs (into ``out_dir``, default the
     run directory). Reads only the run directory; ``cfg`` may carry evaluation overrides."""
     store = RunStore(run_dir)
@@ -38,7 +39,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else store.root
     # the run directory's own outputs follow the latest evaluation spec; a report written
     # elsewhere leaves the run's cached evaluations as they are
-    ev = evaluate_run(plan, store, on_progress=on_progress,
+    ev = evaluate_run(plan, store, on_progress=on_progress, on_start=on_start,
                       prune=out.resolve() == store.root.resolve())
     table = ev.table
     write_parquet(out / "metrics.parquet", table)
