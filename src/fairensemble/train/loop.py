@@ -347,7 +347,8 @@ class _Inputs:
     def score(self, net: nn.Module, val: tuple[Any, np.ndarray], metric: str, bs: int) -> float:
         """Early-stopping score, higher is better (``loss`` is negated)."""
         logits = self.logits(net, val[0], bs)
-        y = torch.from_numpy(np.asarray(val[1], dtype=np.int64)).to(self.device)
+        # a copy: the labels may be a read-only array
+        y = torch.tensor(np.asarray(val[1]), dtype=torch.int64, device=self.device)
         net.train()
         if metric == "accuracy":
             return float((logits.argmax(1) == y).float().mean())
