@@ -297,11 +297,11 @@ def test_units_no_ray_node_can_hold_exit_2_instead_of_waiting_forever(tmp_path):
     assert time.time() - t0 < 90
 
 
-def test_fractional_cpus_per_unit_fit_the_local_ray_instance(tmp_path):
-    # one worker of 1.5 CPUs needs a 2-CPU instance; rounding down left the unit waiting
-    cfg = _write(tmp_path, "frac.yaml", dict(TINY, ratios=[0.5], replicates=1, grid={},
-                                             executor={"kind": "ray", "workers": 1,
-                                                       "cpus_per_unit": 1.5}))
-    res = run_cli("run", str(cfg), "--out", str(tmp_path / "run"))
-    assert res.returncode == 0, res.stderr
-    assert len(list((tmp_path / "run" / "cells").glob("*.json"))) == 1
+def test_fractional_cpus_per_unit_fit_the_local_ray_instance():
+    # one worker of 1.5 CPUs needs a 2-CPU instance; rounding down left every unit waiting
+    from fairensemble.config import ExecutorConfig
+    from fairensemble.executors import make_executor
+
+    with make_executor(ExecutorConfig(kind="ray", workers=1, cpus_per_unit=1.5)) as executor:
+        got = dict(executor.run(lambda unit, progress: unit * 2, [1, 2, 3], lambda m: None))
+    assert got == {0: 2, 1: 4, 2: 6}
