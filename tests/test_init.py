@@ -20,10 +20,12 @@ ADULT_ROOT = SHARED_DATA / "uci-adult"
 PEOPLE = {"north": 600, "south": 360, "islands": 40}
 
 
-def make_people(path, sizes=PEOPLE, seed: int = 0) -> pd.DataFrame:
+def make_people(path, sizes=PEOPLE, seed: int = 0, age_missing: str | None = None
+                ) -> pd.DataFrame:
     """A table `init` has never seen: groups in `region` (islands rare), a yes/no `outcome`
     (yes about a third) that depends on a numeric `age` and a text `job`; blanks in every
-    column. Written as CSV or Parquet by the suffix of ``path``."""
+    column, or ``age_missing`` written for a missing age. Written as CSV or Parquet by the
+    suffix of ``path``."""
     rng = np.random.default_rng(seed)
     region = np.repeat(list(sizes), list(sizes.values()))
     n = len(region)
@@ -35,6 +37,8 @@ def make_people(path, sizes=PEOPLE, seed: int = 0) -> pd.DataFrame:
     for column, k in (("age", 25), ("job", 20), ("region", 5), ("outcome", 5)):
         frame.loc[rng.choice(n, k, replace=False), column] = np.nan
     frame = frame.sample(frac=1, random_state=1)
+    if age_missing is not None:
+        frame["age"] = frame["age"].astype(str).where(frame["age"].notna(), age_missing)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     else:
@@ -46,7 +50,7 @@ def make_people(path, sizes=PEOPLE, seed: int = 0) -> pd.DataFrame:
 def people(tmp_path_factory):
     """`init table` run once in a fresh folder, with no --out: (folder, CLI result)."""
     folder = tmp_path_factory.mktemp("people")
-    make_people(folder / "people.csv")
+    make_people(folder / "people.csv", age_missing="?")
     res = run_cli("init", "table", "people.csv", "--target", "outcome", "--group", "region",
                   cwd=folder)
     return folder, res
@@ -96,6 +100,7 @@ def test_init_table_writes_stem_yaml_that_validates_with_the_inferred_values(peo
     assert ds.groups == ["north", "south"] and ds.min_group_size == 0
     assert cfg.ratio_group == "south"  # the smaller remaining group
     assert (ds.test_fraction, ds.val_fraction) == (0.3, 0.15)  # val: for post-processing
+    assert ds.na_values == ["?"]  # the only text in the numeric `age` column
     assert cfg.ratios == [round(0.1 * i, 1) for i in range(11)]
     assert (cfg.replicates, cfg.ensemble.members, cfg.model.name) == (3, 20, "mlp")
 
@@ -114,7 +119,8 @@ def test_init_table_train_size_is_the_largest_every_ratio_can_draw(people):
 
 def test_init_table_summary_names_the_groups_counts_and_next_command(people):
     _, res = people
-    for word in ("north", "south", "islands", "595", "356", "39", "'yes'", "dropped"):
+    for word in ("north", "south", "islands", "595", "356", "39", "'yes'", "dropped",
+                 "missing values written as '?' (numeric columns age"):
         assert word in res.stdout, word
     assert "fairensemble run people.yaml" in res.stdout
 
@@ -138,6 +144,17 @@ def test_init_table_config_runs_end_to_end_unedited(people, tmp_path):
     table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     assert {"north", "south"} <= set(table["group"]) and "islands" not in set(table["group"])
     assert sorted(table["ratio"].unique()) == pytest.approx([0.1 * i for i in range(11)])
+
+
+def test_missing_markers_are_only_those_that_alone_make_a_numeric_column_text():
+    frame = pd.DataFrame({
+        "age": ["31", "?", "45", " ?", None],  # numbers apart from '?' (as written, spaces too)
+        "income": ["1.5", "-", "2.0", "3", "4"],
+        "job": ["unknown", "nurse", "?", "clerk", "nurse"],  # text anyway: left alone
+        "code": ["01", "02", "03", "04", "05"],  # numbers as text, no marker
+        "n": [1, 2, 3, 4, 5],
+    })
+    assert scaffold.missing_markers(frame) == {"age": [" ?", "?"], "income": ["-"]}
 
 
 def test_tiny_groups_that_together_clear_the_bar_merge_into_other(tmp_path):

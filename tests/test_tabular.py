@@ -249,11 +249,33 @@ def test_text_in_a_mostly_numeric_column_names_column_and_value(tmp_path: Path) 
     frame.loc[7, "count"] = "twelve"
     err = str(_bad(tmp_path, frame))
     assert "column 'count' is numeric but holds text 'twelve' (data row 8)" in err
+    assert "if that value means missing, list it in dataset.na_values" in err
     # a text column with a few numbers in it is categorical, not an error
     frame = make_frame()
     frame.loc[:9, "color"] = "3"
     ds = load_table(table(write_csv(tmp_path, frame, "ok.csv")), seed=0)
     assert "color" in ds.info["categorical_features"]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_na_values_read_a_tables_own_missing_marker_as_missing(tmp_path: Path, suffix) -> None:
+    frame = make_frame()
+    blanks = frame["size"].isna()
+    marked = frame.assign(size=frame["size"].astype(str).where(~blanks, "?"))  # text in Parquet
+    marked.loc[[3, 4], "grp"] = "?"  # rows whose group is unknown are dropped, not a group "?"
+    path = tmp_path / f"t.{suffix}"
+    marked.to_csv(path, index=False) if suffix == "csv" else marked.to_parquet(path, index=False)
+    if suffix == "csv":  # without it, '?' makes `size` text: an error that names the fix
+        assert "dataset.na_values" in str(_bad(tmp_path, marked, name="plain.csv"))
+    got = load_table(table(path, drop=["rid"], na_values=["?"]), seed=0)
+    want = load_table(table(write_csv(tmp_path, frame.drop(index=[3, 4]), "want.csv"),
+                            drop=["rid"]), seed=0)
+    assert "size" in got.info["numeric_features"] and got.groups == want.groups
+    assert got.info["rows_used"] == want.info["rows_used"] == len(frame) - 2
+    for a, b in ((got.pool, want.pool), (got.test, want.test)):
+        np.testing.assert_array_equal(a.y, b.y)
+        np.testing.assert_array_equal(a.g, b.g)
+        pd.testing.assert_frame_equal(a.X.reset_index(drop=True), b.X.reset_index(drop=True))
 
 
 # ----------------------------------------------------------------------------- UCI Adult

@@ -95,6 +95,9 @@ class TableData(Strict):
     impute: Literal["median", "drop"] = "median"
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
     val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # cell values that mean "missing" besides pandas' own ("", "NA", "NaN", "null", ...),
+    # e.g. ["?"]; matched exactly, whitespace included
+    na_values: list[str] = []
 
 
 class AdultData(Strict):

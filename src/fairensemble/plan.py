@@ -158,6 +158,17 @@ def model_identity(pcfg: RunConfig) -> dict[str, Any]:
     return model
 
 
+# dataset fields added after cell format 2 whose default reproduces what came before: left
+# out of the identity at that default, so run directories made earlier keep their cells
+NEUTRAL_DEFAULTS: dict[str, Any] = {"na_values": []}
+
+
+def dataset_identity(pcfg: RunConfig) -> dict[str, Any]:
+    data = pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"})
+    return {k: v for k, v in data.items()
+            if not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])}
+
+
 def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicate: int
                   ) -> dict[str, Any]:
     """Everything that determines a cell's training. Where the decoded image cache lives, how
@@ -168,7 +179,7 @@ def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicat
     return {
         "format": CELL_FORMAT,
         "seed": pcfg.seed,
-        "dataset": pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"}),
+        "dataset": dataset_identity(pcfg),
         "shares": _shares_key(layout.shares[mix_index]),
         "train_size": pcfg.train_size,
         "label_balance": pcfg.label_balance,

@@ -50,6 +50,9 @@ RATIOS = [round(0.1 * i, 1) for i in range(11)]
 TARGET_STEPS = 1000  # optimizer steps per MLP member the epoch count aims at
 EPOCHS_RANGE = (20, 200)
 OTHER = "other"  # the loader's name for merged groups (data/tabular.py)
+# values that stand for "missing" in many tables but not to pandas (which already reads "",
+# "NA", "NaN", "null", "None", ...); compared stripped and lower-cased
+MISSING_MARKERS = ("?", "-", "--", ".", "missing", "unknown", "none", "n.a.")
 CPU_POOL = 2000  # dataset.max_pool of the suggested CPU try of an image config
 CPU_TRY = ("model.name=resnet18", "dataset.image_size=32", f"dataset.max_pool={CPU_POOL}",
            f"dataset.max_test={CPU_POOL}", "ensemble.members=4")
@@ -306,6 +309,23 @@ def require_column(name: str, columns: list[str], role: str, source: str) -> Non
                         f" (columns: {_preview(columns)})")
 
 
+def missing_markers(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Per column, the marker values (as written) that alone make an otherwise numeric column
+    text: good evidence that the table spells "missing" that way."""
+    found: dict[str, list[str]] = {}
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if values.empty or not (pd.api.types.is_object_dtype(values)
+                                or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype(str)
+        marked = text.str.strip().str.lower().isin(MISSING_MARKERS)
+        rest = text[~marked]
+        if marked.any() and len(rest) and pd.to_numeric(rest, errors="coerce").notna().all():
+            found[str(column)] = sorted(set(text[marked]))
+    return found
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "run"
 
@@ -323,6 +343,10 @@ def propose_table(
     path = Path(path)
     source = str(path)
     frame = read_table(path)
+    markers = missing_markers(frame)
+    na_values = sorted({v for values in markers.values() for v in values})
+    if na_values:
+        frame = read_table(path, na_values)
     columns = [str(c) for c in frame.columns]
     require_column(target, columns, "target", source)
     require_column(group, columns, "group", source)
@@ -333,7 +357,7 @@ def propose_table(
     # loaded by the path as given, so the loader's messages name it as the user typed it;
     # the config gets the absolute path, so it runs from any directory
     base = TableData(path=source, target=target, group=group, positive=positive,
-                     test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION)
+                     test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values)
     ds0 = load_table(base, seed)
     counts = _all_counts(ds0)
     _require_ratio_group(ratio_group, counts, group, source)
@@ -346,6 +370,10 @@ def propose_table(
     if pos is not None:
         comments["dataset.positive"] = f"positive class: {why}"
     notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
+    if markers:
+        notes.append("missing values written as " + ", ".join(repr(v) for v in na_values)
+                     + " (numeric columns " + _preview(list(markers)) + " are numbers apart "
+                     "from them): read as missing (dataset.na_values)")
     plan = plan_groups(counts, counts.n * TEST_FRACTION, keep=ratio_group)
     spec = base.model_copy(update={"positive": pos, "min_group_size": plan.min_group_size,
                                    "groups": plan.groups})
@@ -367,7 +395,9 @@ def propose_table(
     dataset = spec.model_dump(mode="json") | {"path": str(path.resolve())}
     dataset = {k: dataset[k] for k in ("kind", "path", "target", "positive", "group", "groups",
                                        "min_group_size", "impute", "test_fraction",
-                                       "val_fraction")}
+                                       "val_fraction", "na_values")}
+    if not na_values:
+        dataset.pop("na_values")
     comments.update({
         "dataset.path": "the table; CSV (optionally compressed) or Parquet. Every column besides "
                         "target and group is a feature (list them in `features`, or exclude "
@@ -381,6 +411,8 @@ def propose_table(
                                  f"stratified by group x class",
         "dataset.val_fraction": f"{VAL_FRACTION:.0%} of the rows form a validation split: "
                                 "post-processing fits group-specific thresholds on it",
+        "dataset.na_values": "values read as missing (found where they alone made "
+                             f"{_preview(list(markers))} text)",
     })
     if pos is None:
         dataset.pop("positive")

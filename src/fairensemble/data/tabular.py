@@ -51,7 +51,7 @@ def load_table(cfg: TableData, seed: int) -> Dataset:
     ``min_group_size`` rows are merged into the group ``"other"`` (listed last).
     """
     path = Path(cfg.path)
-    frame = read_table(path)
+    frame = read_table(path, cfg.na_values)
     return _assemble(frame, cfg, seed, source=str(path), fixed_test=None)
 
 
@@ -83,8 +83,9 @@ def load_adult(cfg: AdultData, seed: int) -> Dataset:
     return dataset
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a ``.csv`` (optionally compressed) or ``.parquet`` file into a DataFrame."""
+def read_table(path: Path, na_values: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a ``.csv`` (optionally compressed) or ``.parquet`` file into a DataFrame;
+    ``na_values`` are cell values read as missing, besides pandas' own."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffixes = [s.lower() for s in path.suffixes]
@@ -95,7 +96,10 @@ def read_table(path: Path) -> pd.DataFrame:
     if not (is_parquet or is_csv):
         raise DataError(f"{path}: unsupported extension {path.suffix!r}; expected .csv or .parquet")
     try:
-        frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path)
+        if is_parquet:
+            frame = _missing_as_nan(pd.read_parquet(path), na_values)
+        else:
+            frame = pd.read_csv(path, na_values=list(na_values) or None)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file (no columns)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
@@ -105,6 +109,25 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: empty file (no columns)")
     if len(frame) == 0:
         raise DataError(f"{path}: empty table (0 rows)")
+    return frame
+
+
+def _missing_as_nan(frame: pd.DataFrame, na_values: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Parquet's text columns with ``na_values`` markers: the markers become NaN, and a column
+    that is numeric apart from them becomes numeric, as ``read_csv`` would read it."""
+    if not na_values:
+        return frame
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(
+                frame[column]):
+            marked = frame[column].isin(list(na_values))
+            if not marked.any():
+                continue
+            cleaned = frame[column].mask(marked)
+            try:
+                frame[column] = pd.to_numeric(cleaned)
+            except (ValueError, TypeError):
+                frame[column] = cleaned
     return frame
 
 
@@ -336,7 +359,8 @@ def _feature_column(values: pd.Series, name: str, source: str) -> tuple[pd.Serie
         first_bad = int(np.flatnonzero(~parses[codes] & (codes >= 0))[0])
         raise DataError(
             f"{source}: column {name!r} is numeric but holds text {uniques[codes[first_bad]]!r}"
-            f" (data row {first_bad + 1})"
+            f" (data row {first_bad + 1}); if that value means missing, list it in "
+            f"dataset.na_values"
         )
     names = np.array([str(u) for u in uniques] + [np.nan], dtype=object)
     return pd.Series(names[codes], index=values.index, dtype=object), "categorical"

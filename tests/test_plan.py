@@ -1,0 +1,57 @@
+"""Cell identity: what makes two cells the same cell (and so never trained twice)."""
+
+from __future__ import annotations
+
+from fairensemble.config import validate
+from fairensemble.plan import CELL_FORMAT, PointLayout, build_plan, cell_identity
+
+TABLE = {"name": "t", "seed": 5, "ratio_group": "a", "ratios": [0.25, 0.5], "train_size": 40,
+         "replicates": 2, "dataset": {"kind": "table", "path": "t.csv", "target": "y",
+                                      "group": "g"},
+         "ensemble": {"members": 3}, "executor": {"kind": "serial"}}
+
+
+def layout(ratio_group: str = "a", shares=((0.25, 0.75), (0.5, 0.5))) -> PointLayout:
+    return PointLayout(groups=["a", "b"], classes=["0", "1"], ratio_group=ratio_group,
+                       shares=[list(s) for s in shares], counts=[[[5, 5], [15, 15]]] * 2)
+
+
+def ids(changes: dict | None = None, lay: PointLayout | None = None) -> list[str]:
+    data = {**TABLE, **(changes or {})}
+    return [c.id for c in build_plan(validate(data), [lay or layout()]).cells]
+
+
+def with_dataset(**fields) -> dict:
+    return {"dataset": {**TABLE["dataset"], **fields}}
+
+
+def test_every_cell_of_a_plan_has_its_own_id_and_the_same_config_gives_the_same_ids():
+    first = ids()
+    assert len(set(first)) == 4 and ids() == first
+
+
+def test_what_trains_differently_is_another_cell():
+    base = ids()
+    for changes in ({"seed": 6}, {"train_size": 41}, {"ensemble": {"members": 4}},
+                    {"train": {"epochs": 7}}, {"model": {"hidden": [8]}},
+                    with_dataset(val_fraction=0.1), with_dataset(na_values=["?"])):
+        assert set(ids(changes)).isdisjoint(base), changes
+
+
+def test_what_does_not_change_the_numbers_keeps_the_cells():
+    base = ids()
+    # evaluation, the executor and the device are outside the identity
+    assert ids({"ensemble": {"members": 3, "k": [1, 3], "draws": 7}, "metrics": ["accuracy"],
+                "primary_metric": "accuracy", "executor": {"kind": "local", "workers": 2},
+                "train": {"device": "cpu"}}) == base
+    # the same shares with the other group named as the one that moves: the same cells
+    swapped = layout("b", shares=((0.25, 0.75), (0.5, 0.5)))
+    assert ids({"ratio_group": "b"}, swapped) == base
+
+
+def test_a_dataset_field_added_later_is_out_of_the_identity_at_its_neutral_default():
+    cfg = validate(TABLE)
+    identity = cell_identity(cfg, layout(), 0, 0)
+    assert identity["format"] == CELL_FORMAT
+    assert "na_values" not in identity["dataset"]  # run directories made before it keep cells
+    assert ids(with_dataset(na_values=[])) == ids()
