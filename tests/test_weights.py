@@ -175,6 +175,14 @@ def test_a_state_dict_wrapped_under_state_dict_or_model_is_unwrapped(tmp_path) -
         assert torch.equal(read_weights(path)["a"], state["a"])
 
 
+def test_a_checkpoint_saved_from_data_parallel_loads_without_its_module_prefix(tmp_path):
+    state = resnet18_state(2)
+    path = save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pth")
+    got = read_weights(path)
+    assert list(got) == list(state) and all(torch.equal(got[k], state[k]) for k in state)
+    assert load_weights(models.create("resnet18", 2), got)  # the head too: same shapes
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 TORCH_SUFFIXES = (".pth", ".pt")
 LISTED = 3  # keys named per kind of mismatch; the rest are counted
@@ -62,7 +63,10 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{where}: expected a state dict of tensors, {key!r} holds"
                              f" {_kind(value)}")
-    return dict(obj)
+    state = dict(obj)
+    if all(str(k).startswith("module.") for k in state):  # saved from DataParallel / DDP
+        consume_prefix_in_state_dict_if_present(state, "module.")
+    return state
 
 
 def _reason(err: Exception) -> str:
