@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
-from fairensemble.models.weights import head_keys, load_weights, read_weights, weights_sha256
+from fairensemble.models.weights import head_keys, load_weights, read_weights
+from fairensemble.plan import file_sha256
 from fairensemble.train import CellData
 from fairensemble.train.loop import train_loop
 
@@ -207,9 +208,9 @@ def test_an_unreadable_file_is_named_in_one_line(name: str, content, message: st
 
 def test_weights_sha256_is_the_files_sha256(tmp_path) -> None:
     path = save(resnet18_state(2), tmp_path / "r.pth")
-    assert weights_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path, "model.weights") == hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(ValueError, match="^model.weights: .*absent.pth: cannot read it"):
-        weights_sha256(tmp_path / "absent.pth")
+        file_sha256(tmp_path / "absent.pth", "model.weights")
 
 
 @pytest.mark.parametrize(("name", "head"), [("cnn", "head"), ("resnet18", "fc"),

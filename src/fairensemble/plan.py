@@ -39,21 +39,19 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
 @lru_cache(maxsize=32)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes (cached while the file's size and mtime are unchanged)."""
-    p = Path(path)
+def file_sha256(path: str | Path, field: str) -> str:
+    """The sha256 of a file's bytes (cached while the file's size and mtime are unchanged), so
+    an identity follows a file's content, not its name or place; errors name ``field``."""
+    p = Path(path).expanduser()
     try:
         st = p.stat()
-    except OSError:
-        raise ValueError(f"{p}: file not found") from None
-    return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
+        return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError as err:
+        raise ValueError(f"{field}: {p}: cannot read it ({err.strerror})") from None
 
 
 def grid_value(value: Any) -> Any:
@@ -154,7 +152,7 @@ def model_identity(pcfg: RunConfig) -> dict[str, Any]:
     model = pcfg.model.model_dump(mode="json")
     weights = model.get("weights")
     if weights:
-        model["weights"] = {"sha256": file_sha256(weights)}
+        model["weights"] = {"sha256": file_sha256(weights, "model.weights")}
     return model
 
 

@@ -10,7 +10,6 @@ the task's classes and otherwise left at its fresh initialisation, so an ImageNe
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,17 +20,6 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 TORCH_SUFFIXES = (".pth", ".pt")
 LISTED = 3  # keys named per kind of mismatch; the rest are counted
-
-
-def weights_sha256(path: str | Path) -> str:
-    """The sha256 of the file's bytes: the cell identity follows the weights themselves, not
-    the file's name or place."""
-    p = Path(path).expanduser()
-    try:
-        with p.open("rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError as err:
-        raise ValueError(f"model.weights: {p}: cannot read it ({err.strerror})") from None
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -147,4 +135,4 @@ def _channels_hint(shapes: list[str], state: Mapping[str, torch.Tensor],
     return f" (the file's model takes {f[1]}-channel images, these have {m[1]})"
 
 
-__all__ = ["head_keys", "load_weights", "read_weights", "weights_sha256"]
+__all__ = ["head_keys", "load_weights", "read_weights"]
