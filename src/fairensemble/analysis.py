@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from . import metrics as M
-from .config import ExecutorConfig, RunConfig, load_config
+from .config import RunConfig, load_config
 from .evaluation import EvalSpec, evaluate_record
 from .executors import make_executor
 from .plan import Cell, Plan, grid_value
@@ -75,7 +75,7 @@ class Evaluated:
     boot: pd.DataFrame | None  # bootstrap resamples (analysis.ci: bootstrap), with coordinates
 
 
-def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = None,
+def evaluate_run(plan: Plan, store: RunStore,
                  on_progress: Callable[[float], None] | None = None,
                  prune: bool = False, on_start: Callable[[int], None] | None = None
                  ) -> Evaluated:
@@ -87,18 +87,21 @@ def evaluate_run(plan: Plan, store: RunStore, executor: ExecutorConfig | None = 
     check_complete(plan, store)
     spec = EvalSpec.of(plan.cfg)
     want_boot = spec.n_boot > 0
-    for cell in plan.cells:  # a damaged cell stops the report, naming its file
-        store.read_cell(cell.id)
+    executor = plan.cfg.executor
+    ship = executor.kind == "ray"  # Ray workers get the records; local ones read the files
     cached = {c.id: store.read_evaluation(spec.hash, c.id, want_boot) for c in plan.cells}
+    records = {}
+    for cell in plan.cells:  # a damaged cell stops the report, naming its file
+        record = store.read_cell(cell.id)
+        if ship and cached[cell.id] is None:
+            records[cell.id] = record
     todo = [cid for cid, got in cached.items() if got is None]
     if todo:
         if on_start is not None:
             on_start(len(todo))
-        executor = executor or plan.cfg.executor
-        ship = executor.kind == "ray"
         units = [EvalUnit(spec, todo[i : i + EVAL_BATCH],
                           None if ship else str(store.root),
-                          [store.read_cell(c) for c in todo[i : i + EVAL_BATCH]] if ship else None)
+                          [records[c] for c in todo[i : i + EVAL_BATCH]] if ship else None)
                  for i in range(0, len(todo), EVAL_BATCH)]
         with make_executor(executor) as ex:
             for _, results in ex.run(evaluate_unit, units, on_progress or (lambda m: None)):

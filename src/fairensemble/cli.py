@@ -209,7 +209,7 @@ def report(
 
     with user_errors():
         check_evaluation_overrides(set_)
-        cfg, plan = load_run(run_dir, set_)
+        _, plan = load_run(run_dir, set_)
         target = out_dir or run_dir
         with RunStore(run_dir).locked():
             summary = report_with_progress(run_dir, out_dir=target, plan=plan)

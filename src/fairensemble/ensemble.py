@@ -55,6 +55,14 @@ def draw_subsets(n_members: int, k: int, draws: int, rng: np.random.Generator) -
     return chosen[:draws]
 
 
+def subsets_by_k(n_members: int, ks: list[int], draws: int, seed: int) -> dict[int, np.ndarray]:
+    """``draw_subsets`` for each k in ``ks``, in that order, from one generator seeded with
+    ``seed``: the draws of a cell's evaluation, which anything scoring the same ensembles
+    (post-processing) takes from here."""
+    rng = np.random.default_rng(seed)
+    return {k: draw_subsets(n_members, k, draws, rng) for k in ks}
+
+
 def average_members(member_probs: np.ndarray, subsets: np.ndarray) -> np.ndarray:
     """Mean member probabilities of each subset: float64 [D, n, C] from [E, n, C] and [D, k].
 
@@ -148,7 +156,7 @@ def evaluate_cell(
     boot_ks = {k for k in ks if k in (1, E)} if n_boot else set()
     counts = _boot_counts(slices.ranges, n, n_boot, boot_seed) if boot_ks else None
 
-    rng = np.random.default_rng(seed)
+    drawn = subsets_by_k(E, ks, draws, seed)
     keys = [(label, m) for m in metrics for label in labels(m, groups)]
     keys.sort(key=lambda key: _label_rank(key[0], groups))  # labels outer, metrics inner
     block = max(1, _BLOCK_ELEMENTS // max(1, n * C))
@@ -156,7 +164,7 @@ def evaluate_cell(
     boot_rows: list[tuple[int, str, str, np.ndarray]] = []
     cell_notes: list[str] = []
     for k in ks:
-        subsets = draw_subsets(E, k, draws, rng)
+        subsets = drawn[k]
         parts: list[dict] = []
         boot_sum = {key: np.zeros(n_boot) for key in keys} if k in boot_ks else None
         for i in range(0, len(subsets), block):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import metrics as M
 from .config import RunConfig
-from .ensemble import average_members, draw_subsets, evaluate_cell
+from .ensemble import average_members, evaluate_cell, subsets_by_k
 from .plan import derive_seed, stable_hash
 from .postprocess import CONSTRAINTS, fit_thresholds, predict
 from .store import CellRecord
@@ -99,12 +99,8 @@ def post_processed(record: CellRecord, spec: EvalSpec, ks: list[int]) -> pd.Data
             or not label_metrics:
         return None
     E = record.members
-    rng = np.random.default_rng(spec.draw_seed)
-    subsets = {}
-    for k in ks:  # the same draws as the table's (same generator, same order)
-        s = draw_subsets(E, k, spec.draws, rng)
-        if k in (1, E):
-            subsets[k] = s
+    drawn = subsets_by_k(E, ks, spec.draws, spec.draw_seed)  # the table's own draws
+    subsets = {k: drawn[k] for k in ks if k in (1, E)}
     predict_rng = np.random.default_rng(derive_seed(spec.seed, "post", record.id))
     G = len(record.groups)
     rows: dict[str, list] = {c: [] for c in ("k", "post", "group", "metric", "mean", "std",

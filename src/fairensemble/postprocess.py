@@ -419,9 +419,9 @@ def _neighbours(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the previous and next True position in each row; -1 / K where there is none."""
     B, K = mask.shape
     pos = np.arange(K)
-    last = np.maximum.accumulate(np.where(mask, pos, -1), axis=1)
+    last = _running_max(np.where(mask, pos, -1))
     prev = np.concatenate([np.full((B, 1), -1), last[:, :-1]], axis=1)
-    first = np.minimum.accumulate(np.where(mask, pos, K)[:, ::-1], axis=1)[:, ::-1]
+    first = _running_min_from_right(np.where(mask, pos, K))
     nxt = np.concatenate([first[:, 1:], np.full((B, 1), K)], axis=1)
     return prev, nxt
 

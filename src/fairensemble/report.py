@@ -25,16 +25,15 @@ __all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
-                 cfg: RunConfig | None = None, plan: Plan | None = None,
+                 plan: Plan | None = None,
                  on_progress: Callable[[float], None] | None = None,
                  on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Evaluate every stored cell of a run and write its outputs (into ``out_dir``, default the
-    run directory). Reads only the run directory; ``cfg`` may carry evaluation overrides."""
+    run directory). Reads only the run directory; ``plan`` (from ``load_run`` with evaluation
+    overrides, say) defaults to the run's own."""
     store = RunStore(run_dir)
     if plan is None:
-        loaded_cfg, plan = load_run(store.root)
-        if cfg is not None:
-            plan = Plan(cfg, plan.points, plan.cells, plan.layouts)
+        _, plan = load_run(store.root)
     cfg = plan.cfg
     out = Path(out_dir) if out_dir is not None else store.root
     # the run directory's own outputs follow the latest evaluation spec; a report written
@@ -125,6 +124,10 @@ def fairness_table(summary: dict[str, Any]) -> Table | None:
     return table
 
 
+def _point_label(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={grid_value(v)}" for k, v in point.items())
+
+
 def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -156,7 +159,7 @@ def _benefits_html(summary: dict[str, Any]) -> str:
         items = p.get("benefits") or []
         if not items:
             continue
-        title = ", ".join(f"{k}={grid_value(v)}" for k, v in p["point"].items()) or "all cells"
+        title = _point_label(p["point"]) or "all cells"
         div = [m for m in ("disagreement", "ambiguity") if m in items[0]]
         head = "".join(f"<th>{m} (k={E})</th>" for m in div)
         rows = []
@@ -187,7 +190,7 @@ def _post_html(summary: dict[str, Any]) -> str:
         post = p.get("post")
         if not post:
             continue
-        title = ", ".join(f"{k}={grid_value(v)}" for k, v in p["point"].items()) or "all cells"
+        title = _point_label(p["point"]) or "all cells"
         keys = sorted({key for name, by_k in post.items() if isinstance(by_k, dict)
                        and "k=1" in by_k for key in by_k["k=1"]})
         head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
@@ -216,7 +219,7 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
     parts = []
     E = summary["members"]
     for p in summary["grid_points"]:
-        title = ", ".join(f"{k}={grid_value(v)}" for k, v in p["point"].items()) or "all cells"
+        title = _point_label(p["point"]) or "all cells"
         groups = p["groups"]
         head = "".join(f"<th>&Delta; {html.escape(g)}</th>" for g in [*groups, "overall", "gap"])
         rows = []
@@ -251,7 +254,7 @@ def recommendation_tables(rec: dict[str, Any]) -> list[Any]:
     how = ("95 % t-intervals over replicates" if rec["intervals"] == "replicates"
            else "95 % bootstrap intervals over test samples")
     for entry in rec["points"]:
-        where = ", ".join(f"{k}={grid_value(v)}" for k, v in entry["point"].items())
+        where = _point_label(entry["point"])
         b = entry["balanced"]
         per = ", ".join(f"{g} {b[g]['k=E']:.3f}{_ci(*b[g]['ci95'])}" for g in entry["groups"])
         out.append(Text(
