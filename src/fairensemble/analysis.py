@@ -243,7 +243,7 @@ class Changes:
         self.per_replicate = (wide[E] - wide[1]) if E != 1 else wide[1] * 0.0
         self.boot = None
         if boot is not None:
-            cols = [c for c in boot.columns if c.startswith("b") and c[1:].isdigit()]
+            cols = boot_columns(boot)
             b = boot[boot["k"].isin([1, E])].set_index([xcol, "replicate", "group", "metric",
                                                           "k"])[cols]
             diff = b.xs(E, level="k") - b.xs(1, level="k") if E != 1 else \
@@ -303,8 +303,8 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
                 "gap_min_value": _none_if_nan(gap.min()),
                 "overall_best_ratio": _arg(overall, better),
                 "overall_best_value": _none_if_nan(getattr(overall, better)()),
-                "gap_by_ratio": {str(_x(x)): float(v) for x, v in gap.items()},
-                "overall_by_ratio": {str(_x(x)): float(v) for x, v in overall.items()},
+                "gap_by_ratio": {str(coord_value(x)): float(v) for x, v in gap.items()},
+                "overall_by_ratio": {str(coord_value(x)): float(v) for x, v in overall.items()},
             }
         mixes = list(rows[xcol].drop_duplicates())
         for x in mixes:
@@ -312,7 +312,7 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
             means = [ch[g]["mean"] for g in [*groups, "gap"]]
             v = "n/a" if None in means else verdict(
                 {g: _improvement(pm, ch[g]["mean"]) for g in groups}, ch["gap"]["mean"])
-            entry["verdicts"].append({xcol: _x(x), "verdict": v,
+            entry["verdicts"].append({xcol: coord_value(x), "verdict": v,
                                       "verdict_95": _verdict_95(ch, groups, pm), "change": ch})
         for key in ("verdict", "verdict_95"):
             counts = pd.Series([e[key] for e in entry["verdicts"]]).value_counts()
@@ -351,7 +351,7 @@ def _fairness(rows: pd.DataFrame, changes: Changes, measure: str, pm: str, E: in
     by_mix = []
     for x in mixes:
         ch = changes(x, label, metric)
-        by_mix.append({xcol: _x(x), "change": ch["mean"], "ci95": ch["ci95"],
+        by_mix.append({xcol: coord_value(x), "change": ch["mean"], "ci95": ch["ci95"],
                        "effect": _effect(ch)})
     out["by_mix"] = by_mix
     counts = pd.Series([b["effect"] for b in by_mix]).value_counts()
@@ -370,7 +370,7 @@ def _benefits(rows: pd.DataFrame, changes: Changes, pm: str, groups: list[str], 
     for x in mixes:
         for g in groups:
             ch = changes(x, g, pm)
-            item = {xcol: _x(x), "group": g, "gain": ch["mean"], "gain_ci95": ch["ci95"]}
+            item = {xcol: coord_value(x), "group": g, "gain": ch["mean"], "gain_ci95": ch["ci95"]}
             for m, series in diversity.items():
                 item[m] = _none_if_nan(series.get((x, g), np.nan))
             out.append(item)
@@ -410,12 +410,18 @@ def _arg(series: pd.Series, which: str) -> Any:
     clean = series.dropna()
     if clean.empty:
         return None
-    return _x(clean.idxmin() if which == "min" else clean.idxmax())
+    return coord_value(clean.idxmin() if which == "min" else clean.idxmax())
 
 
 def _none_if_nan(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _x(x: Any) -> Any:
+def boot_columns(boot: pd.DataFrame) -> list[str]:
+    """The resample columns (b0, b1, ...) of a bootstrap table."""
+    return [c for c in boot.columns if c.startswith("b") and c[1:].isdigit()]
+
+
+def coord_value(x: Any) -> Any:
+    """A mix coordinate as JSON and dict keys hold it: numbers as float, labels as they are."""
     return float(x) if isinstance(x, (int, float, np.floating, np.integer)) else x

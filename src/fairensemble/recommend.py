@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis import interval95
+from .analysis import boot_columns, coord_value, direction, interval95
 
 OBJECTIVES = ("gap", "overall", "worst", "pareto")
 COARSE = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -164,6 +164,7 @@ def quantities(rows: pd.DataFrame, boot: pd.DataFrame | None, metric: str, group
     """Samples of ``metric`` per candidate from a grid point's metrics rows (post "none"):
     one value per replicate, or with ``boot`` one per resample, averaged over replicates."""
     labels = [*groups, "overall", "gap", "worst"]
+    cols = boot_columns(boot) if boot is not None else []
     out: dict[int, dict[str, Samples]] = {}
     for k in ks:
         out[k] = {}
@@ -172,22 +173,17 @@ def quantities(rows: pd.DataFrame, boot: pd.DataFrame | None, metric: str, group
             if boot is not None:
                 sel = boot[(boot["k"] == k) & (boot["group"] == label)
                            & (boot["metric"] == metric)]
-                cols = [c for c in boot.columns if c.startswith("b") and c[1:].isdigit()]
                 for x, part in sel.groupby(xcol, sort=False):
-                    values[_key(x)] = part[cols].to_numpy(dtype=float).mean(axis=0)
+                    values[coord_value(x)] = part[cols].to_numpy(dtype=float).mean(axis=0)
                 kind = "bootstrap"
             else:
                 sel = rows[(rows["k"] == k) & (rows["group"] == label)
                            & (rows["metric"] == metric)].sort_values("replicate")
                 for x, part in sel.groupby(xcol, sort=False):
-                    values[_key(x)] = part["mean"].to_numpy(dtype=float)
+                    values[coord_value(x)] = part["mean"].to_numpy(dtype=float)
                 kind = "replicates"
             out[k][label] = Samples(values, kind)
     return Quantities(groups, out)
-
-
-def _key(x: Any) -> Any:
-    return float(x) if isinstance(x, (int, float, np.floating, np.integer)) else x
 
 
 def harder_group(q: Quantities, E: int, x: Any, lower_is_better: bool) -> str:
@@ -234,9 +230,6 @@ def describe(q: Quantities, E: int, x: Any) -> dict[str, Any]:
     return out
 
 
-ProgressFn = Callable[[str, float], None]
-
-
 # ----------------------------------------------------------------------------- the command
 
 
@@ -273,12 +266,13 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
             f"(analysis.ci=bootstrap, {cfg.analysis.n_boot} resamples)")
     E = cfg.ensemble.members
     metric = cfg.primary
-    lower = metric_direction(metric) == "lower"
+    lower = direction(metric) == "lower"
     store = RunStore(run_dir)
     points_out, all_cells, layouts = [], {}, []
 
-    def train_and_measure(step_cfg: Any, cells_so_far: dict[str, Any]) -> Any:
-        plan, preview = plan_with_preview(step_cfg)
+    def train_and_measure(step_cfg: Any, ds: Any, cells_so_far: dict[str, Any]) -> Any:
+        # a step covers one grid point, whose data ``ds`` is already loaded
+        plan, preview = plan_with_preview(step_cfg, loader=lambda _: ds)
         train(step_cfg, plan, preview)
         for c in plan.cells:
             cells_so_far[c.id] = c
@@ -309,7 +303,7 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
             first = step_config(cfg, point, mixes=[{g: 1.0 / len(groups) for g in groups}])
         say(f"{where}step 1, the balanced mix" if not explicit else
             f"{where}the {len(cfg.mixes)} mixes of the config")
-        ev = train_and_measure(first, cells)
+        ev = train_and_measure(first, ds, cells)
         xcol = "mix" if "mix" in ev.table.columns else "ratio"
         q = quantities(ev.table[ev.table["post"] == "none"], _none_post(ev.boot), metric,
                        groups, [1, E], xcol)
@@ -325,7 +319,7 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
             # step 2: coarse shares of the moved group, then finer ones around the best
             coarse = step_config(cfg, point, ratios=list(COARSE), mixes=None, ratio_group=target)
             say(f"{where}step 2, shares {list(COARSE)} of {target}")
-            ev = train_and_measure(coarse, cells)
+            ev = train_and_measure(coarse, ds, cells)
             q = quantities(_ratio_rows(ev.table), _ratio_rows(ev.boot), metric, groups,
                            [1, E], "ratio")
             best = recommend_point(q, E, lower)["objectives"][objective]["recommended"]
@@ -333,9 +327,9 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
             if fine:
                 say(f"{where}finer shares {fine} around {best}")
                 ev = train_and_measure(step_config(cfg, point, ratios=fine, mixes=None,
-                                                   ratio_group=target), cells)
+                                                   ratio_group=target), ds, cells)
             final = quantities(_ratio_rows(ev.table), _ratio_rows(ev.boot), metric,
-                               groups, [1, E], "ratio")
+                               groups, [1, E], "ratio") if fine else q
         entry.update(recommend_point(final, E, lower))
         entry["chosen_by"] = objective
         points_out.append(entry)
@@ -366,10 +360,3 @@ def _ratio_rows(table: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     rows = table[table["post"] == "none"]
     return rows[rows["mix"].isna()] if "mix" in rows.columns else rows
-
-
-def metric_direction(metric: str) -> str:
-    from . import metrics
-
-    spec = getattr(metrics, "METRICS", {}).get(metric)
-    return getattr(spec, "direction", "higher")

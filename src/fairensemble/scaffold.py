@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import shlex
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ import pandas as pd
 import yaml
 
 from .config import AdultData, CelebAData, CheXpertData, RunConfig, TableData, validate
-from .data.base import DataError
+from .data.base import DataError, preview_names
 from .data.sampling import SamplingError, mix_shares, plan_counts
 
 MIN_TEST_PER_CLASS = 30  # test rows of each class a group needs for its own metrics
@@ -74,9 +75,6 @@ class Counts:
         n = np.zeros((len(groups), len(classes)), dtype=np.int64)
         np.add.at(n, (np.asarray(g, np.int64), np.asarray(y, np.int64)), 1)
         return cls(tuple(groups), tuple(classes), n)
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(self.groups, self.classes, self.n + other.n)
 
     def rows(self, group: str) -> int:
         return int(self.n[self.groups.index(group)].sum())
@@ -130,14 +128,14 @@ class Proposal:
         return str(self.config["name"])
 
     def run_command(self, path: str) -> str:
-        return f"fairensemble run {_quote(path)}"
+        return f"fairensemble run {shlex.quote(path)}"
 
     def cpu_command(self, path: str) -> str | None:
         if not self.image:
             return None
         sets = [*CPU_TRY, f"train_size={self.cpu_train_size}"]
-        return " ".join([self.run_command(path), *(f"--set {_quote(s)}" for s in sets),
-                         f"--out {_quote(f'runs/{self.name}-cpu')}"])
+        return " ".join([self.run_command(path), *(f"--set {shlex.quote(s)}" for s in sets),
+                         f"--out {shlex.quote(f'runs/{self.name}-cpu')}"])
 
 
 # ----------------------------------------------------------------------------- pure rules
@@ -306,7 +304,7 @@ def close_matches(name: str, choices: list[str]) -> str:
 def require_column(name: str, columns: list[str], role: str, source: str) -> None:
     if name not in columns:
         raise DataError(f"{source}: {role} column {name!r} not found{close_matches(name, columns)}"
-                        f" (columns: {_preview(columns)})")
+                        f" (columns: {preview_names(columns)})")
 
 
 def missing_markers(frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -358,7 +356,7 @@ def propose_table(
     # the config gets the absolute path, so it runs from any directory
     base = TableData(path=source, target=target, group=group, positive=positive,
                      test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values)
-    ds0 = load_table(base, seed)
+    ds0 = load_table(base, seed, frame)
     counts = _all_counts(ds0)
     _require_ratio_group(ratio_group, counts, group, source)
     notes: list[str] = []
@@ -372,12 +370,12 @@ def propose_table(
     notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
     if markers:
         notes.append("missing values written as " + ", ".join(repr(v) for v in na_values)
-                     + " (numeric columns " + _preview(list(markers)) + " are numbers apart "
+                     + " (numeric columns " + preview_names(list(markers)) + " are numbers apart "
                      "from them): read as missing (dataset.na_values)")
     plan = plan_groups(counts, counts.n * TEST_FRACTION, keep=ratio_group)
     spec = base.model_copy(update={"positive": pos, "min_group_size": plan.min_group_size,
                                    "groups": plan.groups})
-    ds = ds0 if spec == base else load_table(spec, seed)
+    ds = ds0 if spec == base else load_table(spec, seed, frame)
 
     missing = {c: int(frame[c].isna().sum()) for c in frame.columns
                if c not in (target, group) and frame[c].isna().any()}
@@ -386,8 +384,8 @@ def propose_table(
         f"{path.resolve()}: {info['rows_read']:,} rows read, {info['dropped_missing']:,} dropped "
         f"(missing {target!r} or {group!r}), {info['dropped_groups']:,} dropped with their "
         f"group, {info['rows_used']:,} used",
-        f"features: numeric {_preview(info['numeric_features']) or '-'}; categorical "
-        f"{_preview(info['categorical_features']) or '-'}",
+        f"features: numeric {preview_names(info['numeric_features']) or '-'}; categorical "
+        f"{preview_names(info['categorical_features']) or '-'}",
     ]
     if missing:
         facts.append("missing feature values: " + ", ".join(
@@ -412,7 +410,7 @@ def propose_table(
         "dataset.val_fraction": f"{VAL_FRACTION:.0%} of the rows form a validation split: "
                                 "post-processing fits group-specific thresholds on it",
         "dataset.na_values": "values read as missing (found where they alone made "
-                             f"{_preview(list(markers))} text)",
+                             f"{preview_names(list(markers))} text)",
     })
     if pos is None:
         dataset.pop("positive")
@@ -480,7 +478,7 @@ def _require_ratio_group(name: str | None, counts: Counts, column: str, source: 
     if name is not None and name not in counts.groups:
         raise DataError(f"{source}: --ratio-group {name!r} is not a value of {column!r}"
                         f"{close_matches(name, list(counts.groups))}"
-                        f" (values: {_preview(list(counts.groups))})")
+                        f" (values: {preview_names(list(counts.groups))})")
 
 
 def _group_comments(plan: GroupPlan, dataset: dict, comments: dict[str, str],
@@ -543,7 +541,8 @@ def propose_chexpert(root: str | Path, target: str = "Lung Opacity") -> Proposal
         if columns and target not in columns:
             findings = columns[columns.index("AP/PA") + 1:] if "AP/PA" in columns else columns
             raise DataError(f"{first}: finding {target!r} not found (--target)"
-                            f"{close_matches(target, columns)} (findings: {_preview(findings)})")
+                            f"{close_matches(target, columns)} "
+                            f"(findings: {preview_names(findings)})")
     cfg = CheXpertData(root=str(root.resolve()), target=target, image_size=224, num_workers=8)
     table, dropped = chexpert.read_table(cfg, _data_seed())
     notes = [f"target {target!r}: 1.0 -> positive, 0.0 and blank -> negative, -1.0 (uncertain)"
@@ -811,14 +810,3 @@ def _comment(text: str, indent: int) -> str:
 def _scalar(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False)
     return text.removesuffix("\n").removesuffix("\n...").strip()
-
-
-def _quote(path: str) -> str:
-    import shlex
-
-    return shlex.quote(path)
-
-
-def _preview(names: list[Any], limit: int = 12) -> str:
-    shown = ", ".join(str(n) for n in names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from fairensemble.config import AdultData, TableData
-from fairensemble.data.base import DataError, Dataset, Split
+from fairensemble.data.base import DataError, Dataset, Split, preview_names
 
 OTHER = "other"  # name of the group that rare values are merged into
 MISSING = "missing"  # category that a missing categorical value becomes
@@ -43,15 +43,17 @@ ADULT_CLASSES = ("<=50K", ">50K")
 # ----------------------------------------------------------------------------- public API
 
 
-def load_table(cfg: TableData, seed: int) -> Dataset:
+def load_table(cfg: TableData, seed: int, frame: pd.DataFrame | None = None) -> Dataset:
     """Load a CSV or Parquet table; split it into pool / val / test stratified by group x label.
 
     ``seed`` fixes the split. Rows with a missing target or group are dropped, as are rows of
     group values outside ``cfg.groups`` when it is given; values with fewer than
-    ``min_group_size`` rows are merged into the group ``"other"`` (listed last).
+    ``min_group_size`` rows are merged into the group ``"other"`` (listed last). ``frame``:
+    the file as ``read_table(cfg.path, cfg.na_values)`` returns it, when already read.
     """
     path = Path(cfg.path)
-    frame = read_table(path, cfg.na_values)
+    if frame is None:
+        frame = read_table(path, cfg.na_values)
     return _assemble(frame, cfg, seed, source=str(path), fixed_test=None)
 
 
@@ -229,7 +231,7 @@ def _assemble(
     for role, name in (("target", cfg.target), ("group", cfg.group)):
         if name not in frame.columns:
             raise DataError(
-                f"{source}: {role} column {name!r} not found (columns: {_preview(columns)})"
+                f"{source}: {role} column {name!r} not found (columns: {preview_names(columns)})"
             )
     if cfg.target == cfg.group:
         raise DataError(f"{source}: target and group are the same column {cfg.target!r}")
@@ -378,7 +380,7 @@ def _group_codes(
             if name not in present:
                 raise DataError(
                     f"{source}: group {name!r} not found in column {cfg.group!r}"
-                    f" (values: {_preview(sorted(present))})"
+                    f" (values: {preview_names(sorted(present))})"
                 )
         candidates = list(dict.fromkeys(cfg.groups))
     else:
@@ -418,7 +420,7 @@ def _class_codes(
         if not hits:
             raise DataError(
                 f"{source}: positive value {cfg.positive!r} not found in target column"
-                f" {cfg.target!r} (values: {_preview(texts)})"
+                f" {cfg.target!r} (values: {preview_names(texts)})"
             )
         positives = {texts[i] for i in hits}
         rest = [t for t in dict.fromkeys(texts) if t not in positives]
@@ -503,8 +505,3 @@ def _same(value: Any, wanted: Any) -> bool:
     except (TypeError, ValueError):
         pass
     return _text(value) == _text(wanted)
-
-
-def _preview(names: list[Any], limit: int = 12) -> str:
-    shown = ", ".join(str(n) for n in names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

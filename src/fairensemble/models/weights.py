@@ -1,11 +1,12 @@
-"""Pretrained weights for the image models: read a checkpoint, fit it to a fresh model, hash it.
+"""Pretrained weights for the image models: read a checkpoint and fit it to a fresh model.
 
 A checkpoint is a state dict in torchvision's (ResNet) or timm's (ViT) key layout, either a
 ``.pth``/``.pt`` file, read with ``torch.load(weights_only=True)`` so that it can hold tensors
 and plain containers but never pickled code, or a ``.safetensors`` file. Every key but the
 classification head's must match the model by name and shape; the head is kept when it fits
 the task's classes and otherwise left at its fresh initialisation, so an ImageNet checkpoint
-(1000 classes) fine-tunes on a two-class task.
+(1000 classes) fine-tunes on a two-class task. A cell's identity holds the file's sha256
+(``plan.file_sha256``).
 """
 
 from __future__ import annotations
