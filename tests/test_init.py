@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from builders import make_celeba, make_chexpert
-from conftest import SHARED_DATA, run_cli
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from fairensemble import scaffold
@@ -16,7 +16,6 @@ from fairensemble.data import chexpert
 from fairensemble.data.sampling import SamplingError, mix_shares, plan_counts
 from fairensemble.sweep import data_seed, load_for
 
-ADULT_ROOT = SHARED_DATA / "uci-adult"
 PEOPLE = {"north": 600, "south": 360, "islands": 40}
 
 
@@ -267,16 +266,17 @@ def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path):
 
 
 def test_init_adult_by_sex_sweeps_women_at_10000(tmp_path):
-    init("adult", str(ADULT_ROOT), "--out", str(tmp_path / "a.yaml"))
+    init("adult", "--out", str(tmp_path / "a.yaml"))  # no folder: the bundled copy
     cfg = load_config(tmp_path / "a.yaml")
     assert (cfg.dataset.kind, cfg.dataset.group, cfg.ratio_group) == ("adult", "sex", "Female")
+    assert cfg.dataset.root is None
     # adult.data holds 10,771 women: the draw at ratio 1; 11,000 would not fit
     assert cfg.train_size == 10_000
     assert drawable(cfg, 10_000, 1.0) and not drawable(cfg, 11_000, 1.0)
 
 
 def test_init_adult_by_race_merges_the_two_smallest_groups(tmp_path):
-    p = scaffold.propose_adult(ADULT_ROOT, "race")
+    p = scaffold.propose_adult(None, "race")
     ds = p.config["dataset"]
     # Amer-Indian-Eskimo (470 rows, 19 >50K in adult.test) and Other (406, 25): together 44
     assert ds["min_group_size"] == 500

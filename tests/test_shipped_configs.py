@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from builders import make_celeba, make_chexpert
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT
 
 from fairensemble.config import load_config
 from fairensemble.store import RunStore
@@ -33,7 +33,7 @@ def tiny(kind: str, image_roots: dict[str, Path], cache: Path) -> list[str]:
     if kind == "synthetic":
         return TINY_SYNTHETIC
     if kind == "adult":
-        return [f"dataset.root={SHARED_DATA / 'uci-adult'}", "train_size=200"]
+        return ["train_size=200"]  # the bundled copy
     if kind == "digits":
         return ["train_size=100"]
     return [f"dataset.root={image_roots[kind]}", f"dataset.cache_dir={cache}",

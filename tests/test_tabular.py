@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +11,11 @@ import pandas as pd
 import pytest
 
 from fairensemble.config import AdultData, TableData
+from fairensemble.data import adult
+from fairensemble.data.adult import load as load_adult
 from fairensemble.data.base import DataError
-from fairensemble.data.tabular import load_adult, load_table
+from fairensemble.data.tabular import load_table
 
-ADULT_ROOT = Path(__file__).parents[2] / "shared" / "data" / "uci-adult"
 GROUP_SIZES = {"a": 300, "b": 200, "c": 100}
 
 
@@ -282,7 +285,7 @@ def test_na_values_read_a_tables_own_missing_marker_as_missing(tmp_path: Path, s
 
 
 def test_adult_uses_the_official_split_and_drops_fnlwgt() -> None:
-    ds = load_adult(AdultData(root=str(ADULT_ROOT)), seed=0)
+    ds = load_adult(AdultData(), seed=0)
     assert ds.classes == ["<=50K", ">50K"]
     assert ds.groups == ["Male", "Female"]
     assert len(ds.pool) == 32561 and len(ds.test) == 16281 and ds.val is None
@@ -296,7 +299,7 @@ def test_adult_uses_the_official_split_and_drops_fnlwgt() -> None:
 
 
 def test_adult_race_groups_merge_rare_values_and_val_is_carved_from_adult_data() -> None:
-    cfg = AdultData(root=str(ADULT_ROOT), group="race", min_group_size=500, impute="drop",
+    cfg = AdultData(group="race", min_group_size=500, impute="drop",
                     val_fraction=0.1)
     ds = load_adult(cfg, seed=0)
     assert ds.groups == ["White", "Black", "Asian-Pac-Islander", "other"]
@@ -307,7 +310,45 @@ def test_adult_race_groups_merge_rare_values_and_val_is_carved_from_adult_data()
 
 
 def test_adult_missing_file_is_named(tmp_path: Path) -> None:
-    (tmp_path / "adult.data").write_text("".join(
-        (ADULT_ROOT / "adult.data").read_text().splitlines(keepends=True)[:20]))
+    (tmp_path / "adult.data").write_text("".join(_bundled_lines("adult.data")[:20]))
     with pytest.raises(DataError, match=r"adult\.test: file not found"):
         load_adult(AdultData(root=str(tmp_path)), seed=0)
+
+
+def _bundled_lines(name: str) -> list[str]:
+    with gzip.open(adult.BUNDLED / f"{name}.gz", "rt") as fh:
+        return fh.read().splitlines(keepends=True)
+
+
+def test_a_users_own_copy_plain_or_gzip_reads_like_the_bundled_one(tmp_path: Path) -> None:
+    """The test file's first line and its labels ending in a dot are handled in both forms."""
+    data, test = _bundled_lines("adult.data"), _bundled_lines("adult.test")
+    assert test[0].startswith("|1x3") and test[1].rstrip().endswith("<=50K.")
+    (tmp_path / "adult.data").write_text("".join(data[:400]))
+    with gzip.open(tmp_path / "adult.test.gz", "wt") as fh:
+        fh.write("".join(test[:301]))  # the header line and 300 rows
+    ds = load_adult(AdultData(root=str(tmp_path)), seed=0)
+    assert len(ds.pool) == 400 and len(ds.test) == 300
+    assert set(ds.test.y.tolist()) == {0, 1}  # '<=50K.' and '>50K.' both read as classes
+    assert ds.info["files"] == [str(tmp_path / "adult.data"), str(tmp_path / "adult.test.gz")]
+
+
+def test_a_bundled_file_that_does_not_match_its_checksum_stops_with_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("adult.data.gz", "adult.test.gz"):
+        shutil.copy(adult.BUNDLED / name, tmp_path / name)
+    with open(tmp_path / "adult.test.gz", "r+b") as fh:
+        fh.truncate(1000)
+    monkeypatch.setattr(adult, "BUNDLED", tmp_path)
+    with pytest.raises(DataError, match=r"adult\.test\.gz: bundled UCI Adult file does not "
+                                        r"match its checksum") as err:
+        load_adult(AdultData(), seed=0)
+    assert "\n" not in str(err.value)
+
+
+def test_the_module_writes_the_bundled_rows_as_a_csv_with_a_header(tmp_path: Path) -> None:
+    out = tmp_path / "census.csv"
+    assert adult.main(["--csv", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == adult.COLUMNS and len(frame) == 32561
+    assert set(frame["income"]) == {"<=50K", ">50K"}

@@ -49,7 +49,9 @@ def table(
 
 @init_app.command("adult")
 def adult(
-    root: Path = typer.Argument(..., help="Folder holding adult.data and adult.test."),
+    root: Path | None = typer.Argument(
+        None, help="Folder holding adult.data and adult.test (default: the copy bundled with "
+                   "fairensemble)."),
     group: str = typer.Option("sex", "--group", help="sex or race."),
     ratio_group: str | None = typer.Option(
         None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
@@ -57,7 +59,7 @@ def adult(
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Propose a config for UCI Adult (income > 50K)."""
-    args = ["adult", str(root), "--group", group]
+    args = ["adult", *([str(root)] if root is not None else []), "--group", group]
     args += ["--ratio-group", ratio_group] if ratio_group is not None else []
 
     def propose(s) -> Proposal:

@@ -101,10 +101,11 @@ class TableData(Strict):
 
 
 class AdultData(Strict):
-    """UCI Adult (``adult.data`` + ``adult.test``) read from ``root``."""
+    """UCI Adult (``adult.data`` + ``adult.test``): the copy bundled with the package, or the
+    files in ``root``."""
 
     kind: Literal["adult"] = "adult"
-    root: str = "data/uci-adult"
+    root: str | None = None
     group: Literal["sex", "race"] = "sex"
     groups: list[str] | None = None
     min_group_size: Annotated[int, Field(ge=0)] = 0

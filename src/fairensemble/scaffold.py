@@ -421,17 +421,18 @@ def propose_table(
     )
 
 
-def propose_adult(root: str | Path, group: str = "sex", ratio_group: str | None = None
-                  ) -> Proposal:
-    """A ``kind: adult`` config for the UCI Adult files under ``root``."""
-    from .data.tabular import load_adult
+def propose_adult(root: str | Path | None = None, group: str = "sex",
+                  ratio_group: str | None = None) -> Proposal:
+    """A ``kind: adult`` config for the bundled UCI Adult files, or those under ``root``."""
+    from .data.adult import load as load_adult
 
-    root = Path(root)
+    root = Path(root).expanduser().resolve() if root is not None else None
     seed = _data_seed()
-    base = AdultData(root=str(root.resolve()), group=group)  # type: ignore[arg-type]
+    base = AdultData(root=None if root is None else str(root), group=group)  # type: ignore[arg-type]
+    where = str(root) if root is not None else "the bundled UCI Adult"
     ds0 = load_adult(base, seed)
     counts = _all_counts(ds0)
-    _require_ratio_group(ratio_group, counts, group, str(root))
+    _require_ratio_group(ratio_group, counts, group, where)
     test0 = Counts.of(ds0.test.y, ds0.test.g, ds0.groups, ds0.classes)
     plan = plan_groups(counts, test0.n, keep=ratio_group)
     spec = base.model_copy(update={"min_group_size": plan.min_group_size, "groups": plan.groups})
@@ -439,17 +440,20 @@ def propose_adult(root: str | Path, group: str = "sex", ratio_group: str | None 
     dataset = {k: v for k, v in spec.model_dump(mode="json").items()
                if k in ("kind", "root", "group", "groups", "min_group_size", "impute",
                         "val_fraction")}
+    if root is None:
+        dataset.pop("root")
     notes: list[str] = ["target: income >50K (the positive class), as UCI defines it"]
     comments = {
         "dataset.root": "holds adult.data (the pool) and adult.test (the fixed test split, "
                         "UCI's own); income >50K is the positive class, fnlwgt is not a feature",
-        "dataset.group": "the demographic attribute whose share of the training set is swept",
+        "dataset.group": "the demographic attribute whose share of the training set is swept; "
+                         "without `root` the copy of UCI Adult bundled with fairensemble is read",
         "dataset.impute": "missing features ('?' in the files): median / 'missing' category",
         "dataset.val_fraction": f"{VAL_FRACTION:.0%} of the rows form a validation split: "
                                 "post-processing fits group-specific thresholds on it",
     }
     _group_comments(plan, dataset, comments, notes)
-    facts = [f"{root.resolve()}: {ds.info['rows_read']:,} rows in adult.data + adult.test, "
+    facts = [f"{where}: {ds.info['rows_read']:,} rows in adult.data + adult.test, "
              f"{ds.info['rows_used']:,} used"]
     return _finish(
         kind="adult", name=f"adult-{group}", dataset=dataset, ds=ds, counts=counts,

@@ -9,7 +9,7 @@ from .base import DataError, Dataset, Split
 _SOURCES = {
     "synthetic": ("synthetic", "load"),
     "table": ("tabular", "load_table"),
-    "adult": ("tabular", "load_adult"),
+    "adult": ("adult", "load"),
     "celeba": ("celeba", "load"),
     "chexpert": ("chexpert", "load"),
     "digits": ("digits", "load"),

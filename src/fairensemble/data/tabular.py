@@ -1,6 +1,6 @@
-"""Tabular data sources: any CSV/Parquet table (``kind: table``) and UCI Adult (``kind: adult``).
+"""Tables as a data source (``kind: table``); UCI Adult (``data/adult.py``) reuses it.
 
-Both go through one code path: a raw ``DataFrame`` -> target classes, group codes, typed
+One code path (``assemble``): a raw ``DataFrame`` -> target classes, group codes, typed
 feature columns -> stratified pool / val / test splits. ``Split.X`` holds the raw feature
 columns; ``Dataset.prepare`` standardises numeric columns and one-hot encodes categorical ones
 with scikit-learn, fitted on each training draw only, so no statistic of the test split or of
@@ -20,25 +20,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from fairensemble.config import AdultData, TableData
+from fairensemble.config import TableData
 from fairensemble.data.base import DataError, Dataset, Split, preview_names
 
 OTHER = "other"  # name of the group that rare values are merged into
 MISSING = "missing"  # category that a missing categorical value becomes
 COMPRESSED = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is numeric
-
-ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
-    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
-    "hours-per-week", "native-country", "income",
-]
-ADULT_GROUPS = {
-    "sex": ["Male", "Female"],
-    "race": ["White", "Black", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other"],
-}
-ADULT_CLASSES = ("<=50K", ">50K")
-
 
 # ----------------------------------------------------------------------------- public API
 
@@ -54,35 +42,7 @@ def load_table(cfg: TableData, seed: int, frame: pd.DataFrame | None = None) -> 
     path = Path(cfg.path)
     if frame is None:
         frame = read_table(path, cfg.na_values)
-    return _assemble(frame, cfg, seed, source=str(path), fixed_test=None)
-
-
-def load_adult(cfg: AdultData, seed: int) -> Dataset:
-    """Load UCI Adult from ``cfg.root``: ``adult.data`` is the pool (val carved from it when
-    ``val_fraction`` > 0) and ``adult.test`` the test split, the official split.
-
-    Target: income > 50K (classes ``["<=50K", ">50K"]``); group: ``sex`` or ``race``. The
-    sampling weight ``fnlwgt`` is not a feature.
-    """
-    root = Path(cfg.root)
-    data = _read_adult_file(root / "adult.data")
-    test = _read_adult_file(root / "adult.test")
-    frame = pd.concat([data, test], ignore_index=True)
-    is_test = np.r_[np.zeros(len(data), bool), np.ones(len(test), bool)]
-    spec = TableData(
-        path=str(root / "adult.data"),
-        target="income",
-        group=cfg.group,
-        groups=cfg.groups if cfg.groups is not None else ADULT_GROUPS[cfg.group],
-        min_group_size=cfg.min_group_size,
-        drop=["fnlwgt"],
-        group_as_feature=cfg.group_as_feature,
-        impute=cfg.impute,
-        val_fraction=cfg.val_fraction,
-    )
-    dataset = _assemble(frame, spec, seed, source=str(root), fixed_test=is_test)
-    dataset.info["files"] = [str(root / "adult.data"), str(root / "adult.test")]
-    return dataset
+    return assemble(frame, cfg, seed, source=str(path), fixed_test=None)
 
 
 def read_table(path: Path, na_values: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
@@ -173,41 +133,10 @@ class TablePrepare:
         return [np.ascontiguousarray(x, dtype=np.float32) for x in out]
 
 
-# ----------------------------------------------------------------------------- Adult files
-
-
-def _read_adult_file(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (UCI Adult needs adult.data and adult.test)")
-    with path.open() as fh:
-        first = fh.readline()
-    frame = pd.read_csv(
-        path,
-        header=None,
-        skiprows=1 if first.startswith("|") else 0,
-        skipinitialspace=True,
-        na_values="?",
-        keep_default_na=False,
-    )
-    if frame.shape[1] != len(ADULT_COLUMNS):
-        raise DataError(
-            f"{path}: expected {len(ADULT_COLUMNS)} comma-separated columns, got {frame.shape[1]}"
-        )
-    frame.columns = ADULT_COLUMNS
-    income = frame["income"].astype(str).str.rstrip(".")
-    bad = ~income.isin(ADULT_CLASSES)
-    if bad.any():
-        raise DataError(
-            f"{path}: column 'income' expected '<=50K' or '>50K', got {income[bad].iloc[0]!r}"
-        )
-    frame["income"] = income.astype(object)
-    return frame
-
-
 # ----------------------------------------------------------------------------- the code path
 
 
-def _assemble(
+def assemble(
     frame: pd.DataFrame,
     cfg: TableData,
     seed: int,
