@@ -42,9 +42,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fairensemble.config import ModelConfig, SyntheticData, TrainConfig
+from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.data.sampling import mix_shares, plan_counts, sample_indices
-from fairensemble.data.synthetic import load
+from fairensemble.data.synthetic import SyntheticData, load
 from fairensemble.train import CellData
 from fairensemble.train.stacked import flops_per_step, train_stacked
 
@@ -95,7 +95,7 @@ def make_cells(args: argparse.Namespace, offset: int = 0
     hard = ds.groups.index(cfg.hard)
     cells = []
     for i, ratio in enumerate(RATIOS):
-        shares = mix_shares(ratio, hard, ds.pool.g, len(ds.groups))
+        shares = mix_shares(ratio, [hard], ds.pool.g, len(ds.groups))
         counts = plan_counts(args.train_size, shares, ds.pool.y, ds.pool.g, ds.groups,
                              ds.n_classes)
         idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng([args.seed, i]))

@@ -114,3 +114,111 @@ def make_chexpert(root: Path, n_patients: int = 20, small: bool = True, seed: in
     for name, lines in csv.items():
         (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
     return folder
+
+
+# ----------------------------------------------------------------------------- own image layouts
+
+
+def lesion_pixels(label: int, sex: str, rng: np.random.Generator, size=(20, 16)) -> np.ndarray:
+    """An RGB image [h, w, 3] whose class shows as a dark (melanoma) or light (naevus) centre
+    disc and whose group tints the background, with noise."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(w, h) / 3) ** 2
+    base = np.array([200, 170, 150] if sex == "female" else [180, 160, 170], dtype=float)
+    img = np.tile(base, (h, w, 1))
+    img[disc] = [105, 75, 60] if label == 1 else [150, 110, 90]
+    img += rng.normal(0, 45, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_lesions(root: Path, n_lesions: int = 160, seed: int = 0) -> Path:
+    """A skin-lesion folder as HAM10000 ships it: ``metadata.csv`` (lesion_id, image_id without
+    extension, dx, age, sex, localization) and the JPEGs split over ``images_part_1/`` and
+    ``images_part_2/``; each lesion has 1-3 images (same diagnosis and sex); about 4 % of the
+    lesions have sex ``unknown``. Returns the metadata file."""
+    root = Path(root)
+    parts = [root / "images_part_1", root / "images_part_2"]
+    for p in parts:
+        p.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = ["lesion_id,image_id,dx,dx_type,age,sex,localization"]
+    k = 0
+    for lesion in range(n_lesions):
+        sex = "unknown" if lesion % 25 == 7 else ("female" if rng.random() < 0.4 else "male")
+        dx = "mel" if rng.random() < 0.45 else "nv"
+        for _ in range(int(rng.integers(1, 4))):
+            image_id = f"ISIC_{24306 + k:07d}"
+            pixels = lesion_pixels(int(dx == "mel"), sex, rng)
+            Image.fromarray(pixels).save(parts[k % 2] / f"{image_id}.jpg", quality=92)
+            age = "" if k % 17 == 3 else str(int(rng.integers(20, 85)))
+            rows.append(f"HAM_{lesion:07d},{image_id},{dx},histo,{age},{sex},back")
+            k += 1
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root / "metadata.csv"
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_hf_parquet(folder: Path, n: int = 240, shards: int = 2, seed: int = 1) -> Path:
+    """A Hugging Face ``datasets`` export: ``folder/train-0000i-of-0000n.parquet`` shards whose
+    ``image`` column is the Image feature's struct {bytes, path} (PNG bytes), with an integer
+    ``label`` and a ``gender`` column. Returns the folder."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    genders = np.where(rng.random(n) < 0.5, "woman", "man")
+    images = [{"bytes": png_bytes(lesion_pixels(int(lab), "female" if gen == "woman" else "male",
+                                                rng)), "path": f"img_{i:05d}.png"}
+              for i, (lab, gen) in enumerate(zip(labels, genders))]
+    kind = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    bounds = np.linspace(0, n, shards + 1).astype(int)
+    for s in range(shards):
+        a, b = bounds[s], bounds[s + 1]
+        table = pa.table({"image": pa.array(images[a:b], type=kind),
+                          "label": pa.array(labels[a:b].astype(np.int64)),
+                          "gender": pa.array(genders[a:b].tolist())})
+        pq.write_table(table, folder / f"train-{s:05d}-of-{shards:05d}.parquet")
+    return folder
+
+
+def make_german(path: Path, n: int = 1000, seed: int = 0) -> Path:
+    """A file in the UCI German credit layout (``german.data``): 20 attributes and the class
+    (1 good, 2 bad, about 30 % bad as in the original) separated by single spaces, no header.
+    Attribute 9 is 'personal status and sex' (A91-A94); the class depends on attributes 1, 2
+    and 5."""
+    rng = np.random.default_rng(seed)
+    cats = {1: ["A11", "A12", "A13", "A14"], 3: ["A30", "A31", "A32", "A33", "A34"],
+            4: ["A40", "A41", "A42", "A43", "A49"], 6: ["A61", "A62", "A65"],
+            7: ["A71", "A73", "A75"], 9: ["A91", "A92", "A93", "A94"], 10: ["A101", "A103"],
+            12: ["A121", "A122", "A124"], 14: ["A141", "A143"], 15: ["A151", "A152"],
+            17: ["A171", "A173", "A174"], 19: ["A191", "A192"], 20: ["A201", "A202"]}
+    status_p = [0.05, 0.31, 0.55, 0.09]
+    lines = []
+    for _ in range(n):
+        row = []
+        for a in range(1, 21):
+            if a in cats:
+                p = status_p if a == 9 else None
+                row.append(str(rng.choice(cats[a], p=p)))
+            elif a == 2:
+                row.append(str(int(rng.integers(6, 60))))
+            elif a == 5:
+                row.append(str(int(rng.integers(250, 15000))))
+            else:
+                row.append(str(int(rng.integers(1, 5))))
+        risk = (row[0] in ("A11", "A12")) * 1.2 + int(row[1]) / 40 + int(row[4]) / 12000
+        row.append("2" if risk + rng.normal(0, 0.6) > 2.6 else "1")  # about 30 % bad
+        lines.append(" ".join(row))
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)

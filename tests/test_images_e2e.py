@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 from fairensemble import metrics as M
 from fairensemble.config import load_config
 from fairensemble.data import chexpert
+from fairensemble.data.images import layout_rows
 from fairensemble.sweep import data_seed
 
 N_CELEBA = 72  # 24 images per split; every split holds every group x label pair
@@ -185,12 +186,13 @@ def test_chexpert_run_scores_auc_per_sex_on_the_patient_level_test_split(chexper
     assert summary["grid_points"][0]["groups"] == ["Female", "Male"]
 
     cfg = load_config(run / "config.yaml")
-    rows, _ = chexpert.read_table(cfg.dataset, data_seed(cfg))
-    test = rows[rows["split"] == "test"]  # frontal, Female/Male only, in CSV order
+    table_rows, _ = chexpert.read_table(cfg.dataset)
+    rows = layout_rows(table_rows, chexpert.as_images(cfg.dataset), data_seed(cfg), "chexpert")
+    test = rows.parts["test"]  # frontal, Female/Male only, in CSV order
     for meta in cells_of(run):
         arrays = load_cell(run, meta["id"])
-        np.testing.assert_array_equal(arrays["y_test"], test["y"].to_numpy())
-        np.testing.assert_array_equal(arrays["g_test"], test["g"].to_numpy())
+        np.testing.assert_array_equal(arrays["y_test"], rows.y[test])
+        np.testing.assert_array_equal(arrays["g_test"], rows.g[test])
         for code, group in enumerate(["Female", "Male"]):
             expected = ensemble_value(arrays, code, "auc")
             assert stored(table, meta["ratio"], 2, group, "auc") == pytest.approx(
@@ -216,13 +218,14 @@ CASES = {
         "list_attr_celeba.txt: unknown attribute 'Nope' (dataset.target)"),
     "listed image missing": (
         "celeba", lambda root: (root / "img_align_celeba" / "000005.jpg").unlink(), {},
-        "000005.jpg: image not found (listed in list_attr_celeba.txt)"),
+        "list_attr_celeba.txt: 1 of 72 images in column 'file' not found: '000005.jpg'; "
+        "looked in "),
     "unreadable image": (
         "celeba", lambda root: (root / "img_align_celeba" / "000007.jpg").write_bytes(b"GIF"),
         {}, "000007.jpg: unreadable image"),
     "group with no samples": (
         "chexpert", lambda root: None, {"dataset.groups": "[Female, Other]"},
-        "train.csv: group 'Other' (Sex) has no samples in the pool split"),
+        "train.csv: group 'Other' not found in column 'Sex' (values: Female, Male, Unknown)"),
 }
 
 

@@ -13,6 +13,7 @@ from fairensemble import scaffold
 from fairensemble.cli import app
 from fairensemble.config import load_config
 from fairensemble.data import chexpert
+from fairensemble.data.images import layout_rows
 from fairensemble.data.sampling import SamplingError, mix_shares, plan_counts
 from fairensemble.sweep import data_seed, load_for
 
@@ -67,7 +68,7 @@ def drawable(cfg, train_size: int, ratio: float) -> bool:
     ds = _loaded(cfg)
     rg = ds.groups.index(cfg.ratio_group)
     try:
-        plan_counts(train_size, mix_shares(ratio, rg, ds.pool.g, len(ds.groups)), ds.pool.y,
+        plan_counts(train_size, mix_shares(ratio, [rg], ds.pool.g, len(ds.groups)), ds.pool.y,
                     ds.pool.g, ds.groups, ds.n_classes, cfg.label_balance)
     except SamplingError:
         return False
@@ -130,7 +131,8 @@ def test_init_table_comments_say_why_each_value(people):
     comment = "\n".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
     assert "islands (39 rows)" in comment  # what was dropped, with its size
     assert "the rarer value" in comment  # why 'yes' is positive
-    assert "195 pool rows" in comment and "200 cannot be drawn" in comment  # why train_size
+    # 356 south rows x (1 - 0.3 - 0.15) = 195.8: the apportionment gives the pool 196
+    assert "196 pool rows" in comment and "200 cannot be drawn" in comment  # why train_size
     assert "#   fairensemble init table people.csv --target outcome --group region" in text
 
 
@@ -195,10 +197,10 @@ def test_largest_train_size_comes_from_the_sampler_not_a_formula():
     y = np.r_[np.zeros(90), np.ones(10), np.zeros(100), np.ones(100)].astype(int)
     g = np.r_[np.zeros(100), np.ones(200)].astype(int)
     size = scaffold.largest_train_size
-    assert size(y, g, ["a", "b"], 2, 0, [0.5], "keep") == 100  # all of group 0 at ratio 1
+    assert size(y, g, ["a", "b"], 2, [0], [0.5], "keep") == 100  # all of group 0 at ratio 1
     # equal classes per group: 11 + 10 positives fit in group 0's 10? no: 10 + 11, ties go to
     # class 0, so 21 fits and 22 (11 positives) does not
-    assert size(y, g, ["a", "b"], 2, 0, [0.5], "balanced") == 21
+    assert size(y, g, ["a", "b"], 2, [0], [0.5], "balanced") == 21
 
 
 def test_readable_numbers():
@@ -305,8 +307,9 @@ def test_init_chexpert_reads_the_csvs_and_proposes_a_gpu_config(tmp_path):
     cfg = load_config(tmp_path / "x.yaml")
     assert (cfg.dataset.kind, cfg.dataset.target, cfg.model.name) == (
         "chexpert", "Lung Opacity", "resnet50")
-    table, _ = chexpert.read_table(cfg.dataset, data_seed(cfg))  # what `run` splits
-    pool = table[table["split"] == "pool"]["g"].value_counts()
+    table, _ = chexpert.read_table(cfg.dataset)  # what `run` splits, as `run` splits it
+    rows = layout_rows(table, chexpert.as_images(cfg.dataset), data_seed(cfg), "chexpert")
+    pool = pd.Series(rows.g[rows.parts["pool"]]).value_counts()
     assert cfg.train_size == pool.min()  # under 100: the smaller group's whole pool
     assert cfg.ratio_group == cfg.dataset.groups[pool.idxmin()]
     assert "Sex=Unknown (8)" in res.stdout  # the dropped rows are counted

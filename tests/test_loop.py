@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from safetensors.torch import load_file
 
 from fairensemble import models
 from fairensemble.config import EarlyStopping, ModelConfig, TrainConfig
-from fairensemble.train import CellData
+from fairensemble.train import CellData, Inputs
 from fairensemble.train.loop import _batch_bounds, _Inputs, train_loop
 from fairensemble.train.stacked import train_stacked
 
@@ -27,10 +29,10 @@ def stripes(n: int, seed: int, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def image_cell(n: int = 48, seeds: tuple[int, ...] = (11, 12), **meta: object) -> CellData:
+def image_cell(n: int = 48, seeds: tuple[int, ...] = (11, 12), **inputs: object) -> CellData:
     X, y = stripes(n, 0)
     X_test, _ = stripes(30, 1)
-    return CellData(X, y, {"test": X_test}, list(seeds), meta={"input_kind": "image", **meta})
+    return CellData(X, y, {"test": X_test}, list(seeds), inputs=Inputs(kind="image", **inputs))
 
 
 def fast(**kw: object) -> TrainConfig:
@@ -79,7 +81,7 @@ def test_memmap_and_worker_loading_give_the_same_members(tmp_path) -> None:
     in_memory = train_loop([cell], CNN, fast(), 2)[0]["test"]
     cell.X_train = np.memmap(path, dtype=np.uint8, mode="r", shape=mm.shape)
     mapped = train_loop([cell], CNN, fast(), 2)[0]["test"]
-    cell.meta["num_workers"] = 1
+    cell.inputs = replace(cell.inputs, num_workers=1)
     workers = train_loop([cell], CNN, fast(), 2)[0]["test"]
     assert np.array_equal(in_memory, mapped)
     assert np.array_equal(in_memory, workers)
@@ -134,7 +136,7 @@ def test_several_cells_save_into_one_folder_each(tmp_path) -> None:
 def test_a_cnn_learns_a_separable_image_task() -> None:
     X, y = stripes(240, 3)
     X_test, y_test = stripes(200, 4)
-    cell = CellData(X, y, {"test": X_test}, [0], meta={"input_kind": "image"})
+    cell = CellData(X, y, {"test": X_test}, [0], inputs=Inputs(kind="image"))
     probs = train_loop([cell], CNN, fast(epochs=4, batch_size=32), 2)[0]["test"]
     assert (probs[0].argmax(1) == y_test).mean() > 0.9
 
@@ -144,8 +146,7 @@ def test_resnet18_trains_on_32px_rgb_images_with_sgd_and_cosine() -> None:
     X = rng.integers(0, 255, (12, 3, 32, 32)).astype(np.uint8)
     cell = CellData(
         X, rng.integers(0, 3, 12), {"test": X[:5]}, [1],
-        meta={"input_kind": "image", "hflip": True, "image_mean": [0.5] * 3,
-              "image_std": [0.2] * 3},
+        inputs=Inputs(kind="image", hflip=True, image_mean=(0.5,) * 3, image_std=(0.2,) * 3),
     )
     train = fast(epochs=1, batch_size=6, optimizer="sgd", schedule="cosine")
     probs = train_loop([cell], ModelConfig(name="resnet18"), train, 3)[0]["test"]
@@ -155,7 +156,7 @@ def test_resnet18_trains_on_32px_rgb_images_with_sgd_and_cosine() -> None:
 
 def test_vit_trains_on_16px_grey_images() -> None:
     X, y = stripes(8, 0, size=16)
-    cell = CellData(X, y, {"test": X[:3]}, [2], meta={"input_kind": "image"})
+    cell = CellData(X, y, {"test": X[:3]}, [2], inputs=Inputs(kind="image"))
     probs = train_loop([cell], ModelConfig(name="vit_tiny"), fast(epochs=1, batch_size=4), 2)
     assert probs[0]["test"].shape == (1, 3, 2)
     np.testing.assert_allclose(probs[0]["test"].sum(axis=2), 1.0, atol=1e-6)
@@ -165,7 +166,7 @@ def test_table_inputs_train_the_mlp() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
-    cell = CellData(X, y, {"test": X[:100]}, [0, 1], meta={"input_kind": "table"})
+    cell = CellData(X, y, {"test": X[:100]}, [0, 1], inputs=Inputs(kind="table"))
     model = ModelConfig(name="mlp", hidden=[16])
     probs = train_loop([cell], model, fast(epochs=15, batch_size=32), 2)[0]["test"]
     assert probs.shape == (2, 100, 2)
@@ -186,7 +187,7 @@ def test_an_mlp_member_equals_the_stacked_trainers_member(train: TrainConfig) ->
     rng = np.random.default_rng(0)
     X = rng.normal(size=(203, 3)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
-    cell = CellData(X, y, {"test": X[:50]}, [3, 4], meta={"input_kind": "table"})
+    cell = CellData(X, y, {"test": X[:50]}, [3, 4], inputs=Inputs(kind="table"))
     model = ModelConfig(name="mlp", hidden=[16, 8])
     looped = train_loop([cell], model, train, 2)[0]["test"]
     stacked = train_stacked([cell], model, train, 2)[0]["test"]
@@ -206,8 +207,7 @@ def test_progress_adds_up_to_one_per_member() -> None:
 def test_images_are_scaled_normalised_and_flipped_per_row() -> None:
     raw = np.arange(2 * 2 * 1 * 3, dtype=np.uint8).reshape(2, 2, 1, 3) * 20
     cell = CellData(raw, np.array([0, 1]), {}, [0],
-                    meta={"input_kind": "image", "image_mean": [0.1, 0.2],
-                          "image_std": [0.5, 0.25]})
+                    inputs=Inputs(kind="image", image_mean=(0.1, 0.2), image_std=(0.5, 0.25)))
     inputs = _Inputs(cell, CNN, 2, torch.device("cpu"))
     x = inputs.to_input(torch.from_numpy(raw), flip=np.array([False, True]))
     expect = raw.astype(np.float32) / 255
@@ -266,7 +266,7 @@ def test_bootstrap_mlp_member_equals_the_stacked_trainers_member() -> None:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(150, 3)).astype(np.float32)
     y = (X[:, 0] - X[:, 2] > 0).astype(np.int64)
-    cell = CellData(X, y, {"test": X[:40]}, [8, 9], meta={"input_kind": "table"})
+    cell = CellData(X, y, {"test": X[:40]}, [8, 9], inputs=Inputs(kind="table"))
     model = ModelConfig(name="mlp", hidden=[16])
     train = TrainConfig(epochs=10, batch_size=32, lr=1e-2, diversity=["bootstrap"],
                         early_stopping=EarlyStopping(patience=2))

@@ -49,9 +49,27 @@ def test_what_does_not_change_the_numbers_keeps_the_cells():
     assert ids({"ratio_group": "b"}, swapped) == base
 
 
-def test_a_dataset_field_added_later_is_out_of_the_identity_at_its_neutral_default():
-    cfg = validate(TABLE)
-    identity = cell_identity(cfg, layout(), 0, 0)
-    assert identity["format"] == CELL_FORMAT
-    assert "na_values" not in identity["dataset"]  # run directories made before it keep cells
-    assert ids(with_dataset(na_values=[])) == ids()
+def test_the_identity_carries_the_cell_format():
+    identity = cell_identity(validate(TABLE), layout(), 0, 0)
+    assert identity["format"] == CELL_FORMAT == 3
+
+
+FACTORY = """import torch.nn as nn
+
+
+def make(num_classes):
+    return nn.Linear(4, num_classes)
+"""
+
+
+def test_a_factorys_source_is_part_of_the_identity_so_editing_it_never_reuses_cells(tmp_path):
+    path = tmp_path / "nets.py"
+    path.write_text(FACTORY)
+    model = {"model": {"name": f"{path}:make"}}
+    first = ids(model)
+    assert ids(model) == first  # the same file: the same cells
+    path.write_text(FACTORY + "# a comment changes the file\n")
+    edited = ids(model)
+    assert set(edited).isdisjoint(first)
+    identity = cell_identity(validate({**TABLE, **model}), layout(), 0, 0)
+    assert len(identity["model"]["factory"]["sha256"]) == 64

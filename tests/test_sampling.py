@@ -28,7 +28,7 @@ def test_largest_remainder_sums_exactly():
 @pytest.mark.parametrize("ratio", [0.0, 0.1, 0.35, 0.5, 0.9, 1.0])
 def test_exact_size_share_and_prevalence(ratio):
     y, g = _pool([5000, 5000], [0.3, 0.6])
-    shares = mix_shares(ratio, 1, g, 2)
+    shares = mix_shares(ratio, [1], g, 2)
     counts = plan_counts(2000, shares, y, g, ["M", "F"], 2, "keep")
     idx = sample_indices(counts, y, g, np.random.default_rng(1))
     assert len(idx) == 2000 and len(np.unique(idx)) == 2000
@@ -42,13 +42,13 @@ def test_exact_size_share_and_prevalence(ratio):
 
 def test_balanced_labels_within_each_group():
     y, g = _pool([5000, 5000], [0.2, 0.7])
-    counts = plan_counts(1000, mix_shares(0.4, 1, g, 2), y, g, ["a", "b"], 2, "balanced")
+    counts = plan_counts(1000, mix_shares(0.4, [1], g, 2), y, g, ["a", "b"], 2, "balanced")
     assert counts.tolist() == [[300, 300], [200, 200]]
 
 
 def test_other_groups_keep_their_relative_pool_proportions():
     y, g = _pool([6000, 3000, 1000], [0.5, 0.5, 0.5])
-    shares = mix_shares(0.5, 2, g, 3)
+    shares = mix_shares(0.5, [2], g, 3)
     assert np.allclose(shares, [0.5 * 6 / 9, 0.5 * 3 / 9, 0.5])
     counts = plan_counts(900, shares, y, g, ["a", "b", "c"], 2)
     assert counts.sum(1).tolist() == [300, 150, 450]
@@ -56,7 +56,7 @@ def test_other_groups_keep_their_relative_pool_proportions():
 
 def test_same_seed_same_draw():
     y, g = _pool([3000, 3000], [0.5, 0.5])
-    counts = plan_counts(500, mix_shares(0.3, 1, g, 2), y, g, ["a", "b"], 2)
+    counts = plan_counts(500, mix_shares(0.3, [1], g, 2), y, g, ["a", "b"], 2)
     a = sample_indices(counts, y, g, np.random.default_rng(5))
     b = sample_indices(counts, y, g, np.random.default_rng(5))
     assert np.array_equal(a, b)
@@ -65,7 +65,7 @@ def test_same_seed_same_draw():
 def test_unsatisfiable_request_names_group_and_counts():
     y, g = _pool([5000, 800], [0.5, 0.5])
     with pytest.raises(SamplingError) as err:
-        plan_counts(2000, mix_shares(0.9, 1, g, 2), y, g, ["M", "F"], 2)
+        plan_counts(2000, mix_shares(0.9, [1], g, 2), y, g, ["M", "F"], 2)
     assert "needs 1800 samples of that group but the pool holds 800" in str(err.value)
     assert "'F'" in str(err.value)
     y2 = np.r_[np.zeros(990, int), np.ones(10, int)]

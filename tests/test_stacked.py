@@ -11,15 +11,16 @@ from torch import nn
 import fairensemble.train.stacked as stacked
 from fairensemble.config import EarlyStopping, ModelConfig, TrainConfig
 from fairensemble.models.mlp import MLP, init_mlp_params
-from fairensemble.train import CellData, MemberStreams, member_streams
-from fairensemble.train.stacked import (
-    flops_per_step,
+from fairensemble.train import (
+    CellData,
+    MemberStreams,
     holdout_split,
-    lr_schedule,
     member_rows,
+    member_streams,
     order_rng,
-    train_stacked,
 )
+from fairensemble.train.common import early_stopping_score
+from fairensemble.train.stacked import flops_per_step, lr_schedule, train_stacked
 
 
 def blobs(seed: int, n: int, d: int = 3, n_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +210,7 @@ def test_auc_score_matches_sklearn() -> None:
     logits = torch.from_numpy(rng.normal(size=(4, 50, 2)).astype(np.float32))
     logits[..., 1] = torch.round(logits[..., 1] * 2) / 2  # ties
     y = torch.from_numpy(rng.integers(0, 2, size=(4, 50)))
-    got = stacked._score("auc", logits, y)
+    got = early_stopping_score("auc", logits, y)
     probs = torch.softmax(logits.double(), -1).numpy()
     want = [roc_auc_score(y[i].numpy(), probs[i, :, 1]) for i in range(4)]
     np.testing.assert_allclose(got, want, atol=1e-12)
@@ -220,7 +221,7 @@ def test_auc_score_ranks_a_one_class_holdout_by_the_negated_loss() -> None:
     logits = torch.from_numpy(rng.normal(size=(3, 40, 2)).astype(np.float32))
     y = torch.from_numpy(rng.integers(0, 2, size=(3, 40)))
     y[1] = 1  # member 1's hold-out holds one class: AUC is undefined
-    got = stacked._score("auc", logits, y)
+    got = early_stopping_score("auc", logits, y)
     loss = torch.nn.functional.cross_entropy(logits[1], y[1]).item()
     assert got[1] == pytest.approx(-loss, abs=1e-6)
     assert got[0] == pytest.approx(roc_auc_score(y[0].numpy(), logits[0].softmax(-1)[:, 1]),

@@ -3,8 +3,7 @@
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from fairensemble.config import SyntheticData
-from fairensemble.data.synthetic import load
+from fairensemble.data.synthetic import SyntheticData, load
 
 
 def test_same_seed_same_data_other_seed_other_data():

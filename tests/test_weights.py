@@ -15,7 +15,7 @@ from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.weights import head_keys, load_weights, read_weights
 from fairensemble.plan import file_sha256
-from fairensemble.train import CellData
+from fairensemble.train import CellData, Inputs
 from fairensemble.train.loop import train_loop
 
 SIZE = 16
@@ -52,7 +52,7 @@ def rgb_cell(seeds: tuple[int, ...] = (1, 2)) -> CellData:
     X = rng.integers(0, 255, (8, 3, SIZE, SIZE)).astype(np.uint8)
     X_test = rng.integers(0, 255, (6, 3, SIZE, SIZE)).astype(np.uint8)
     return CellData(X, rng.integers(0, 2, 8), {"test": X_test}, list(seeds),
-                    meta={"input_kind": "image"})
+                    inputs=Inputs(kind="image"))
 
 
 def eval_probs(state: dict[str, torch.Tensor], X: np.ndarray) -> np.ndarray:

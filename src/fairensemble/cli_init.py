@@ -1,4 +1,5 @@
-"""``fairensemble init table|adult|celeba|chexpert``: write a commented config for your data."""
+"""``fairensemble init table|images|adult|celeba|chexpert``: write a commented config for your
+data."""
 
 from __future__ import annotations
 
@@ -26,24 +27,86 @@ OUT_HELP = "Config file to write (default: <name>.yaml in the current directory)
 FORCE_HELP = "Overwrite --out if it exists."
 
 
+GROUP_HELP = ("Column holding the demographic group; repeat it for intersectional groups "
+              "(--group race --group sex: every combination is a group).")
+HEADER_HELP = ("Whether line 1 of a text table names the columns: auto (sniffed), first, or "
+               "none (columns are then numbered 1..N, as dataset documentation numbers them).")
+
+
+def _header(value: str) -> bool | None:
+    choices = {"auto": None, "first": True, "none": False}
+    if value not in choices:
+        raise typer.BadParameter(f"expected auto, first or none, got {value!r}")
+    return choices[value]
+
+
+def _repeat(flag: str, values: list[str] | None) -> list[str]:
+    return [x for v in values or [] for x in (flag, v)]
+
+
 @init_app.command("table")
 def table(
-    path: Path = typer.Argument(..., help="CSV (optionally compressed) or Parquet file."),
+    path: Path = typer.Argument(..., help="A table: CSV/TSV/text (optionally compressed), "
+                                          "Parquet, or a folder of Parquet shards."),
     target: str = typer.Option(..., "--target", help="Column holding the class label."),
-    group: str = typer.Option(..., "--group", help="Column holding the demographic group."),
+    group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
     positive: str | None = typer.Option(
         None, "--positive", help="Positive class: makes the target binary (this vs the rest). "
                                  "Default: the rarer value of a two-valued target."),
     ratio_group: str | None = typer.Option(
-        None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
+        None, "--ratio-group", help="Group whose share is swept (default: the smallest; with "
+                                    "several group columns a value of the first one)."),
+    header: str = typer.Option("auto", "--header", help=HEADER_HELP),
     out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
-    """Propose a config for a CSV or Parquet table."""
-    args = ["table", str(path), "--target", target, "--group", group]
+    """Propose a config for a table (one row per sample)."""
+    args = ["table", str(path), "--target", target, *_repeat("--group", group)]
     args += ["--positive", positive] if positive is not None else []
     args += ["--ratio-group", ratio_group] if ratio_group is not None else []
-    _write(lambda s: s.propose_table(path, target, group, positive, ratio_group),
+    args += ["--header", header] if header != "auto" else []
+    _write(lambda s: s.propose_table(path, target, group, positive, ratio_group,
+                                     _header(header)), out_file, force, args)
+
+
+@init_app.command("images")
+def images(
+    path: Path = typer.Argument(..., help="The table with one image per row: CSV/TSV/text, "
+                                          "Parquet, or a folder of Parquet shards."),
+    image: str = typer.Option(..., "--image", help="Column holding each row's image: a path, "
+                              "a file name or id found under --root, or the encoded image."),
+    target: str = typer.Option(..., "--target", help="Column holding the class label."),
+    group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
+    root: list[str] | None = typer.Option(
+        None, "--root", help="Folder searched for image names, in order; repeatable (default: "
+                             "the table's folder; relative to it)."),
+    suffix: str | None = typer.Option(
+        None, "--suffix", help="Extension appended to names without one, e.g. .jpg (default: "
+                               "found by looking the first names up)."),
+    subject: str | None = typer.Option(
+        None, "--subject", help="Column naming the subject (patient, lesion, person): all its "
+                                "rows land in one split."),
+    split: str | None = typer.Option(
+        None, "--split", help="Column whose values train / val / test fix the splits."),
+    positive: str | None = typer.Option(
+        None, "--positive", help="Positive class: makes the target binary (this vs the rest)."),
+    ratio_group: str | None = typer.Option(
+        None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
+    header: str = typer.Option("auto", "--header", help=HEADER_HELP),
+    out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+) -> None:
+    """Propose a config for your own images: a table plus image folders (or images inside
+    the table, as Hugging Face Parquet holds them). Counts groups and classes, checks every
+    image is there, reads the sizes, and sizes a sweep a 2-core CPU runs in minutes."""
+    args = ["images", str(path), "--image", image, "--target", target,
+            *_repeat("--group", group), *_repeat("--root", root)]
+    for flag, value in (("--suffix", suffix), ("--subject", subject), ("--split", split),
+                        ("--positive", positive), ("--ratio-group", ratio_group)):
+        args += [flag, value] if value is not None else []
+    args += ["--header", header] if header != "auto" else []
+    _write(lambda s: s.propose_images(path, image, target, group, list(root or []), suffix,
+                                      subject, positive, ratio_group, split, _header(header)),
            out_file, force, args)
 
 

@@ -1,6 +1,8 @@
 """Validated configuration of a run: YAML in, pydantic models, resolved YAML out.
 
-Every field a user can set lives here, with its range. Validation happens once, at load time,
+The run's sections live here, each field with its range; every data source declares its own
+``dataset`` section in ``data/<source>.py`` and the union of them is built from the source
+registry, as model names come from the model registry. Validation happens once, at load time,
 and a failure is reported as one line naming the field (``ConfigError``).
 """
 
@@ -9,18 +11,17 @@ from __future__ import annotations
 import copy
 import itertools
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from fairensemble import models
+from fairensemble.data import sources
 from fairensemble.metrics import get as metric_spec
 from fairensemble.metrics import names as metric_names
-from fairensemble.models import NAMES as MODEL_NAMES
+from fairensemble.schema import Fraction, PositiveInt, Strict
 from fairensemble.train import DIVERSITY_SOURCES
-
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveInt = Annotated[int, Field(gt=0)]
 
 
 class ConfigError(ValueError):
@@ -36,160 +37,20 @@ def _rankable(metric: str) -> bool:
     return spec.scope == "group" and spec.direction != "neither"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 # ----------------------------------------------------------------------------- datasets
 
-
-class SyntheticData(Strict):
-    """Two groups, two classes, Gaussian class-conditionals (see ``data/synthetic.py``)."""
-
-    kind: Literal["synthetic"] = "synthetic"
-    n_features: Annotated[int, Field(ge=2)] = 2
-    groups: list[str] = ["M", "F"]
-    hard_group: str | None = None  # default: the last group
-    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
-    label_noise_on: Literal["train", "all"] = "train"
-    rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
-    group_feature: bool = False
-    pool_size: PositiveInt = 20000
-    val_size: Annotated[int, Field(ge=0)] = 0
-    test_size: PositiveInt = 10000
-    class_sep: Annotated[float, Field(gt=0.0)] = 3.0
-    group_sep: Annotated[float, Field(ge=0.0)] = 1.0
-    prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-
-    @model_validator(mode="after")
-    def _two_groups(self) -> SyntheticData:
-        if len(self.groups) != 2 or len(set(self.groups)) != 2:
-            raise ValueError(f"dataset.groups: expected two distinct names, got {self.groups}")
-        _check_hard_group(self.groups, self.hard_group)
-        return self
-
-    @property
-    def hard(self) -> str:
-        """The group whose task difficulty knobs act on."""
-        return self.hard_group or self.groups[-1]
-
-
-def _check_hard_group(groups: list[str], hard_group: str | None) -> None:
-    if hard_group is not None and hard_group not in groups:
-        raise ValueError(f"dataset.hard_group: expected one of {groups}, got {hard_group!r}")
-
-
-class TableData(Strict):
-    """Any CSV or Parquet table (see ``data/tabular.py``)."""
-
-    kind: Literal["table"] = "table"
-    path: str
-    target: str
-    positive: str | int | float | bool | None = None
-    group: str
-    groups: list[str] | None = None
-    min_group_size: Annotated[int, Field(ge=0)] = 0
-    features: list[str] | None = None
-    drop: list[str] = []
-    group_as_feature: bool = False
-    impute: Literal["median", "drop"] = "median"
-    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
-    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    # cell values that mean "missing" besides pandas' own ("", "NA", "NaN", "null", ...),
-    # e.g. ["?"]; matched exactly, whitespace included
-    na_values: list[str] = []
-
-
-class AdultData(Strict):
-    """UCI Adult (``adult.data`` + ``adult.test``): the copy bundled with the package, or the
-    files in ``root``."""
-
-    kind: Literal["adult"] = "adult"
-    root: str | None = None
-    group: Literal["sex", "race"] = "sex"
-    groups: list[str] | None = None
-    min_group_size: Annotated[int, Field(ge=0)] = 0
-    group_as_feature: bool = False
-    impute: Literal["median", "drop"] = "median"
-    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-
-
-class ImageOptions(Strict):
-    image_size: PositiveInt = 224
-    cache_dir: str | None = None
-    num_workers: Annotated[int, Field(ge=0)] = 0
-    hflip: bool = False
-    max_pool: PositiveInt | None = None
-    max_test: PositiveInt | None = None
-
-
-class CelebAData(ImageOptions):
-    """CelebA in its official layout (see ``data/celeba.py``)."""
-
-    kind: Literal["celeba"] = "celeba"
-    root: str
-    target: str = "Blond_Hair"
-    group: str = "Male"
-    # names of the attribute's -1 and 1; default [female, male] for Male, else
-    # [not_<group>, <group>]
-    groups: list[str] | None = None
-
-    @property
-    def group_names(self) -> list[str]:
-        if self.groups is not None:
-            return list(self.groups)
-        return ["female", "male"] if self.group == "Male" else [f"not_{self.group}", self.group]
-
-
-class CheXpertData(ImageOptions):
-    """CheXpert (``CheXpert-v1.0`` or ``-small``) in its published layout."""
-
-    kind: Literal["chexpert"] = "chexpert"
-    root: str
-    target: str = "Lung Opacity"
-    group: str = "Sex"
-    groups: list[str] = ["Female", "Male"]
-    uncertain: Literal["zeros", "ones", "drop"] = "zeros"
-    frontal_only: bool = True
-    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-
-    @property
-    def group_names(self) -> list[str]:
-        return list(self.groups)
-
-
-class DigitsData(Strict):
-    """scikit-learn's bundled 8x8 digits as a two-group image task (see ``data/digits.py``)."""
-
-    kind: Literal["digits"] = "digits"
-    groups: list[str] = ["A", "B"]
-    hard_group: str | None = None  # default: the last group
-    pixel_noise: Annotated[float, Field(ge=0.0)] = 0.0
-    rotation_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
-    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
-    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
-    image_size: PositiveInt = 8
-
-    @model_validator(mode="after")
-    def _hard_known(self) -> DigitsData:
-        _check_hard_group(self.groups, self.hard_group)
-        return self
-
-    @property
-    def hard(self) -> str:
-        return self.hard_group or self.groups[-1]
-
-
-DatasetConfig = Annotated[
-    SyntheticData | TableData | AdultData | CelebAData | CheXpertData | DigitsData,
-    Field(discriminator="kind"),
-]
+# one section per registered data source (data/<source>.py declares it), told apart by `kind`
+_SOURCES = sources()
+DatasetConfig = Annotated[Union[tuple(s.config for s in _SOURCES.values())],  # noqa: UP007
+                          Field(discriminator="kind")]
+DATASET_KINDS = ("synthetic", *sorted(k for k in _SOURCES if k != "synthetic"))  # default first
+SyntheticData = _SOURCES["synthetic"].config  # the default dataset
 
 # ----------------------------------------------------------------------------- model & training
 
 
 class ModelConfig(Strict):
+    # a built-in name, or a factory 'package.module:function' / 'path/to/file.py:function'
     name: str = "mlp"
     hidden: list[PositiveInt] = [64, 64]
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
@@ -199,22 +60,38 @@ class ModelConfig(Strict):
     # member starts from; the head is kept when it has the task's class count
     weights: Annotated[str, Field(min_length=1)] | None = None
     freeze_norm: bool = False  # batch norm in eval mode while training: keeps loaded statistics
+    # backbone: the image model's features are computed once per run and the members are
+    # heads (stacked MLPs with `head_hidden` layers) trained on them
+    freeze: Literal["none", "backbone"] = "none"
+    head_hidden: list[PositiveInt] = []
 
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in MODEL_NAMES:
-            raise ValueError(f"expected one of {sorted(MODEL_NAMES)}, got {v!r}")
-        return v
+        return models.check_name(v)
 
     @model_validator(mode="after")
     def _weights_fit_an_image_model(self) -> ModelConfig:
         if self.weights is not None and self.name == "mlp":
             raise ValueError(
                 "model.weights: pretrained weights load into image models (cnn, resnet18/34/50,"
-                " vit_tiny, vit_small), got model.name 'mlp'"
+                " vit_tiny, vit_small or a factory), got model.name 'mlp'"
             )
+        if self.freeze == "backbone" and self.name == "mlp":
+            raise ValueError("model.freeze: 'backbone' freezes an image model's backbone, got "
+                             "model.name 'mlp' (which has none)")
         return self
+
+    @property
+    def stacked(self) -> bool:
+        """Whether members train with the stacked trainer: MLPs, and heads over frozen
+        features."""
+        return self.name == "mlp" or self.freeze == "backbone"
+
+    def head(self) -> ModelConfig:
+        """The MLP a member is when the backbone is frozen (its input: the features)."""
+        return ModelConfig(name="mlp", hidden=list(self.head_hidden),
+                           activation=self.activation)
 
 
 class EarlyStopping(Strict):
@@ -235,6 +112,10 @@ class TrainConfig(Strict):
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
     early_stopping: EarlyStopping | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # bf16: autocast to bfloat16 (CPU and CUDA) with channels-last memory for convolutional
+    # nets; applies to the loop trainer and to computing frozen features (the stacked MLP
+    # trainer stays fp32)
+    precision: Literal["fp32", "bf16"] = "fp32"
     save_models: bool = False
     # where members of a cell differ; a source left out is shared (every member uses member
     # 0's stream). The default is what members always differed by.
@@ -361,10 +242,6 @@ class RunConfig(Strict):
         return self
 
     # -- helpers used across the pipeline ------------------------------------------------
-    @property
-    def group_names(self) -> list[str] | None:
-        names = getattr(self.dataset, "group_names", None)
-        return names if names is not None else getattr(self.dataset, "groups", None)
 
     def ks(self) -> list[int]:
         """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""
@@ -441,19 +318,15 @@ def _describe(err: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"{loc}: unknown key"
     if first["type"] == "union_tag_invalid":
-        kinds = ", ".join(_DATASET_KINDS)
+        kinds = ", ".join(DATASET_KINDS)
         return f"{loc}.kind: expected one of {kinds}, got {first['input'].get('kind')!r}"
     got = first.get("input")
     got_txt = "" if isinstance(got, dict) else f", got {got!r}"
     return f"{loc}: {msg.lower()}{got_txt}" if loc else msg
 
 
-_DATASET_KINDS = tuple(m.model_fields["kind"].default for m in
-                       (SyntheticData, TableData, AdultData, CelebAData, CheXpertData, DigitsData))
-
-
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in _DATASET_KINDS
+    return isinstance(part, str) and part in DATASET_KINDS
 
 
 def _default_kind(data: dict) -> dict:

@@ -23,8 +23,8 @@ import pandas as pd
 from . import metrics as M
 from .config import RunConfig
 from .ensemble import average_members, evaluate_cell, subsets_by_k
-from .plan import derive_seed, stable_hash
 from .postprocess import CONSTRAINTS, fit_thresholds, predict
+from .seeds import derive_seed, stable_hash
 from .store import CellRecord
 
 EVAL_FORMAT = 2

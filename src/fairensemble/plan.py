@@ -11,30 +11,20 @@ run directory is enough to re-analyse a run on a machine that has never seen its
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from . import models
 from .config import RunConfig
+from .seeds import derive_seed, stable_hash
 
 # Bump when a change makes stored cells of the same config mean something else.
-CELL_FORMAT = 2
+# 3: splits drawn by one apportionment rule (tables, digits, CheXpert's patients), images
+#    through one pipeline (EXIF orientation applied), member streams in one place
+CELL_FORMAT = 3
 PLAN_FORMAT = 1
-
-
-def derive_seed(run_seed: int, *parts: Any) -> int:
-    """A 32-bit seed from the run seed and any JSON-able identity (stable across machines)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
-    key = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
-    return int(np.random.SeedSequence(run_seed, spawn_key=key).generate_state(1)[0])
-
-
-def stable_hash(obj: Any, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
 
 
 @lru_cache(maxsize=32)
@@ -92,9 +82,11 @@ class PointLayout:
 
     groups: list[str]
     classes: list[str]
-    ratio_group: str
+    ratio_group: str  # a group, or a value of the first attribute (intersectional groups)
     shares: list[list[float]]  # [mix][group]
     counts: list[list[list[int]]]  # [mix][group][class]
+    attributes: list[str] = field(default_factory=list)  # group columns, when several
+    group_values: list[list[str]] = field(default_factory=list)  # per group, each column's value
 
 
 @dataclass
@@ -148,23 +140,20 @@ def n_mixes(cfg: RunConfig) -> int:
 
 
 def model_identity(pcfg: RunConfig) -> dict[str, Any]:
-    """The model section as it determines training: a weights file counts by its content."""
+    """The model section as it determines training: a weights file and a factory's source
+    file count by their content (editing the factory never reuses stale cells)."""
     model = pcfg.model.model_dump(mode="json")
     weights = model.get("weights")
     if weights:
         model["weights"] = {"sha256": file_sha256(weights, "model.weights")}
+    if models.is_factory(pcfg.model.name):
+        source = models.factory_file(pcfg.model.name)
+        model["factory"] = {"sha256": file_sha256(source, "model.name")}
     return model
 
 
-# dataset fields added after cell format 2 whose default reproduces what came before: left
-# out of the identity at that default, so run directories made earlier keep their cells
-NEUTRAL_DEFAULTS: dict[str, Any] = {"na_values": []}
-
-
 def dataset_identity(pcfg: RunConfig) -> dict[str, Any]:
-    data = pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"})
-    return {k: v for k, v in data.items()
-            if not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])}
+    return pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"})
 
 
 def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicate: int
@@ -235,4 +224,4 @@ def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
 
 
 __all__ = ["CELL_FORMAT", "Cell", "Plan", "PointLayout", "build_plan", "cell_identity",
-           "derive_seed", "file_sha256", "grid_value", "stable_hash"]
+           "file_sha256", "grid_value"]

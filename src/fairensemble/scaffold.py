@@ -39,9 +39,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .config import AdultData, CelebAData, CheXpertData, RunConfig, TableData, validate
+from .config import RunConfig, validate
+from .data.adult import AdultData
 from .data.base import DataError, preview_names
-from .data.sampling import SamplingError, mix_shares, plan_counts
+from .data.celeba import CelebAData
+from .data.chexpert import CheXpertData
+from .data.images import Rows
+from .data.sampling import SamplingError, mix_shares, plan_counts, stratified_subsample
+from .data.tabular import TableData
 
 MIN_TEST_PER_CLASS = 30  # test rows of each class a group needs for its own metrics
 MAX_CLASSES = 20  # more distinct target values than this, without --positive: not a label
@@ -55,6 +60,15 @@ OTHER = "other"  # the loader's name for merged groups (data/tabular.py)
 # "NA", "NaN", "null", "None", ...); compared stripped and lower-cased
 MISSING_MARKERS = ("?", "-", "--", ".", "missing", "unknown", "none", "n.a.")
 CPU_POOL = 2000  # dataset.max_pool of the suggested CPU try of an image config
+# `init images` proposes a sweep a 2-core CPU runs in minutes: a small CNN on small images,
+# 6 mixes x 5 members, epochs sized so that training sees about CPU_IMAGES images in all
+CPU_RATIOS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+CPU_TRAIN_MAX = 1000
+CPU_IMAGE_SIZE = 32
+CPU_MEMBERS = 5
+CPU_IMAGES = 150_000
+CPU_EPOCHS = (3, 30)
+SIZE_SAMPLE = 100  # images opened (header only) to report the sizes seen
 CPU_TRY = ("model.name=resnet18", "dataset.image_size=32", f"dataset.max_pool={CPU_POOL}",
            f"dataset.max_test={CPU_POOL}", "ensemble.members=4")
 
@@ -202,14 +216,26 @@ def plan_groups(counts: Counts, expected_test: np.ndarray, keep: str | None = No
                           f"remain otherwise, so expect noisy per-group metrics")
 
 
-def pick_ratio_group(pool: Counts, requested: str | None, merged: bool = False
+def pick_ratio_group(pool: Counts, requested: str | None, merged: bool = False,
+                     group_values: list[list[str]] | None = None, attribute: str = ""
                      ) -> tuple[str, str]:
     """``requested``, or the group with the fewest pool rows (not the ``other`` bin of
-    merged groups, when ``merged``: a bin of leftovers is not a group one studies)."""
+    merged groups, when ``merged``: a bin of leftovers is not a group one studies). With
+    intersectional groups: the value of the first attribute with the fewest pool rows (its
+    combinations move together, the others keep their proportions)."""
+    firsts = sorted({v[0] for v in group_values}) if group_values else []
     if requested is not None:
-        if requested not in pool.groups:
-            raise DataError(f"--ratio-group {requested!r}: expected one of {list(pool.groups)}")
+        if requested not in pool.groups and requested not in firsts:
+            raise DataError(f"--ratio-group {requested!r}: expected one of "
+                            f"{[*pool.groups, *firsts]}")
         return requested, f"{requested!r}, as asked (--ratio-group)"
+    if firsts:
+        sizes = {v: sum(pool.rows(g) for g, vals in zip(pool.groups, group_values)
+                        if vals[0] == v) for v in firsts if v != OTHER}
+        name = min(sizes, key=lambda v: (sizes[v], v))
+        return name, (f"{name!r}: the value of {attribute!r} with the fewest pool rows "
+                      f"({sizes[name]:,}); its combinations move together, the others keep "
+                      "their proportions")
     sizes = {g: pool.rows(g) for g in pool.groups}
     candidates = [g for g in pool.groups if not (merged and g == OTHER)] or list(pool.groups)
     name = min(candidates, key=lambda g: (sizes[g], g))
@@ -218,11 +244,12 @@ def pick_ratio_group(pool: Counts, requested: str | None, merged: bool = False
 
 def drawable(
     train_size: int, shares: list[float], pool_y: np.ndarray, pool_g: np.ndarray,
-    groups: list[str], n_classes: int, ratio_group: int, label_balance: str = "keep",
+    groups: list[str], n_classes: int, moved: list[int], label_balance: str = "keep",
 ) -> bool:
-    """Whether ``plan_counts`` can allocate ``train_size`` at every share of ``ratio_group``."""
+    """Whether ``plan_counts`` can allocate ``train_size`` at every share of the ``moved``
+    groups (the ratio group, or every combination holding one attribute value)."""
     for share in shares:
-        mix = mix_shares(share, ratio_group, pool_g, len(groups))
+        mix = mix_shares(share, moved, pool_g, len(groups))
         try:
             plan_counts(train_size, mix, pool_y, pool_g, groups, n_classes, label_balance)
         except SamplingError:
@@ -232,7 +259,7 @@ def drawable(
 
 def largest_train_size(
     pool_y: np.ndarray, pool_g: np.ndarray, groups: list[str], n_classes: int,
-    ratio_group: int, ratios: list[float], label_balance: str = "keep",
+    moved: list[int], ratios: list[float], label_balance: str = "keep",
 ) -> int:
     """The largest size ``drawable`` at every ratio in ``ratios`` plus 0 and 1 (binary search
     on 0..pool size; 0 when no size is)."""
@@ -240,7 +267,7 @@ def largest_train_size(
     lo, hi = 0, len(pool_y)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if drawable(mid, shares, pool_y, pool_g, groups, n_classes, ratio_group, label_balance):
+        if drawable(mid, shares, pool_y, pool_g, groups, n_classes, moved, label_balance):
             lo = mid
         else:
             hi = mid - 1
@@ -266,20 +293,21 @@ def readable_between(low: int, high: int) -> int:
 
 def propose_train_size(
     pool_y: np.ndarray, pool_g: np.ndarray, groups: list[str], n_classes: int,
-    ratio_group: int, ratios: list[float], label_balance: str = "keep",
+    moved: list[int], ratios: list[float], label_balance: str = "keep",
 ) -> TrainSize:
     """``largest_train_size`` rounded down to two significant figures, then checked on shares
     0, 0.01, ..., 1 too (stepping down in the rounding unit should one fail)."""
-    largest = largest_train_size(pool_y, pool_g, groups, n_classes, ratio_group, ratios,
+    largest = largest_train_size(pool_y, pool_g, groups, n_classes, moved, ratios,
                                  label_balance)
     if largest == 0:
+        names = ", ".join(repr(groups[i]) for i in moved)
         raise DataError(
-            f"the pool cannot draw even one sample at every ratio of {groups[ratio_group]!r}"
+            f"the pool cannot draw even one sample at every ratio of {names}"
             f" (pool rows per group: {np.bincount(pool_g, minlength=len(groups)).tolist()})")
     value, step = readable_floor(largest)
     fine = sorted({*ratios, *(i / 100 for i in range(101))})
     while value > step and not drawable(value, fine, pool_y, pool_g, groups, n_classes,
-                                        ratio_group, label_balance):
+                                        moved, label_balance):
         value -= step
     return TrainSize(value, largest, step)
 
@@ -332,33 +360,40 @@ def slug(text: str) -> str:
 
 
 def propose_table(
-    path: str | Path, target: str, group: str, positive: str | None = None,
-    ratio_group: str | None = None,
+    path: str | Path, target: str, group: str | list[str], positive: str | None = None,
+    ratio_group: str | None = None, header: bool | None = None,
 ) -> Proposal:
-    """A ``kind: table`` config for a CSV or Parquet file."""
-    from .data.tabular import load_table, read_table
+    """A ``kind: table`` config for a table file (or a folder of Parquet shards). ``group``:
+    one column or several (intersectional groups); ``header``: None sniffs it."""
+    from .data.reader import read_table
+    from .data.tabular import load_table
 
     path = Path(path)
     source = str(path)
-    frame = read_table(path)
+    columns_of = _group_list(group)
+    frame = read_table(path, header=header)
+    sniffed_header = header if header is not None else _sniffed_header(path)
     markers = missing_markers(frame)
     na_values = sorted({v for values in markers.values() for v in values})
     if na_values:
-        frame = read_table(path, na_values)
+        frame = read_table(path, na_values, header=header)
     columns = [str(c) for c in frame.columns]
     require_column(target, columns, "target", source)
-    require_column(group, columns, "group", source)
-    if target == group:
+    for col in columns_of:
+        require_column(col, columns, "group", source)
+    if target in columns_of:
         raise DataError(f"{source}: target and group are the same column {target!r}")
-    _require_values(frame, target, group, positive, source)
+    _require_values(frame, target, columns_of, positive, source)
     seed = _data_seed()
+    group_value = columns_of[0] if len(columns_of) == 1 else columns_of
     # loaded by the path as given, so the loader's messages name it as the user typed it;
     # the config gets the absolute path, so it runs from any directory
-    base = TableData(path=source, target=target, group=group, positive=positive,
-                     test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values)
+    base = TableData(path=source, target=target, group=group_value, positive=positive,
+                     test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values,
+                     header=sniffed_header)
     ds0 = load_table(base, seed, frame)
     counts = _all_counts(ds0)
-    _require_ratio_group(ratio_group, counts, group, source)
+    _require_ratio_group(ratio_group, counts, columns_of, source, ds0.group_values)
     notes: list[str] = []
     comments: dict[str, str] = {}
     if positive is not None:
@@ -372,37 +407,43 @@ def propose_table(
         notes.append("missing values written as " + ", ".join(repr(v) for v in na_values)
                      + " (numeric columns " + preview_names(list(markers)) + " are numbers apart "
                      "from them): read as missing (dataset.na_values)")
-    plan = plan_groups(counts, counts.n * TEST_FRACTION, keep=ratio_group)
+    plan = _plan_groups_and_markers(counts, counts.n * TEST_FRACTION, ratio_group, notes)
     spec = base.model_copy(update={"positive": pos, "min_group_size": plan.min_group_size,
                                    "groups": plan.groups})
     ds = ds0 if spec == base else load_table(spec, seed, frame)
 
     missing = {c: int(frame[c].isna().sum()) for c in frame.columns
-               if c not in (target, group) and frame[c].isna().any()}
+               if c not in (target, *columns_of) and frame[c].isna().any()}
     info = ds.info
+    shown_groups = " or ".join(repr(c) for c in columns_of)
     facts = [
         f"{path.resolve()}: {info['rows_read']:,} rows read, {info['dropped_missing']:,} dropped "
-        f"(missing {target!r} or {group!r}), {info['dropped_groups']:,} dropped with their "
+        f"(missing {target!r} or {shown_groups}), {info['dropped_groups']:,} dropped with their "
         f"group, {info['rows_used']:,} used",
         f"features: numeric {preview_names(info['numeric_features']) or '-'}; categorical "
         f"{preview_names(info['categorical_features']) or '-'}",
     ]
+    if sniffed_header is False:
+        facts.append(f"no header line: columns are numbered 1..{len(columns)}")
     if missing:
         facts.append("missing feature values: " + ", ".join(
             f"{c} ({n:,})" for c, n in missing.items()))
     dataset = spec.model_dump(mode="json") | {"path": str(path.resolve())}
-    dataset = {k: dataset[k] for k in ("kind", "path", "target", "positive", "group", "groups",
-                                       "min_group_size", "impute", "test_fraction",
+    dataset = {k: dataset[k] for k in ("kind", "path", "header", "target", "positive", "group",
+                                       "groups", "min_group_size", "impute", "test_fraction",
                                        "val_fraction", "na_values")}
     if not na_values:
         dataset.pop("na_values")
+    if sniffed_header is not False:
+        dataset.pop("header")
     comments.update({
-        "dataset.path": "the table; CSV (optionally compressed) or Parquet. Every column besides "
-                        "target and group is a feature (list them in `features`, or exclude "
-                        "some with `drop`)",
+        "dataset.path": "the table (delimited text or Parquet). Every column besides target and "
+                        "group is a feature (list them in `features`, or exclude some with "
+                        "`drop`)",
+        "dataset.header": "line 1 is data, not column names: columns are numbered 1..N",
         "dataset.target": f"the class label ({len(counts.classes)} values in the data"
                           + (")" if pos is not None else f": {why})"),
-        "dataset.group": "the demographic attribute whose share of the training set is swept",
+        "dataset.group": _group_comment(columns_of),
         "dataset.impute": "missing features: median (numeric) or a 'missing' category (text), "
                           "fitted on each training draw; 'drop' removes such rows instead",
         "dataset.test_fraction": f"{TEST_FRACTION:.0%} of the rows form the fixed test split, "
@@ -418,7 +459,56 @@ def propose_table(
     return _finish(
         kind="table", name=slug(path.name.split(".")[0]), dataset=dataset, ds=ds, counts=counts,
         requested_rg=ratio_group, facts=facts, notes=notes, comments=comments,
+        attributes=list(ds.attributes), group_values=list(ds.group_values),
     )
+
+
+def _group_list(group: str | list[str]) -> list[str]:
+    columns = [group] if isinstance(group, str) else list(group)
+    if not columns:
+        raise DataError("--group: expected at least one column")
+    if len(set(columns)) != len(columns):
+        raise DataError(f"--group: expected distinct columns, got {columns}")
+    return columns
+
+
+def _group_comment(columns: list[str]) -> str:
+    if len(columns) == 1:
+        return "the demographic attribute whose share of the training set is swept"
+    return (f"{len(columns)} attributes: each combination of their values is a group (an "
+            f"intersectional group, named '{' & '.join(columns)}'-wise)")
+
+
+def _sniffed_header(path: Path) -> bool | None:
+    """False when the file's first line is data (a headerless text table), else None."""
+    from .data.reader import PARQUET, sniff
+
+    if path.is_dir() or path.suffix.lower() in PARQUET:
+        return None
+    return None if sniff(path)[1] else False
+
+
+def _plan_groups_and_markers(counts: Counts, expected_test: np.ndarray, keep: str | None,
+                             notes: list[str]) -> GroupPlan:
+    """``plan_groups``, after leaving out groups whose name is a missing-value marker
+    ('unknown', '?', ...: a missing attribute, not a group), which ``groups`` then lists
+    without them."""
+    marked = [i for i, name in enumerate(counts.groups)
+              if any(part.strip().lower() in MISSING_MARKERS for part in name.split(" & "))]
+    if not marked or len(marked) >= len(counts.groups) - 1:
+        return plan_groups(counts, expected_test, keep=keep)
+    kept = [i for i in range(len(counts.groups)) if i not in marked]
+    sub = Counts(tuple(counts.groups[i] for i in kept), counts.classes, counts.n[kept])
+    plan = plan_groups(sub, expected_test[kept], keep=keep)
+    left_out = ", ".join(f"{counts.groups[i]} ({int(counts.n[i].sum()):,} rows)" for i in marked)
+    notes.append(f"groups left out: {left_out}; a missing-value marker, not a group")
+    groups = plan.groups if plan.groups is not None else list(sub.groups)
+    note = plan.note or ""
+    note = (f"{note}; " if note else "") + (f"left out {left_out}: a missing-value marker, not a "
+                                            "group; delete `groups` to keep them")
+    return GroupPlan(plan.min_group_size, groups, plan.merged,
+                     {**plan.dropped, **{counts.groups[i]: int(counts.n[i].sum())
+                                          for i in marked}}, note)
 
 
 def propose_adult(root: str | Path | None = None, group: str = "sex",
@@ -432,7 +522,7 @@ def propose_adult(root: str | Path | None = None, group: str = "sex",
     where = str(root) if root is not None else "the bundled UCI Adult"
     ds0 = load_adult(base, seed)
     counts = _all_counts(ds0)
-    _require_ratio_group(ratio_group, counts, group, where)
+    _require_ratio_group(ratio_group, counts, group, where, ds0.group_values)
     test0 = Counts.of(ds0.test.y, ds0.test.g, ds0.groups, ds0.classes)
     plan = plan_groups(counts, test0.n, keep=ratio_group)
     spec = base.model_copy(update={"min_group_size": plan.min_group_size, "groups": plan.groups})
@@ -461,16 +551,21 @@ def propose_adult(root: str | Path | None = None, group: str = "sex",
     )
 
 
-def _require_values(frame: pd.DataFrame, target: str, group: str, positive: str | None,
-                    source: str) -> None:
-    rows = frame[frame[target].notna() & frame[group].notna()]
-    for role, col in (("target", target), ("group", group)):
-        values = pd.unique(rows[col])
+def _require_values(frame: pd.DataFrame, target: str, groups: list[str],
+                    positive: str | None, source: str) -> None:
+    present = frame[target].notna()
+    for col in groups:
+        present &= frame[col].notna()
+    rows = frame[present]
+    both = " and ".join(repr(c) for c in [target, *groups])
+    for role, cols in (("target", [target]), ("group", groups)):
+        values = rows[cols].drop_duplicates()
         if len(values) < 2:
             what = "class" if role == "target" else "group"
-            got = f" ({str(values[0])!r})" if len(values) else ""
-            raise DataError(f"{source}: {role} column {col!r} has one {what}{got} in rows "
-                            f"with both {target!r} and {group!r}; expected at least 2")
+            got = f" ({' & '.join(map(str, values.iloc[0]))!r})" if len(values) else ""
+            name = repr(cols[0]) if len(cols) == 1 else f"columns {cols}"
+            raise DataError(f"{source}: {role} column {name} has one {what}{got} in rows "
+                            f"with {both}; expected at least 2")
     n_classes = rows[target].nunique()
     if positive is None and n_classes > MAX_CLASSES:
         raise DataError(f"{source}: target column {target!r} has {n_classes:,} distinct values; "
@@ -478,11 +573,16 @@ def _require_values(frame: pd.DataFrame, target: str, group: str, positive: str 
                         f"VALUE to make it binary")
 
 
-def _require_ratio_group(name: str | None, counts: Counts, column: str, source: str) -> None:
-    if name is not None and name not in counts.groups:
+def _require_ratio_group(name: str | None, counts: Counts, columns: str | list[str],
+                         source: str, group_values: list[list[str]] | None = None) -> None:
+    """``--ratio-group`` names a group, or with several columns a value of the first one."""
+    firsts = sorted({v[0] for v in group_values}) if group_values else []
+    choices = [*counts.groups, *firsts]
+    if name is not None and name not in choices:
+        column = columns if isinstance(columns, str) else columns[0]
         raise DataError(f"{source}: --ratio-group {name!r} is not a value of {column!r}"
-                        f"{close_matches(name, list(counts.groups))}"
-                        f" (values: {preview_names(list(counts.groups))})")
+                        f"{close_matches(name, choices)}"
+                        f" (values: {preview_names(choices)})")
 
 
 def _group_comments(plan: GroupPlan, dataset: dict, comments: dict[str, str],
@@ -516,6 +616,7 @@ def propose_celeba(root: str | Path, target: str = "Blond_Hair") -> Proposal:
     cfg = CelebAData(root=str(root.resolve()), target=target, image_size=224, num_workers=8,
                      hflip=True)
     table = celeba.read_table(cfg)
+    rows = _rows(table, celeba.as_images(cfg), str(root / celeba.ATTR_FILE))
     notes = [f"target {target!r} (-1/1 in {celeba.ATTR_FILE}): {target!r} is the positive class",
              "groups: Male -1 -> female, 1 -> male"]
     facts = [f"{root.resolve()}: {len(table):,} images listed in {celeba.ATTR_FILE}; official "
@@ -527,7 +628,7 @@ def propose_celeba(root: str | Path, target: str = "Blond_Hair") -> Proposal:
         "dataset.group": "the attribute that defines the groups (-1 / 1 -> groups[0] / [1])",
         "dataset.hflip": "random horizontal flips while training (faces are symmetric)",
     }
-    return _image_proposal(cfg, table, f"celeba-{slug(target)}", facts, notes, comments)
+    return _image_proposal(cfg, rows, f"celeba-{slug(target)}", facts, notes, comments)
 
 
 def propose_chexpert(root: str | Path, target: str = "Lung Opacity") -> Proposal:
@@ -548,7 +649,8 @@ def propose_chexpert(root: str | Path, target: str = "Lung Opacity") -> Proposal
                             f"{close_matches(target, columns)} "
                             f"(findings: {preview_names(findings)})")
     cfg = CheXpertData(root=str(root.resolve()), target=target, image_size=224, num_workers=8)
-    table, dropped = chexpert.read_table(cfg, _data_seed())
+    table, dropped = chexpert.read_table(cfg)
+    rows = _rows(table, chexpert.as_images(cfg), str(first))
     notes = [f"target {target!r}: 1.0 -> positive, 0.0 and blank -> negative, -1.0 (uncertain)"
              f" -> negative (uncertain: zeros)"]
     facts = [f"{root.resolve()}: {len(table) + sum(dropped.values()):,} rows in "
@@ -566,26 +668,219 @@ def propose_chexpert(root: str | Path, target: str = "Lung Opacity") -> Proposal
         "dataset.frontal_only": "frontal views only (lateral views dropped)",
         "dataset.val_fraction": "shares of patients in val and test (no patient in two splits)",
     }
-    return _image_proposal(cfg, table, f"chexpert-{slug(target)}", facts, notes, comments)
+    return _image_proposal(cfg, rows, f"chexpert-{slug(target)}", facts, notes, comments)
+
+
+def propose_images(
+    path: str | Path, image: str, target: str, group: str | list[str],
+    roots: list[str] | None = None, suffix: str | None = None, subject: str | None = None,
+    positive: str | None = None, ratio_group: str | None = None, split: str | None = None,
+    header: bool | None = None,
+) -> Proposal:
+    """A ``kind: images`` config for a table with one image per row (no image is decoded;
+    a sample is opened to read sizes)."""
+    from .data.images import ImagesData, layout_rows, search_roots
+    from .data.reader import read_table
+
+    path = Path(path)
+    source = str(path)
+    columns_of = _group_list(group)
+    frame = read_table(path, header=header)
+    columns = [str(c) for c in frame.columns]
+    require_column(image, columns, "image", source)
+    require_column(target, columns, "target", source)
+    for col in columns_of:
+        require_column(col, columns, "group", source)
+    for role, col in (("subject", subject), ("split", split)):
+        if col is not None:
+            require_column(col, columns, role, source)
+    if target in columns_of:
+        raise DataError(f"{source}: target and group are the same column {target!r}")
+    _require_values(frame, target, columns_of, positive, source)
+    group_value = columns_of[0] if len(columns_of) == 1 else columns_of
+    notes: list[str] = []
+    if suffix is None:
+        suffix = guess_suffix(frame[image], search_roots(list(roots or []), path))
+        if suffix:
+            notes.append(f"image names have no extension; the files are <name>{suffix} "
+                         "(dataset.suffix)")
+    base = ImagesData(path=str(path.resolve()), image=image, roots=list(roots or []),
+                      suffix=suffix, target=target, positive=positive, group=group_value,
+                      subject=subject, split=split, test_fraction=TEST_FRACTION,
+                      val_fraction=VAL_FRACTION, image_size=CPU_IMAGE_SIZE,
+                      header=_sniffed_header(path) if header is None else header)
+    seed = _data_seed()
+    rows0 = layout_rows(frame, base, seed, source, missing_ok=True)
+    counts = Counts.of(rows0.y, rows0.g, rows0.groups, rows0.classes)
+    _require_ratio_group(ratio_group, counts, columns_of, source, rows0.group_values)
+    comments: dict[str, str] = {}
+    if positive is not None:
+        pos, why = positive, f"{positive!r}, as asked (--positive); every other value is negative"
+    else:
+        pos, why = pick_positive(counts)
+    if pos is not None:
+        comments["dataset.positive"] = f"positive class: {why}"
+    notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
+    expected = (_split_counts(rows0)["test"].n if split is not None
+                else counts.n * TEST_FRACTION)
+    plan = _plan_groups_and_markers(counts, expected, ratio_group, notes)
+    sizes = image_sizes(rows0)
+    color = "gray" if sizes["modes"] and all(m in GRAY_MODES for m in sizes["modes"]) else "rgb"
+    smallest = min(sizes["min_side"], CPU_IMAGE_SIZE) if sizes["min_side"] else CPU_IMAGE_SIZE
+    spec = base.model_copy(update={"positive": pos, "min_group_size": plan.min_group_size,
+                                   "groups": plan.groups, "color": color,
+                                   "image_size": smallest})
+    rows = rows0 if spec == base else layout_rows(frame, spec, seed, source, missing_ok=True)
+    missing = rows.found.missing
+    facts = [f"{path.resolve()}: {rows.info['rows_read']:,} rows read, "
+             f"{rows.info['dropped_missing']:,} dropped (missing {target!r} or a group value), "
+             f"{rows.info['dropped_groups']:,} dropped with their group, "
+             f"{rows.info['rows_used']:,} used",
+             f"images: {len(rows.found.sources) - len(missing):,} found, {len(missing):,} not "
+             f"found" + (f" (e.g. {', '.join(repr(rows.found.ids[i]) for i in missing[:3])})"
+                         if missing else "")
+             + f"; looked in {', '.join(str(r) for r in rows.found.roots)}"
+             + (f" with suffix {suffix!r}" if suffix else ""),
+             f"image sizes seen ({sizes['opened']} opened): {sizes['text']}"]
+    if subject is not None:
+        n_subjects = len(np.unique(rows.subjects)) if rows.subjects is not None else 0
+        facts.append(f"subjects ({subject!r}): {n_subjects:,}; each subject's rows share one "
+                     "split")
+    if missing:
+        notes.append(f"warning: {len(missing):,} images not found; `run` stops naming them "
+                     "until they are there (or their rows are removed)")
+    _require_images_in_splits(rows, source, repr(target))
+    dataset = spec.model_dump(mode="json")
+    order = ["kind", "path", "header", "image", "roots", "suffix", "target", "positive", "group",
+             "groups", "min_group_size", "subject", "split", "test_fraction", "val_fraction",
+             "image_size", "color", "fit", "hflip", "cache_dir", "num_workers"]
+    dataset = {k: dataset[k] for k in order}
+    for key, unset in (("header", None), ("positive", None), ("subject", None), ("split", None),
+                       ("suffix", None), ("roots", [])):
+        if dataset[key] == unset:
+            dataset.pop(key)
+    comments.update({
+        "dataset.path": "the table: one row per image",
+        "dataset.header": "line 1 is data, not column names: columns are numbered 1..N",
+        "dataset.image": "the column naming each row's image (a path, a file name or id looked "
+                         "up under `roots`, or the encoded image itself)",
+        "dataset.roots": "folders searched in order for each name, relative to the table's "
+                         "folder",
+        "dataset.suffix": "appended to names without an image extension",
+        "dataset.target": f"the class label ({len(counts.classes)} values in the data"
+                          + (")" if pos is not None else f": {why})"),
+        "dataset.group": _group_comment(columns_of),
+        "dataset.subject": "all rows of one subject land in the same split: no subject is both "
+                           "trained and tested on",
+        "dataset.split": "this column fixes the splits (train / val / test)",
+        "dataset.test_fraction": f"{TEST_FRACTION:.0%} of the rows form the fixed test split, "
+                                 "stratified by group x class"
+                                 + (", by whole subjects" if subject else ""),
+        "dataset.val_fraction": f"{VAL_FRACTION:.0%} of the rows form a validation split: "
+                                "post-processing fits group-specific thresholds on it",
+        "dataset.image_size": f"images decoded at {spec.image_size} px for a CPU run (224 on a "
+                              "GPU)",
+        "dataset.color": f"{color}: what the images sampled are"
+                         + (" (all grayscale)" if color == "gray" else ""),
+        "dataset.fit": "crop: centre-crop to a square before resizing (resize squashes instead)",
+        "dataset.hflip": "no random horizontal flips while training (true adds them)",
+        "dataset.cache_dir": "decoded images are cached here (null: ~/.cache/fairensemble or "
+                             "$FAIRENSEMBLE_CACHE)",
+        "dataset.num_workers": "processes decoding images (0: this one)",
+    })
+    _group_comments(plan, dataset, comments, notes)
+    pool = rows.parts["pool"]
+    return _finish(
+        kind="images", name=slug(path.name.split(".")[0]), dataset=dataset, ds=None,
+        counts=counts, requested_rg=ratio_group, facts=facts, notes=notes, comments=comments,
+        pool_parts=(rows.y[pool], rows.g[pool]), test=_split_counts(rows)["test"],
+        attributes=list(rows.attributes), group_values=list(rows.group_values),
+    )
+
+
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def guess_suffix(values: pd.Series, roots: list[Path], tries: int = 20) -> str | None:
+    """The extension the image names leave out, when they leave one out: the first names
+    without an extension are looked up as ``<name>.*`` under the roots; one extension shared
+    by every hit is it."""
+    from .data.images import IMAGE_EXTENSIONS
+
+    found: set[str] = set()
+    names = [v for v in values.dropna().astype(str).head(500)
+             if v and Path(v).suffix.lower() not in IMAGE_EXTENSIONS][:tries]
+    for name in names:
+        for root in roots:
+            hits = [p.suffix for p in root.glob(f"{name}.*")
+                    if p.suffix.lower() in IMAGE_EXTENSIONS]
+            if hits:
+                found.update(hits)
+                break
+    return found.pop() if len(found) == 1 else None
+
+
+def image_sizes(rows: Rows) -> dict[str, Any]:
+    """Width x height and mode of up to ``SIZE_SAMPLE`` found images (headers only)."""
+    import io
+
+    from PIL import Image
+
+    present = [i for i, s in enumerate(rows.found.sources) if s is not None]
+    rng = np.random.default_rng(0)
+    chosen = sorted(rng.choice(present, size=min(SIZE_SAMPLE, len(present)), replace=False)) \
+        if present else []
+    dims, modes = [], set()
+    for i in chosen:
+        src = rows.found.sources[i]
+        try:
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+                dims.append(im.size)
+                modes.add(im.mode)
+        except Exception:  # an undecodable file: `run` names it; here it is only not counted
+            continue
+    if not dims:
+        return {"opened": 0, "text": "none could be opened", "min_side": None, "modes": []}
+    common = pd.Series([f"{w}x{h}" for w, h in dims]).value_counts()
+    shown = ", ".join(f"{k} ({v})" for k, v in common.head(3).items())
+    more = f", {len(common) - 3} other sizes" if len(common) > 3 else ""
+    return {"opened": len(dims), "text": f"{shown}{more}; modes {', '.join(sorted(modes))}",
+            "min_side": int(min(min(w, h) for w, h in dims)), "modes": sorted(modes)}
+
+
+def _rows(table: pd.DataFrame, icfg: Any, source: str) -> Rows:
+    """An image table's rows, labelled and split as a run will split them (images are looked
+    up, not opened; missing ones are counted, not fatal)."""
+    from .data.images import layout_rows
+
+    return layout_rows(table, icfg, _data_seed(), source, missing_ok=True)
+
+
+def _split_counts(rows: Rows) -> dict[str, Counts]:
+    return {s: Counts.of(rows.y[i], rows.g[i], rows.groups, rows.classes)
+            for s, i in rows.parts.items()}
+
+
+def _require_images_in_splits(rows: Rows, where: str, what: str) -> None:
+    """Every group has images in the pool and the test split, and the pool has both classes."""
+    split_counts = _split_counts(rows)
+    for split in ("pool", "test"):
+        for grp, row in zip(rows.groups, split_counts[split].n):
+            if row.sum() == 0:
+                raise DataError(f"{where}: group {grp!r} has no images in the {split} split")
+    if (split_counts["pool"].n.sum(0) == 0).any():
+        raise DataError(f"{where}: target {what} has one class in the pool split; expected "
+                        "both")
 
 
 def _image_proposal(
-    cfg: CelebAData | CheXpertData, table: pd.DataFrame, name: str, facts: list[str],
+    cfg: CelebAData | CheXpertData, rows: Rows, name: str, facts: list[str],
     notes: list[str], comments: dict[str, str],
 ) -> Proposal:
-    groups, classes = list(cfg.group_names), [f"no {cfg.target}", cfg.target]
-    parts = {s: table[table["split"] == s] for s in ("pool", "val", "test")}
-    split_counts = {s: Counts.of(p["y"].to_numpy(), p["g"].to_numpy(), groups, classes)
-                    for s, p in parts.items()}
-    pool = split_counts["pool"]
-    for split, c in split_counts.items():
-        for grp, row in zip(groups, c.n):
-            if row.sum() == 0:
-                raise DataError(f"{cfg.root}: group {grp!r} ({cfg.group}) has no images in the "
-                                f"{split} split")
-    if (pool.n.sum(0) == 0).any():
-        raise DataError(f"{cfg.root}: target {cfg.target!r} has one class in the pool split;"
-                        f" expected both")
+    _require_images_in_splits(rows, cfg.root, repr(cfg.target))
+    if rows.found.missing:
+        notes.append(f"warning: {len(rows.found.missing):,} listed images are not on disk, e.g. "
+                     f"{rows.found.ids[rows.found.missing[0]]}; `run` stops on them")
     dumped = cfg.model_dump(mode="json")
     first = ["kind", "root", "target", "group", "groups"]
     dataset = {k: dumped[k] for k in [*first, *(k for k in dumped if k not in first)]}
@@ -599,10 +894,10 @@ def _image_proposal(
     })
     return _finish(
         kind=cfg.kind, name=name, dataset=dataset, ds=None,
-        counts=Counts.of(table["y"].to_numpy(), table["g"].to_numpy(), groups, classes),
+        counts=Counts.of(rows.y, rows.g, rows.groups, rows.classes),
         requested_rg=None, facts=facts, notes=notes, comments=comments,
-        pool_parts=(parts["pool"]["y"].to_numpy(), parts["pool"]["g"].to_numpy()),
-        test=split_counts["test"],
+        pool_parts=(rows.y[rows.parts["pool"]], rows.g[rows.parts["pool"]]),
+        test=_split_counts(rows)["test"],
     )
 
 
@@ -613,6 +908,7 @@ def _finish(
     *, kind: str, name: str, dataset: dict, ds: Any, counts: Counts, requested_rg: str | None,
     facts: list[str], notes: list[str], comments: dict[str, str],
     pool_parts: tuple[np.ndarray, np.ndarray] | None = None, test: Counts | None = None,
+    attributes: list[str] | None = None, group_values: list[list[str]] | None = None,
 ) -> Proposal:
     """Ratio group, train size and the run fields around a dataset section."""
     if ds is not None:
@@ -622,55 +918,82 @@ def _finish(
     else:
         assert pool_parts is not None and test is not None
         pool_y, pool_g = pool_parts
-        groups, classes = list(counts.groups), list(counts.classes)
+        groups, classes = list(test.groups), list(test.classes)  # after dropping or merging
     pool = Counts.of(pool_y, pool_g, groups, classes)
-    rg, rg_why = pick_ratio_group(pool, requested_rg, merged=dataset.get("min_group_size", 0) > 0)
-    rgi = groups.index(rg)
-    size = propose_train_size(pool_y, pool_g, groups, len(classes), rgi, RATIOS)
-    image = kind in ("celeba", "chexpert")
-    others = pool.n.sum() - pool.rows(rg)
+    rg, rg_why = pick_ratio_group(pool, requested_rg, merged=dataset.get("min_group_size", 0) > 0,
+                                  group_values=group_values, attribute=(attributes or [""])[0])
+    moved = moved_indices(rg, groups, group_values)
+    cpu_images = kind == "images"
+    ratios = CPU_RATIOS if cpu_images else RATIOS
+    size = propose_train_size(pool_y, pool_g, groups, len(classes), moved, ratios)
+    image = kind in ("celeba", "chexpert", "images")
+    rg_rows = int(sum(pool.n[i].sum() for i in moved))
+    others = int(pool.n.sum()) - rg_rows
     size_why = (
         f"the largest size every ratio from 0 to 1 can draw (label_balance keep): at ratio 1 all "
-        f"of it comes from {rg!r} ({pool.rows(rg):,} pool rows), at ratio 0 from the other "
+        f"of it comes from {rg!r} ({rg_rows:,} pool rows), at ratio 0 from the other "
         f"groups ({others:,}). Largest: {size.largest:,}"
         + (f", rounded down to {size.value:,}" if size.value != size.largest else "")
         + f", so {size.value + size.step:,} cannot be drawn. Any smaller size can"
     )
-    if size.value >= pool.rows(rg) * 0.9 and not image:
-        size_why += (f"; at ratio 1 a draw takes {size.value / pool.rows(rg):.0%} of "
+    if size.value >= rg_rows * 0.9 and not image:
+        size_why += (f"; at ratio 1 a draw takes {size.value / rg_rows:.0%} of "
                      f"the pool of {rg!r}, so replicates there share most of their rows")
+    train_size = size.value
+    if cpu_images and train_size > CPU_TRAIN_MAX:
+        train_size = CPU_TRAIN_MAX
+        size_why += (f"; capped at {CPU_TRAIN_MAX:,} so the sweep runs on a CPU in minutes "
+                     f"(raise it on a GPU)")
     comments["ratio_group"] = f"the group whose share is swept; {rg_why}"
     comments["train_size"] = size_why
     notes.append(f"ratio group {rg_why}")
-    notes.append(f"train size {size.value:,}: largest drawable at every ratio 0..1 is "
+    notes.append(f"train size {train_size:,}: largest drawable at every ratio 0..1 is "
                  f"{size.largest:,} (limited by {rg!r} at ratio 1)"
-                 if pool.rows(rg) <= others else
-                 f"train size {size.value:,}: largest drawable at every ratio 0..1 is "
+                 if rg_rows <= others else
+                 f"train size {train_size:,}: largest drawable at every ratio 0..1 is "
                  f"{size.largest:,} (limited by the other groups at ratio 0)")
     low_test = [f"{g}/{c} ({test.n[i, j]})" for i, g in enumerate(test.groups)
                 for j, c in enumerate(test.classes) if test.n[i, j] < MIN_TEST_PER_CLASS]
     if low_test:
         notes.append(f"warning: few test rows for group/class {', '.join(low_test)}: per-group "
                      f"metrics there are noisy")
-    if size.value < 100:
-        notes.append(f"warning: train size {size.value} is small; the pool of {rg!r} limits it")
+    if train_size < 100:
+        notes.append(f"warning: train size {train_size} is small; the pool of {rg!r} limits it")
 
     config: dict[str, Any] = {"name": name, "seed": 0, "dataset": dataset, "ratio_group": rg,
-                              "ratios": list(RATIOS), "train_size": size.value,
+                              "ratios": list(ratios), "train_size": train_size,
                               "label_balance": "keep"}
-    fields, why = _gpu_fields(kind) if image else _mlp_fields(size.value)
+    if cpu_images:
+        fields, why = _cpu_image_fields(train_size, len(ratios), dataset["image_size"])
+    elif image:
+        fields, why = _gpu_fields(kind)
+    else:
+        fields, why = _mlp_fields(train_size)
     config.update(fields)
     comments.update(why)
-    comments["ratios"] = "share of ratio_group in each training set: 0 to 1 in steps of 0.1"
+    step = ratios[1] - ratios[0]
+    comments["ratios"] = f"share of ratio_group in each training set: 0 to 1 in steps of {step:g}"
     comments["label_balance"] = "keep: each group's draw keeps that group's label prevalence"
-    comments["ensemble"] = ("20 members per cell; ensembles of k = 1, 2, 3, 5, 10, 20 of them "
-                            "are scored (k follows members); every registered metric is computed")
+    members = config["ensemble"]["members"]
+    ks = [k for k in (1, 2, 3, 5, 10, 20) if k <= members]
+    comments["ensemble"] = (f"{members} members per cell; ensembles of k = "
+                            f"{', '.join(map(str, ks))} of them are scored (k follows members); "
+                            "every registered metric is computed")
     comments["test_mix"] = "overall metrics weight every group equally"
-    cpu_size = _cpu_train_size(pool_y, pool_g, groups, len(classes), rgi) if image else None
+    gpu_try = kind in ("celeba", "chexpert")
+    cpu_size = _cpu_train_size(pool_y, pool_g, groups, len(classes), moved) if gpu_try else None
     validate(config)
     return Proposal(config=config, comments=comments, counts=counts, pool=pool, test=test,
-                    notes=notes, facts=facts, train_size=size, image=image,
+                    notes=notes, facts=facts, train_size=size, image=gpu_try,
                     cpu_train_size=cpu_size)
+
+
+def moved_indices(name: str, groups: list[str], group_values: list[list[str]] | None
+                  ) -> list[int]:
+    """The groups a ratio group moves: itself, or every combination with that first value."""
+    if name in groups:
+        return [groups.index(name)]
+    return [i for i, values in enumerate(group_values or []) if values[0] == name]
 
 
 def _mlp_fields(train_size: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -723,14 +1046,47 @@ def _gpu_fields(kind: str) -> tuple[dict[str, Any], dict[str, str]]:
     return fields, why
 
 
+def _cpu_image_fields(train_size: int, n_mixes: int, image_size: int
+                      ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The run fields of `init images`: a sweep that runs on a 2-core CPU in minutes, and the
+    GPU alternative as a comment."""
+    per_epoch = n_mixes * CPU_MEMBERS * train_size
+    epochs = min(max(round(CPU_IMAGES / per_epoch), CPU_EPOCHS[0]), CPU_EPOCHS[1])
+    fields = {
+        "replicates": 1,
+        "model": {"name": "cnn", "width": 16},
+        "train": {"optimizer": "adam", "lr": 0.002, "epochs": epochs, "batch_size": 64,
+                  "device": "auto"},
+        "ensemble": {"members": CPU_MEMBERS, "draws": 20},
+        "primary_metric": "balanced_accuracy",
+        "test_mix": "balanced",
+        "executor": {"kind": "local", "workers": 2},
+    }
+    why = {
+        "replicates": "1 replicate: intervals come from a bootstrap over test samples instead",
+        "model": (f"a small CNN (16 base channels) on {image_size} px images: {n_mixes} mixes "
+                  f"x {CPU_MEMBERS} members train on a 2-core CPU in minutes. On a GPU, the "
+                  "paper's setup: --set model.name=resnet50 --set dataset.image_size=224 --set "
+                  "ensemble.members=20 --set train.epochs=20 --set "
+                  "'ratios=[0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]' (with model.weights=FILE "
+                  "for ImageNet weights, and model.freeze=backbone to train heads over frozen "
+                  "features in seconds)"),
+        "train": (f"{epochs} epochs at batch 64: about {epochs * per_epoch:,} training images in "
+                  f"all, aiming at {CPU_IMAGES:,} (within {CPU_EPOCHS[0]}-{CPU_EPOCHS[1]} epochs)"),
+        "primary_metric": "balanced accuracy: not flattered by a common class",
+        "analysis": "one replicate: 95 % intervals from a bootstrap over test samples",
+    }
+    fields["analysis"] = {"ci": "bootstrap"}
+    return fields, why
+
+
 def _cpu_train_size(pool_y: np.ndarray, pool_g: np.ndarray, groups: list[str], n_classes: int,
-                    rgi: int) -> int:
+                    moved: list[int]) -> int:
     """The train size for the CPU try (pool capped at ``CPU_POOL``): the capped pool's counts
     per group x class do not depend on the subsample's seed, so any seed gives them."""
-    from .data.images import stratified_subsample
-
     keep = stratified_subsample(pool_y, pool_g, CPU_POOL, np.random.default_rng(0))
-    return propose_train_size(pool_y[keep], pool_g[keep], groups, n_classes, rgi, RATIOS).value
+    return propose_train_size(pool_y[keep], pool_g[keep], groups, n_classes, moved,
+                              RATIOS).value
 
 
 def _all_counts(ds: Any) -> Counts:

@@ -23,16 +23,18 @@ import numpy as np
 
 from .config import RunConfig, dump_config, validate
 from .data import Dataset, load_dataset
+from .data.base import preview_names
 from .data.sampling import mix_shares, plan_counts, sample_indices
 from .evaluation import EvalSpec, evaluate_record
 from .executors import make_executor, unit_threads
-from .plan import Cell, Plan, PointLayout, build_plan, derive_seed, n_mixes
+from .plan import Cell, Plan, PointLayout, build_plan, n_mixes
+from .seeds import derive_seed
 from .store import CellRecord, RunStore, atomic_write_bytes
-from .train import CellData
+from .train import CellData, Inputs
 
 
 def uses_stack(cfg: RunConfig) -> bool:
-    return cfg.model.name == "mlp"
+    return cfg.model.stacked
 
 
 def data_seed(cfg: RunConfig) -> int:
@@ -41,18 +43,36 @@ def data_seed(cfg: RunConfig) -> int:
 
 
 def load_for(cfg: RunConfig) -> Dataset:
-    """The dataset of a (grid-point) config, from the run's data seed."""
-    return load_dataset(cfg.dataset, data_seed(cfg))
+    """The dataset of a (grid-point) config, from the run's data seed; with a frozen backbone,
+    its images replaced by the backbone's features (computed once, then read from the cache)."""
+    ds = load_dataset(cfg.dataset, data_seed(cfg))
+    if cfg.model.freeze == "backbone":
+        from .train.frozen import feature_dataset
+
+        ds = feature_dataset(ds, cfg.model, cfg.train, cfg.seed)
+    return ds
 
 
 # ----------------------------------------------------------------------------- planning
 
 
+def moved_groups(name: str, ds: Dataset) -> list[int]:
+    """The groups whose share a sweep of ``name`` moves: that group, or with intersectional
+    groups every combination holding that value of the first attribute."""
+    if name in ds.groups:
+        return [ds.groups.index(name)]
+    if ds.attributes:
+        hits = [i for i, values in enumerate(ds.group_values) if values[0] == name]
+        if hits:
+            return hits
+    firsts = sorted({v[0] for v in ds.group_values}) if ds.attributes else []
+    also = f" or a value of {ds.attributes[0]!r} ({preview_names(firsts)})" if firsts else ""
+    raise ValueError(f"ratio_group: expected one of {ds.groups}{also}, got {name!r}")
+
+
 def resolve_ratio_group(cfg: RunConfig, ds: Dataset) -> str:
-    hard = getattr(cfg.dataset, "hard", None)
-    name = cfg.ratio_group or hard or ds.groups[-1]
-    if name not in ds.groups:
-        raise ValueError(f"ratio_group: expected one of {ds.groups}, got {name!r}")
+    name = cfg.ratio_group or ds.hard_group or ds.groups[-1]
+    moved_groups(name, ds)
     return name
 
 
@@ -64,7 +84,7 @@ def mix_share_vector(cfg: RunConfig, mix_index: int, ds: Dataset, rg: str) -> np
             raise ValueError(f"mixes[{mix_index}]: unknown group {unknown[0]!r}, "
                              f"expected names from {ds.groups}")
         return np.array([mix.get(name, 0.0) for name in ds.groups])
-    return mix_shares(cfg.ratios[mix_index], ds.groups.index(rg), ds.pool.g, len(ds.groups))
+    return mix_shares(cfg.ratios[mix_index], moved_groups(rg, ds), ds.pool.g, len(ds.groups))
 
 
 def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
@@ -78,7 +98,39 @@ def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
                         pcfg.label_balance)
         shares.append([float(x) for x in s])
         counts.append(c.tolist())
-    return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts)
+    return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts,
+                       list(ds.attributes), [list(v) for v in ds.group_values])
+
+
+def check_model(pcfg: RunConfig, ds: Dataset) -> None:
+    """A user's factory is built once and run on two zero inputs before anything trains: it
+    must import, return an nn.Module and give ``n_classes`` outputs (one line naming
+    ``model.name`` otherwise)."""
+    from . import models
+
+    if not models.is_factory(pcfg.model.name) or pcfg.model.freeze == "backbone":
+        return  # a frozen backbone already ran on every image to make the features
+    import torch
+
+    X = ds.pool.X
+    shape = tuple(np.asarray(X[:1]).shape[1:])
+    kw = {"in_channels": shape[0]} if len(shape) != 3 else {"in_channels": shape[0],
+                                                             "image_size": shape[1]}
+    options = models.accepted(pcfg.model.name, {"width": pcfg.model.width,
+                                                "dropout": pcfg.model.dropout})
+    net = models.create(pcfg.model.name, ds.n_classes, **kw, **options).eval()
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros((2, *shape)))
+    except Exception as err:
+        raise ValueError(f"model.name: {pcfg.model.name} fails on inputs of shape "
+                         f"[2, {', '.join(map(str, shape))}]: {type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                         ) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, ds.n_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model.name: {pcfg.model.name} returns {got} for 2 inputs, expected "
+                         f"(2, {ds.n_classes}): one column per class")
 
 
 def plan_run(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | None = None) -> Plan:
@@ -99,6 +151,7 @@ def plan_with_preview(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | N
         pcfg = cfg.at(point)
         ds = loader(pcfg)
         layouts.append(point_layout(pcfg, ds))
+        check_model(pcfg, ds)
         if pcfg.dataset.kind == "synthetic" and pi in shown:
             preview.update(_preview(ds, f"p{pi}"))
     return build_plan(cfg, layouts), (preview or None)
@@ -151,45 +204,36 @@ _DATA_CACHE: dict[str, Dataset] = {}
 
 
 def _dataset_for(pcfg: RunConfig) -> Dataset:
-    key = json.dumps([pcfg.dataset.model_dump(mode="json"), data_seed(pcfg)], sort_keys=True)
+    parts: list = [pcfg.dataset.model_dump(mode="json"), data_seed(pcfg)]
+    if pcfg.model.freeze == "backbone":  # the features depend on the backbone
+        parts += [pcfg.model.model_dump(mode="json"), pcfg.train.precision, pcfg.seed]
+    key = json.dumps(parts, sort_keys=True)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one grid point at a time keeps memory bounded
-        _DATA_CACHE[key] = load_dataset(pcfg.dataset, data_seed(pcfg))
+        _DATA_CACHE[key] = load_for(pcfg)
     return _DATA_CACHE[key]
-
-
-def flatten_images(X: np.ndarray, ds: Dataset) -> np.ndarray:
-    """uint8 images [n, C, H, W] -> normalised float32 rows, for the MLP stack."""
-    x = np.asarray(X, dtype=np.float32) / 255.0
-    if ds.image_mean is not None and ds.image_std is not None:
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        x = (x - np.reshape(ds.image_mean, shape)) / np.reshape(ds.image_std, shape)
-    return x.reshape(len(x), -1).astype(np.float32)
 
 
 def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
                     ) -> tuple[CellData, dict]:
+    from .train.common import normalised_rows
+
     counts = np.asarray(cell.counts, dtype=np.int64)
     idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng(cell.sample_seed))
     train = ds.pool.take(idx)
     others = [ds.test] + ([ds.val] if ds.val is not None else [])
     prepared = ds.prepare(train, others)
-    if ds.input_kind == "image" and uses_stack(pcfg):
-        prepared = [flatten_images(x, ds) for x in prepared]
+    if ds.input_kind == "image" and uses_stack(pcfg):  # an MLP on pixels
+        prepared = [normalised_rows(x, ds.image_mean, ds.image_std) for x in prepared]
     evals = {"test": prepared[1]}
     val = None
     if ds.val is not None:
         evals["val"] = prepared[2]
         val = (prepared[2], ds.val.y)
-    meta = {
-        "threads": threads,
-        "input_kind": "table" if uses_stack(pcfg) else ds.input_kind,
-        "image_mean": ds.image_mean,
-        "image_std": ds.image_std,
-        "hflip": bool(getattr(pcfg.dataset, "hflip", False)),
-        "num_workers": int(getattr(pcfg.dataset, "num_workers", 0)),
-    }
-    data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, meta)
+    inputs = Inputs(kind="table" if uses_stack(pcfg) else ds.input_kind,
+                    image_mean=ds.image_mean, image_std=ds.image_std, hflip=ds.hflip,
+                    num_workers=ds.loader_workers, threads=threads)
+    data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, inputs)
     return data, {"counts": counts.tolist(), "n_train": len(idx)}
 
 
@@ -211,7 +255,8 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
     if uses_stack(cfg):
         from .train.stacked import train_stacked
 
-        outputs = train_stacked(datas, pcfg.model, pcfg.train, ds.n_classes, progress=progress)
+        model = pcfg.model.head() if pcfg.model.freeze == "backbone" else pcfg.model
+        outputs = train_stacked(datas, model, pcfg.train, ds.n_classes, progress=progress)
     else:
         from .train.loop import train_loop
 

@@ -1,26 +1,33 @@
-"""Data sources by ``dataset.kind``; each returns a ``Dataset`` of pool / val / test splits."""
+"""Data sources by ``dataset.kind``; each returns a ``Dataset`` of pool / val / test splits.
+
+Every module of this package that registers a source (``registry.register(Config, load)`` at
+its bottom) is one: adding a source is one file plus its test. ``sources()`` imports them all
+(their heavy imports, pandas, scikit-learn, Pillow, wait inside their functions).
+"""
 
 from __future__ import annotations
 
+import pkgutil
 from importlib import import_module
+from typing import Any
 
 from .base import DataError, Dataset, Split
+from .registry import SOURCES, Source
 
-_SOURCES = {
-    "synthetic": ("synthetic", "load"),
-    "table": ("tabular", "load_table"),
-    "adult": ("adult", "load"),
-    "celeba": ("celeba", "load"),
-    "chexpert": ("chexpert", "load"),
-    "digits": ("digits", "load"),
-}
+_HELPERS = {"base", "registry", "sampling", "reader", "frame", "decode"}
 
 
-def load_dataset(dataset_cfg, seed: int) -> Dataset:
+def sources() -> dict[str, Source]:
+    """Every registered source by kind (importing the source modules on first use)."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _HELPERS and not info.name.startswith("_"):
+            import_module(f"{__name__}.{info.name}")
+    return SOURCES
+
+
+def load_dataset(dataset_cfg: Any, seed: int) -> Dataset:
     """Load the source named by ``dataset_cfg.kind`` with its pool / val / test splits."""
-    module, func = _SOURCES[dataset_cfg.kind]
-    loader = getattr(import_module(f"{__name__}.{module}"), func)
-    return loader(dataset_cfg, seed)
+    return sources()[dataset_cfg.kind].load(dataset_cfg, seed)
 
 
-__all__ = ["DataError", "Dataset", "Split", "load_dataset"]
+__all__ = ["DataError", "Dataset", "Split", "load_dataset", "sources"]

@@ -23,16 +23,17 @@ import gzip
 import hashlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
+from ..schema import Strict
 from .base import DataError, Dataset
+from .registry import register
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..config import AdultData
 
 BUNDLED = Path(__file__).resolve().parent / "bundled"
 # sha256 of the bundled files' bytes: a changed or truncated copy stops with one line
@@ -51,6 +52,20 @@ GROUPS = {
     "race": ["White", "Black", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other"],
 }
 CLASSES = ("<=50K", ">50K")
+
+
+class AdultData(Strict):
+    """UCI Adult (``adult.data`` + ``adult.test``): the copy bundled with the package, or the
+    files in ``root``."""
+
+    kind: Literal["adult"] = "adult"
+    root: str | None = None
+    group: Literal["sex", "race"] | list[Literal["sex", "race"]] = "sex"
+    groups: list[str] | None = None
+    min_group_size: Annotated[int, Field(ge=0)] = 0
+    group_as_feature: bool = False
+    impute: Literal["median", "drop"] = "median"
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
 def files(root: str | Path | None) -> list[Path]:
@@ -113,21 +128,21 @@ def load(cfg: AdultData, seed: int) -> Dataset:
     """Pool (adult.data), optional val carved from it, and test (adult.test)."""
     import pandas as pd
 
-    from ..config import TableData
-    from .tabular import assemble
+    from .tabular import TableData, assemble
 
     data_path, test_path = files(cfg.root)
     data, test = read_file(data_path), read_file(test_path)
     frame = pd.concat([data, test], ignore_index=True)
-    is_test = np.r_[np.zeros(len(data), bool), np.ones(len(test), bool)]
+    fixed = np.array(["train"] * len(data) + ["test"] * len(test), dtype=object)
+    default_groups = GROUPS[cfg.group] if isinstance(cfg.group, str) else None
     spec = TableData(
         path=str(data_path), target="income", group=cfg.group,
-        groups=cfg.groups if cfg.groups is not None else GROUPS[cfg.group],
+        groups=cfg.groups if cfg.groups is not None else default_groups,
         min_group_size=cfg.min_group_size, drop=["fnlwgt"], group_as_feature=cfg.group_as_feature,
         impute=cfg.impute, val_fraction=cfg.val_fraction,
     )
     source = "the bundled UCI Adult" if cfg.root is None else str(Path(cfg.root).expanduser())
-    dataset = assemble(frame, spec, seed, source=source, fixed_test=is_test)
+    dataset = assemble(frame, spec, seed, source=source, fixed=fixed)
     dataset.info["files"] = [str(data_path), str(test_path)]
     return dataset
 
@@ -150,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.csv}: {len(frame):,} rows, {frame.shape[1]} columns", file=sys.stderr)
     return 0
 
+
+register(AdultData, load)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -55,7 +55,14 @@ class Dataset:
     (tables: standardise + one-hot); it returns [X_train, *X_others]. ``input_kind`` is
     ``"table"`` (float features) or ``"image"`` (uint8 [n, C, H, W]); for images
     ``image_mean``/``image_std`` normalise channels after scaling to [0, 1].
-    ``info`` carries whatever a report may show (counts, dropped rows, file paths)."""
+    ``info`` carries whatever a report may show (counts, dropped rows, file paths; image
+    sources list the folders their files live in under ``image_roots``). With several group
+    columns, ``attributes`` names them and ``group_values[i]`` holds group i's value of each
+    (an intersectional group); both are empty for one group column. ``hard_group``: the group
+    a synthetic difficulty knob acts on (the default ratio group); ``hflip``: images may be
+    flipped left-right while training; ``loader_workers``: processes that read image batches
+    from the decoded file; ``cache_folder``: where the decoded images are cached (derived
+    caches, such as a frozen backbone's features, go beside them)."""
 
     groups: list[str]
     classes: list[str]
@@ -67,6 +74,12 @@ class Dataset:
     image_mean: tuple[float, ...] | None = None
     image_std: tuple[float, ...] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    attributes: list[str] = field(default_factory=list)
+    group_values: list[list[str]] = field(default_factory=list)
+    hard_group: str | None = None
+    hflip: bool = False
+    loader_workers: int = 0
+    cache_folder: str | None = None
 
     @property
     def n_classes(self) -> int:

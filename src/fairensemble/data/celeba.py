@@ -6,31 +6,54 @@ count; line 2: the 40 attribute names; then ``file v1 ... v40`` with -1/1 values
 space-aligned columns) and ``list_eval_partition.txt`` (``file split``, 0/1/2 = train / val /
 test, used as pool / val / test). The class is ``target`` (-1 -> 0 "no <target>", 1 -> 1
 "<target>") and the group is ``group``, whose -1 and 1 take the names in ``groups`` (default
-female, male for Male, else not_<group>, <group>). ``max_pool`` and ``max_test`` (also
-applied to val) cap the splits by a seeded subsample stratified by group x label. Images
-are centre-cropped to a square, resized to ``image_size`` and cached decoded (see
-``images.py``).
+female, male for Male, else not_<group>, <group>). A thin layer: the two label files become a
+table with one image per row, and the ``images`` source's pipeline does the rest (``max_pool``
+and ``max_test`` caps, decoding with a centre crop to a square, the cache).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
-from ..config import CelebAData
-from .base import DataError, Dataset, Split
-from .images import IMAGENET_MEAN, IMAGENET_STD, decode_cached, rng_for, stratified_subsample
+from .base import DataError, Dataset
+from .images import ImageOptions, ImagesData, from_frame
+from .registry import register
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
-SPLITS = ("pool", "val", "test")
+SPLIT_NAMES = ("train", "val", "test")  # list_eval_partition.txt's 0 / 1 / 2
+
+
+class CelebAData(ImageOptions):
+    """CelebA in its official layout (see the module docstring)."""
+
+    kind: Literal["celeba"] = "celeba"
+    root: str
+    target: str = "Blond_Hair"
+    group: str = "Male"
+    # names of the attribute's -1 and 1; default [female, male] for Male, else
+    # [not_<group>, <group>]
+    groups: list[str] | None = None
+
+    @property
+    def group_names(self) -> list[str]:
+        if self.groups is not None:
+            return list(self.groups)
+        return ["female", "male"] if self.group == "Male" else [f"not_{self.group}", self.group]
 
 
 def read_table(cfg: CelebAData) -> pd.DataFrame:
-    """One row per image: ``file`` (path), ``y`` (class code), ``g`` (group code) and
-    ``split`` (pool / val / test), in the order of the attribute file."""
+    """One row per image: ``file`` (its name under the image folder), the ``target`` attribute's
+    class name, the ``group`` attribute's group name and ``split`` (train / val / test), in
+    the order of the attribute file (columns named after the attributes, so messages do)."""
+    import pandas as pd
+
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: CelebA root folder not found (dataset.root)")
@@ -40,64 +63,49 @@ def read_table(cfg: CelebAData) -> pd.DataFrame:
         raise DataError(f"dataset.target and dataset.group are both {cfg.target!r}")
     attrs = _read_attributes(root / ATTR_FILE, [cfg.target, cfg.group])
     split = _read_partition(root / PARTITION_FILE, attrs["file"])
-    img_dir = root / "img_align_celeba"
-    if (img_dir / "img_align_celeba").is_dir():
-        img_dir = img_dir / "img_align_celeba"
+    classes = np.array(_classes(cfg), dtype=object)
     return pd.DataFrame(
         {
-            "file": [str(img_dir / f) for f in attrs["file"]],
-            "y": (attrs[cfg.target].to_numpy() == 1).astype(np.int64),
-            "g": (attrs[cfg.group].to_numpy() == 1).astype(np.int64),
-            "split": np.asarray(SPLITS)[split],
+            "file": attrs["file"].to_numpy(),
+            cfg.target: classes[(attrs[cfg.target].to_numpy() == 1).astype(np.int64)],
+            cfg.group: np.array(cfg.group_names, dtype=object)[
+                (attrs[cfg.group].to_numpy() == 1).astype(np.int64)],
+            "split": np.asarray(SPLIT_NAMES, dtype=object)[split],
         }
     )
+
+
+def image_folder(root: Path) -> Path:
+    """``img_align_celeba``, or the Kaggle copy's nested ``img_align_celeba/img_align_celeba``."""
+    folder = root / "img_align_celeba"
+    return folder / "img_align_celeba" if (folder / "img_align_celeba").is_dir() else folder
+
+
+def as_images(cfg: CelebAData) -> ImagesData:
+    """The ``images`` config this source amounts to."""
+    root = Path(cfg.root).expanduser().resolve()
+    options = cfg.model_dump(include=set(ImageOptions.model_fields))
+    return ImagesData(path=str(root / ATTR_FILE), image="file", roots=[str(image_folder(root))],
+                      target=cfg.target, positive=cfg.target, group=cfg.group,
+                      groups=cfg.group_names, split="split", color="rgb", fit="crop",
+                      **options)
 
 
 def load(cfg: CelebAData, seed: int) -> Dataset:
     """CelebA's official pool / val / test splits, images decoded to uint8 [n, 3, s, s]."""
     table = read_table(cfg)
-    parts: dict[str, pd.DataFrame] = {}
-    for name in SPLITS:
-        part = table[table["split"] == name]
-        cap = cfg.max_pool if name == "pool" else cfg.max_test
-        keep = stratified_subsample(
-            part["y"].to_numpy(), part["g"].to_numpy(), cap, rng_for(seed, "celeba", name)
-        )
-        parts[name] = part.iloc[keep]
-        _check_groups(parts[name], name, cfg.group_names, Path(cfg.root) / PARTITION_FILE)
-    used = pd.concat(parts.values())
-    X = decode_cached(
-        used["file"].tolist(),
-        size=cfg.image_size,
-        mode="RGB",
-        fit="crop",
-        cache_dir=cfg.cache_dir,
-        num_workers=cfg.num_workers,
-        listed_in=ATTR_FILE,
-    )
-    splits: dict[str, Split] = {}
-    start = 0
-    for name, part in parts.items():
-        stop = start + len(part)
-        splits[name] = Split(X[start:stop], part["y"].to_numpy(), part["g"].to_numpy())
-        start = stop
-    return Dataset(
-        groups=list(cfg.group_names),
-        classes=_classes(cfg),
-        pool=splits["pool"],
-        val=splits["val"],
-        test=splits["test"],
-        input_kind="image",
-        image_mean=IMAGENET_MEAN,
-        image_std=IMAGENET_STD,
-        info=_info(cfg, table, parts, str(X.filename)),
-    )
+    root = Path(cfg.root).expanduser()
+    return from_frame(table, as_images(cfg), seed, source=str(root / ATTR_FILE),
+                      info={"root": str(root), "target": cfg.target, "group": cfg.group,
+                            "n_images": len(table), "dropped": {}})
 
 
 # ----------------------------------------------------------------------------- parsing
 
 
 def _read_attributes(path: Path, wanted: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise DataError(f"{path}: CelebA attribute file not found")
     with open(path) as fh:
@@ -141,6 +149,8 @@ def _read_attributes(path: Path, wanted: list[str]) -> pd.DataFrame:
 
 def _read_partition(path: Path, files: pd.Series) -> np.ndarray:
     """Split codes (0 / 1 / 2) for ``files``, from the partition file."""
+    import pandas as pd
+
     if not path.is_file():
         raise DataError(f"{path}: CelebA partition file not found")
     part = pd.read_csv(
@@ -162,34 +172,4 @@ def _classes(cfg: CelebAData) -> list[str]:
     return [f"no {cfg.target}", cfg.target]
 
 
-def _check_groups(part: pd.DataFrame, split: str, groups: list[str], source: Path) -> None:
-    counts = np.bincount(part["g"].to_numpy(), minlength=2)
-    for code, name in enumerate(groups):
-        if counts[code] == 0:
-            raise DataError(f"{source}: group {name!r} has no samples in the {split} split")
-
-
-def _info(
-    cfg: CelebAData, table: pd.DataFrame, parts: dict[str, pd.DataFrame], cache: str
-) -> dict:
-    counts = {
-        name: {
-            grp: {
-                cls: int(((part["g"] == gi) & (part["y"] == ci)).sum())
-                for ci, cls in enumerate(_classes(cfg))
-            }
-            for gi, grp in enumerate(cfg.group_names)
-        }
-        for name, part in parts.items()
-    }
-    return {
-        "source": "celeba",
-        "root": str(Path(cfg.root).expanduser()),
-        "target": cfg.target,
-        "group": cfg.group,
-        "n_images": len(table),
-        "n_used": int(sum(len(p) for p in parts.values())),
-        "counts": counts,
-        "dropped": {},
-        "cache": cache,
-    }
+register(CelebAData, load)

@@ -9,7 +9,8 @@ No download: ``sklearn.datasets.load_digits`` (1797 images, values 0..16). Const
   exactly symmetric: mirroring permutes pixels, and a mirrored model solves the mirrored task;
 * images scaled to [0, 1] (x / 16), optionally upsampled to ``image_size`` (bilinear), stored
   as uint8 [n, 1, s, s] (round(255 x));
-* pool / test: ``test_fraction`` of each group x label stratum, seeded; no val split.
+* pool / test: ``test_fraction`` of the samples, apportioned over the group x label strata
+  (``frame.split_rows``), seeded; no val split.
 
 Difficulty acts on ``hard_group`` only, with random draws made for every sample whatever the
 knob values (common random numbers: the easy group's data never change, and the hard group's
@@ -27,19 +28,47 @@ With every knob at 0 the two groups are equally hard.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage
-from sklearn.datasets import load_digits
+from typing import Annotated, Literal
 
-from ..config import DigitsData
+import numpy as np
+from pydantic import Field, model_validator
+
+from ..schema import PositiveInt, Strict, check_hard_group
+from ..seeds import rng_for
 from .base import DataError, Dataset, Split
-from .images import rng_for
+from .frame import counts_by_split, split_rows
+from .registry import register
 
 CLASSES = ["0-4", "5-9"]
 
 
+class DigitsData(Strict):
+    """scikit-learn's bundled 8x8 digits as a two-group image task (see the module docstring)."""
+
+    kind: Literal["digits"] = "digits"
+    groups: list[str] = ["A", "B"]
+    hard_group: str | None = None  # default: the last group
+    pixel_noise: Annotated[float, Field(ge=0.0)] = 0.0
+    rotation_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
+    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    image_size: PositiveInt = 8
+
+    @model_validator(mode="after")
+    def _hard_known(self) -> DigitsData:
+        check_hard_group(self.groups, self.hard_group)
+        return self
+
+    @property
+    def hard(self) -> str:
+        return self.hard_group or self.groups[-1]
+
+
 def load(cfg: DigitsData, seed: int) -> Dataset:
     """Pool / test splits of the two-group digits task, uint8 [n, 1, s, s]."""
+    from scipy import ndimage
+    from sklearn.datasets import load_digits
+
     if len(cfg.groups) != 2 or len(set(cfg.groups)) != 2:
         raise DataError(f"dataset.groups: expected two distinct names, got {cfg.groups}")
     bunch = load_digits()
@@ -47,7 +76,10 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
     n = len(digit)
     y = (digit >= 5).astype(np.int64)
     g = _assign_groups(digit, rng_for(seed, "digits", "groups"))
-    is_test = _test_mask(y, g, cfg.test_fraction, rng_for(seed, "digits", "test"))
+    _, _, test_rows = split_rows(g * 2 + y, rng_for(seed, "digits", "test"), cfg.test_fraction,
+                                 0.0)
+    is_test = np.zeros(n, dtype=bool)
+    is_test[test_rows] = True
 
     images = bunch.images.astype(np.float64) / 16.0
     images[g == 1] = images[g == 1][:, :, ::-1]
@@ -75,13 +107,8 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
     pool = Split(X[pool_idx], y_observed[pool_idx], g[pool_idx])
     test = Split(X[test_idx], y[test_idx], g[test_idx])
     scaled = pool.X.astype(np.float64) / 255.0
-    counts = {
-        name: {
-            grp: {cls: int(((s.g == gi) & (s.y == ci)).sum()) for ci, cls in enumerate(CLASSES)}
-            for gi, grp in enumerate(cfg.groups)
-        }
-        for name, s in (("pool", pool), ("test", test))
-    }
+    counts = counts_by_split({"pool": (pool.y, pool.g), "test": (test.y, test.g)},
+                             list(cfg.groups), CLASSES)
     return Dataset(
         groups=list(cfg.groups),
         classes=list(CLASSES),
@@ -91,6 +118,7 @@ def load(cfg: DigitsData, seed: int) -> Dataset:
         input_kind="image",
         image_mean=(float(scaled.mean()),),
         image_std=(float(scaled.std()),),
+        hard_group=cfg.hard,
         info={
             "source": "digits",
             "target": "digit >= 5",
@@ -112,13 +140,4 @@ def _assign_groups(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return g
 
 
-def _test_mask(
-    y: np.ndarray, g: np.ndarray, fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    """round(fraction * n_s) test rows drawn from each group x label stratum s."""
-    mask = np.zeros(len(y), dtype=bool)
-    for gi in (0, 1):
-        for ci in (0, 1):
-            idx = rng.permutation(np.flatnonzero((g == gi) & (y == ci)))
-            mask[idx[: round(fraction * len(idx))]] = True
-    return mask
+register(DigitsData, load)

@@ -1,271 +1,297 @@
-"""Image decoding for the image sources, with a decoded-uint8 cache on disk shared across runs.
+"""Images as a data source (``dataset.kind: images``): a table with one image per row.
 
-``decode_cached(paths, size=..., mode=...)`` returns a copy-on-write ``np.memmap`` [n, C,
-size, size] of uint8 (writes stay in memory; the file never changes). The cache file is keyed
-by a hash of (every path, its mtime and byte size, ``size``, colour mode, fit, cache format
-version), so a sweep decodes each image once and later runs reuse it, while an edited or
-replaced image gives a new key. It lives under
-``cache_dir`` (else ``$FAIRENSEMBLE_CACHE``, else ``$XDG_CACHE_HOME/fairensemble``, else
-``~/.cache/fairensemble``), is written to a temporary name and renamed, and is built under a
-file lock so that processes loading the same data at once decode it only once.
+The table is any file the shared reader takes (CSV/TSV/text, Parquet, a folder of Parquet
+shards). ``image`` names the column that holds each row's image: a file path, a file name or
+id looked up under ``roots`` in order (``suffix`` appended when the name has no image
+extension), or the encoded image itself (a binary column, or a struct with ``bytes`` and
+``path`` as Hugging Face ``datasets`` writes its Image feature). Labels, groups (one column or
+several), the ``split`` column or ``subject``-level splits work as for tables
+(``frame.py``). Every used image is found and decoded before anything trains: a missing file
+stops the run with one line naming the row's id and the folders searched, an undecodable one
+with one line naming it.
 
-Decoding (Pillow): ``mode="RGB"`` -> 3 channels, ``mode="L"`` -> 1 channel; ``fit="crop"``
-centre-crops to a square before resizing (CelebA), ``fit="resize"`` resizes the whole image
-(CheXpert). Resizing is bilinear with Pillow's antialiasing; JPEGs are first reduced in the DCT
-domain (``Image.draft``) to the smallest scale that is still at least ``size`` on each side.
+CelebA and CheXpert are thin layers over ``from_frame``: they turn their label files into
+such a table.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
-import logging
-import multiprocessing
 import os
-import threading
-import uuid
-import zlib
-from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from pydantic import Field, field_validator
 
-from .base import DataError
+from ..schema import PositiveInt, Strict, column_name
+from ..seeds import rng_for
+from .base import DataError, Dataset, Split, preview_names
+from .decode import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, decode_cached
+from .frame import (
+    LabelledRows,
+    as_text,
+    check_subjects,
+    counts_by_split,
+    fixed_splits,
+    label_rows,
+    split_rows,
+)
+from .reader import read_table
+from .registry import register
+from .sampling import stratified_subsample
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import pandas as pd
 
-CACHE_VERSION = 1
-Mode = Literal["RGB", "L"]
-Fit = Literal["crop", "resize"]
-
-# Channel statistics used to normalise inputs after scaling to [0, 1]: ImageNet's, so that a
-# torchvision-pretrained checkpoint sees what it was trained on; grayscale uses their mean.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-GRAY_MEAN = (0.449,)
-GRAY_STD = (0.226,)
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """The folder that holds decoded-image caches."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("FAIRENSEMBLE_CACHE"):
-        return Path(os.environ["FAIRENSEMBLE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fairensemble"
-
-
-def rng_for(seed: int, *tags: str) -> np.random.Generator:
-    """A generator seeded by the run seed and a stable name of its purpose."""
-    words = [zlib.crc32(t.encode()) for t in tags]
-    return np.random.default_rng(np.random.SeedSequence([int(seed), *words]))
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".dcm")
+SPLITS = ("pool", "val", "test")
+SHOWN_MISSING = 3  # missing images named in the error line
 
 
-def stratified_subsample(
-    y: np.ndarray, g: np.ndarray, n_max: int | None, rng: np.random.Generator
-) -> np.ndarray:
-    """Sorted indices of at most ``n_max`` rows drawn without replacement, stratified by
-    group x label: each stratum keeps its share (largest-remainder rounding), and every
-    stratum keeps at least one row when ``n_max`` allows it. All rows when ``n_max`` is None
-    or not smaller than the number of rows."""
-    n = len(y)
-    if n_max is None or n_max >= n:
-        return np.arange(n)
-    strata = np.asarray(g, dtype=np.int64) * (int(np.max(y)) + 1) + np.asarray(y, np.int64)
-    keys, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
-    quota = counts * (n_max / n)
-    take = np.floor(quota).astype(np.int64)
-    leftover = n_max - int(take.sum())
-    take[np.argsort(-(quota - take), kind="stable")[:leftover]] += 1
-    if n_max >= len(keys):
-        for s in np.flatnonzero(take == 0):
-            take[int(np.argmax(take))] -= 1
-            take[s] = 1
-    chosen = [
-        rng.choice(np.flatnonzero(inverse == s), size=int(take[s]), replace=False)
-        for s in range(len(keys))
-    ]
-    return np.sort(np.concatenate(chosen))
+class ImageOptions(Strict):
+    """How images are decoded, cached, augmented and capped (every image source has these)."""
+
+    image_size: PositiveInt = 224
+    cache_dir: str | None = None
+    num_workers: Annotated[int, Field(ge=0)] = 0
+    hflip: bool = False
+    max_pool: PositiveInt | None = None
+    max_test: PositiveInt | None = None
 
 
-def decode_image(path: str | Path, size: int, mode: Mode, fit: Fit) -> np.ndarray:
-    """One image as uint8 [C, size, size]; an unreadable file raises ``DataError``."""
-    try:
-        with Image.open(path) as im:
-            im.draft(mode, (size, size))
-            im = im.convert(mode)
-            if fit == "crop":
-                w, h = im.size
-                s = min(w, h)
-                left, top = (w - s) // 2, (h - s) // 2
-                im = im.crop((left, top, left + s, top + s))
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image not found") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        why = " ".join(str(err).split()) or type(err).__name__
-        raise DataError(f"{path}: unreadable image ({why})") from None
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+class ImagesData(LabelledRows, ImageOptions):
+    """A table of images (see the module docstring)."""
+
+    kind: Literal["images"] = "images"
+    path: str  # a table file, or a folder of *.parquet shards
+    image: str  # the column holding a path, a file name / id, or the encoded image
+    roots: list[str] = []  # folders searched for names; relative to the table's folder
+    suffix: str | None = None  # appended to names without an image extension, e.g. ".jpg"
+    color: Literal["rgb", "gray"] = "rgb"
+    fit: Literal["crop", "resize"] = "crop"  # centre-crop to a square, or squash the whole image
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _numbered(cls, v: Any) -> Any:
+        return column_name(v)
+
+    @field_validator("suffix")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        if v is not None and v and not v.startswith("."):
+            return f".{v}"
+        return v or None
 
 
-def decode_cached(
-    paths: Sequence[str | Path],
-    *,
-    size: int,
-    mode: Mode,
-    fit: Fit = "resize",
-    cache_dir: str | Path | None = None,
-    num_workers: int = 0,
-    listed_in: str = "",
-) -> np.memmap:
-    """Decoded images [n, C, size, size] uint8 in the order of ``paths``, as a copy-on-write
-    memmap (writable for consumers such as ``torch.from_numpy``; the file never changes).
-
-    Decodes (in ``num_workers`` processes when > 0) only when no cache file matches the paths,
-    their mtimes and sizes. A missing listed image raises ``DataError`` naming it (and the
-    listing file ``listed_in``, when given) before anything is decoded."""
-    paths = [str(p) for p in paths]
-    if not paths:
-        raise DataError(f"{listed_in or 'image list'}: no images to decode")
-    channels = 3 if mode == "RGB" else 1
-    shape = (len(paths), channels, size, size)
-    key = _cache_key(paths, size, mode, fit, listed_in)
-    root = cache_root(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"images-{key}.npy"
-    cached = _open_if_valid(final, shape)
-    if cached is not None:
-        return cached
-    with _locked(root / f"images-{key}.lock"):
-        cached = _open_if_valid(final, shape)  # another process may have built it meanwhile
-        if cached is not None:
-            return cached
-        tmp = root / f"images-{key}.npy.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            del out  # header written; workers and the serial path reopen it
-            log.info("decoding %d images at %dx%d into %s", len(paths), size, size, final)
-            _decode_all(paths, tmp, size, mode, fit, num_workers)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        _write_sidecar(final, paths, size, mode, fit)
-    opened = _open_if_valid(final, shape)
-    if opened is None:  # pragma: no cover - only if the file system lost the rename
-        raise DataError(f"{final}: decoded-image cache could not be read back")
-    return opened
+def load(cfg: ImagesData, seed: int) -> Dataset:
+    """Read the table, resolve and decode its images, split it into pool / val / test."""
+    frame = read_table(cfg.path, cfg.na_values, cfg.header, cfg.columns)
+    return from_frame(frame, cfg, seed, source=str(Path(cfg.path).expanduser()))
 
 
-# ----------------------------------------------------------------------------- internals
+# ----------------------------------------------------------------------------- finding images
 
 
-def _cache_key(paths: list[str], size: int, mode: str, fit: str, listed_in: str) -> str:
-    digest = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{mode}|{fit}\n".encode())
-    where = f" (listed in {listed_in})" if listed_in else ""
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            raise DataError(f"{p}: image not found{where}") from None
-        except OSError as err:
-            raise DataError(f"{p}: image cannot be read ({err.strerror}){where}") from None
-        digest.update(f"{os.path.abspath(p)}\t{st.st_mtime_ns}\t{st.st_size}\n".encode())
-    return digest.hexdigest()[:24]
+@dataclass
+class Found:
+    """Each row's image: a path (str) or encoded bytes, or None where it was not found."""
+
+    sources: list[str | bytes | None]
+    ids: list[str]  # how a row's image is named in messages
+    roots: list[Path]  # the folders searched, in order
+    suffix: str | None
+
+    @property
+    def missing(self) -> list[int]:
+        return [i for i, s in enumerate(self.sources) if s is None]
+
+    def missing_line(self, source: str, column: str) -> str:
+        miss = self.missing
+        shown = ", ".join(repr(self.ids[i]) for i in miss[:SHOWN_MISSING])
+        more = f" and {len(miss) - SHOWN_MISSING:,} more" if len(miss) > SHOWN_MISSING else ""
+        where = ", ".join(str(r) for r in self.roots) or "(no folder)"
+        suffix = f" with suffix {self.suffix!r}" if self.suffix else ""
+        return (f"{source}: {len(miss):,} of {len(self.sources):,} images in column {column!r} "
+                f"not found: {shown}{more}; looked in {where}{suffix} (dataset.roots, "
+                f"dataset.suffix)")
 
 
-def _open_if_valid(path: Path, shape: tuple[int, ...]) -> np.memmap | None:
-    if not path.exists():
-        return None
-    try:
-        arr = np.load(path, mmap_mode="c", allow_pickle=False)
-    except (ValueError, OSError):
-        log.warning("ignoring unreadable image cache %s", path)
-        return None
-    if arr.shape != shape or arr.dtype != np.uint8:
-        log.warning("ignoring image cache %s with shape %s, expected %s", path, arr.shape, shape)
-        return None
-    return arr
+def table_folder(path: str | Path) -> Path:
+    p = _absolute(path)
+    return p if p.is_dir() else p.parent
 
 
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: the atomic rename still keeps it safe
-        yield
-        return
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _absolute(path: str | Path) -> Path:
+    """An absolute, normalised path that keeps the user's symlinks (messages show the folders
+    as the user named them)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
-def _decode_range(
-    paths: list[str], target: str, start: int, size: int, mode: Mode, fit: Fit
-) -> int:
-    """Decode ``paths`` into rows start.. of the .npy file ``target`` (runs in a worker too)."""
-    out = np.load(target, mmap_mode="r+", allow_pickle=False)
-    for i, p in enumerate(paths):
-        out[start + i] = decode_image(p, size, mode, fit)
-    out.flush()
-    return len(paths)
+def search_roots(roots: list[str], table: str | Path) -> list[Path]:
+    """``roots`` resolved against the table's folder (absolute ones as they are); the table's
+    folder itself when none are given."""
+    base = table_folder(table)
+    if not roots:
+        return [base]
+    return [_absolute(base / Path(r).expanduser()) for r in roots]
 
 
-def _decode_all(
-    paths: list[str], target: Path, size: int, mode: Mode, fit: Fit, num_workers: int
-) -> None:
-    n = len(paths)
-    if num_workers <= 0 or n < 2:
-        _decode_range(paths, str(target), 0, size, mode, fit)
-        return
-    n_chunks = min(n, num_workers * 8)
-    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-    with ProcessPoolExecutor(max_workers=num_workers, mp_context=_pool_context()) as pool:
-        futures = [
-            pool.submit(_decode_range, paths[a:b], str(target), int(a), size, mode, fit)
-            for a, b in itertools.pairwise(bounds)
-            if b > a
-        ]
-        _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in pending:
-            f.cancel()
-        for f in futures:
-            if f.done() and not f.cancelled() and f.exception() is not None:
-                raise f.exception()
+def find_images(values: pd.Series, roots: list[Path], suffix: str | None) -> Found:
+    """Each value's image (see the module docstring); None where no file matches."""
+    sources: list[str | bytes | None] = []
+    ids: list[str] = []
+    for row, value in enumerate(values.tolist()):
+        path_text: str | None = None
+        if isinstance(value, dict):  # Hugging Face's Image feature: {"bytes", "path"}
+            data = value.get("bytes")
+            path_text = value.get("path")
+            if data is not None:
+                sources.append(bytes(data))
+                ids.append(str(path_text) if path_text else f"data row {row + 1}")
+                continue
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            sources.append(bytes(value))
+            ids.append(f"data row {row + 1}")
+            continue
+        elif isinstance(value, str) and value.strip():
+            path_text = value.strip()
+        ids.append(path_text if path_text else f"data row {row + 1} (empty)")
+        sources.append(None if not path_text else _locate(path_text, roots, suffix))
+    return Found(sources, ids, roots, suffix)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """fork where it is safe (POSIX, no other Python thread that could hold a lock the child
-    needs; the child runs Pillow and numpy only, never torch), else spawn. Spawn re-imports the
-    caller's main module, which a script without an ``if __name__ == "__main__"`` guard (or
-    code read from stdin) does not survive, so it is the fallback, not the default."""
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+def _locate(name: str, roots: list[Path], suffix: str | None) -> str | None:
+    names = [name]
+    if suffix and Path(name).suffix.lower() not in IMAGE_EXTENSIONS \
+            and not name.lower().endswith(suffix.lower()):
+        names = [name + suffix]
+    for candidate in names:
+        p = Path(candidate).expanduser()
+        if p.is_absolute():
+            if os.path.isfile(p):
+                return str(p)
+            continue
+        for root in roots:
+            full = root / p
+            if os.path.isfile(full):
+                return str(full)
+    return None
 
 
-def _write_sidecar(final: Path, paths: list[str], size: int, mode: str, fit: str) -> None:
-    meta = {
-        "version": CACHE_VERSION,
-        "n": len(paths),
-        "size": size,
-        "mode": mode,
-        "fit": fit,
-        "first": paths[0] if paths else None,
-        "last": paths[-1] if paths else None,
+# ----------------------------------------------------------------------------- the pipeline
+
+
+@dataclass
+class Rows:
+    """An image table's used rows before decoding: labels and groups per kept row, where each
+    row's image is, and the pool / val / test row indices (into the kept rows)."""
+
+    rows: np.ndarray  # the kept rows' positions in the table
+    y: np.ndarray
+    g: np.ndarray
+    groups: list[str]
+    classes: list[str]
+    found: Found
+    parts: dict[str, np.ndarray]
+    subjects: np.ndarray | None
+    attributes: list[str]
+    group_values: list[list[str]]
+    info: dict[str, Any]
+
+
+def layout_rows(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
+                missing_ok: bool = False) -> Rows:
+    """Label, find, split and cap the rows (no image is opened). A missing image is a one-line
+    error unless ``missing_ok`` (``init`` reports them instead)."""
+    frame = frame.reset_index(drop=True)
+    if cfg.image not in frame.columns:
+        raise DataError(f"{source}: image column {cfg.image!r} not found "
+                        f"(columns: {preview_names([str(c) for c in frame.columns])})")
+    labelled = label_rows(frame, cfg, source)
+    rows = np.flatnonzero(labelled.keep)
+    y, g = labelled.y[rows], labelled.g[rows]
+    roots = search_roots(cfg.roots, cfg.path)
+    found = find_images(frame[cfg.image].iloc[rows], roots, cfg.suffix)
+    if found.missing and not missing_ok:
+        raise DataError(found.missing_line(source, cfg.image))
+    fixed = None if cfg.split is None else fixed_splits(frame[cfg.split], cfg, source)[rows]
+    subjects = None if cfg.subject is None else as_text(frame[cfg.subject]).to_numpy()[rows]
+    if cfg.test_fraction + cfg.val_fraction >= 1.0 and fixed is None:
+        raise DataError(f"dataset.val_fraction: test_fraction + val_fraction must be < 1, got "
+                        f"{cfg.test_fraction:g} + {cfg.val_fraction:g}")
+    pool, val, test = split_rows(g * len(labelled.classes) + y, rng_for(seed, "images", "split"),
+                                 cfg.test_fraction, cfg.val_fraction, subjects, fixed)
+    parts = {"pool": pool, "val": val, "test": test}
+    for name in SPLITS:  # caps: a seeded subsample stratified by group x class
+        cap = cfg.max_pool if name == "pool" else cfg.max_test
+        idx = parts[name]
+        parts[name] = idx[stratified_subsample(y[idx], g[idx], cap,
+                                               rng_for(seed, "images", name))]
+    if subjects is not None:
+        check_subjects(subjects, parts, source, str(cfg.subject))
+    return Rows(rows, y, g, labelled.groups, labelled.classes, found, parts, subjects,
+                labelled.attributes, labelled.group_values,
+                {"source": source, **labelled.info, "rows_used": len(rows)})
+
+
+def from_frame(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
+               info: dict[str, Any] | None = None) -> Dataset:
+    """Rows -> labelled, split, capped, decoded images [n, C, s, s] uint8 (CelebA and CheXpert
+    call this with the table they read from their own files)."""
+    r = layout_rows(frame, cfg, seed, source)
+    y, g, parts, groups, classes = r.y, r.g, r.parts, r.groups, r.classes
+    for name in ("pool", "test"):
+        counts = np.bincount(g[parts[name]], minlength=len(groups))
+        for code, grp in enumerate(groups):
+            if counts[code] == 0:
+                raise DataError(f"{source}: group {grp!r} has no images in the {name} split")
+    used = np.concatenate([parts[s] for s in SPLITS])
+    X = decode_cached(
+        [r.found.sources[i] for i in used], size=cfg.image_size,
+        mode="RGB" if cfg.color == "rgb" else "L", fit=cfg.fit, cache_dir=cfg.cache_dir,
+        num_workers=cfg.num_workers, listed_in=source, names=[r.found.ids[i] for i in used],
+    )
+    splits: dict[str, Split] = {}
+    start = 0
+    for name in SPLITS:
+        idx = parts[name]
+        splits[name] = Split(X[start:start + len(idx)], y[idx], g[idx])
+        start += len(idx)
+    embedded = sum(isinstance(r.found.sources[i], bytes) for i in used)
+    out_info: dict[str, Any] = {
+        **r.info,
+        "n_used": len(used),
+        "counts": counts_by_split({n: (y[i], g[i]) for n, i in parts.items()}, groups, classes),
+        "embedded_images": int(embedded),
+        "cache": str(X.filename),
+        # what a worker must be able to read: the table's folder and every searched root
+        "image_roots": sorted({str(table_folder(cfg.path)), *(str(p) for p in r.found.roots)}),
     }
-    side = final.with_suffix(".json")
-    tmp = side.with_name(side.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, side)
+    if r.subjects is not None:
+        out_info["subjects"] = {n: int(len(np.unique(r.subjects[i]))) for n, i in parts.items()}
+    out_info.update(info or {})
+    rgb = cfg.color == "rgb"
+    return Dataset(
+        groups=groups,
+        classes=classes,
+        pool=splits["pool"],
+        val=splits["val"] if len(parts["val"]) else None,
+        test=splits["test"],
+        input_kind="image",
+        image_mean=IMAGENET_MEAN if rgb else GRAY_MEAN,
+        image_std=IMAGENET_STD if rgb else GRAY_STD,
+        info=out_info,
+        attributes=r.attributes,
+        group_values=r.group_values,
+        hflip=cfg.hflip,
+        loader_workers=cfg.num_workers,
+        cache_folder=str(Path(X.filename).parent),
+    )
+
+
+register(ImagesData, load)
+
+__all__ = ["Found", "ImageOptions", "ImagesData", "Rows", "find_images", "from_frame",
+           "layout_rows", "load", "search_roots"]

@@ -1,6 +1,13 @@
-"""Group-ratio sampler: draw exactly ``train_size`` pool samples with a requested group mix."""
+"""Every apportionment of shares to counts, and the group-ratio sampler: draw exactly
+``train_size`` pool samples with a requested group mix.
+
+``largest_remainder`` is the one rounding rule of the project: training draws per group and
+class, test / val splits per stratum, capped subsamples per stratum all go through it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,29 +18,73 @@ class SamplingError(DataError):
     """A mix the pool cannot supply."""
 
 
-def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
-    """Integers proportional to ``weights`` that sum exactly to ``total`` (Hamilton's method)."""
-    weights = np.asarray(weights, dtype=float)
-    if weights.sum() <= 0:
-        return np.zeros(len(weights), dtype=np.int64)
-    exact = total * weights / weights.sum()
-    counts = np.floor(exact + 1e-9).astype(np.int64)
-    short = total - counts.sum()
-    order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[:short]] += 1
+def largest_remainder(
+    total: int,
+    weights: np.ndarray | Sequence[float],
+    *,
+    cap: np.ndarray | Sequence[int] | None = None,
+    floor_one: bool = False,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum exactly to ``total`` (Hamilton's method).
+
+    Each entry gets the floor of its exact share, then the units left go one each to the
+    largest fractional parts; ties are broken at random by ``rng``, else by position. ``cap``
+    bounds each entry (what a capped entry cannot take is apportioned again among the others,
+    and ``total`` is reduced to ``cap.sum()`` when it exceeds it). ``floor_one``: every entry of
+    positive weight gets at least one when ``total`` allows, the unit taken from the largest
+    entry."""
+    w = np.asarray(weights, dtype=float)
+    n = len(w)
+    limit = np.full(n, max(int(total), 0), dtype=np.int64) if cap is None else \
+        np.asarray(cap, dtype=np.int64)
+    w = np.where(limit > 0, w, 0.0)
+    total = int(min(total, int(limit.sum())))
+    counts = np.zeros(n, dtype=np.int64)
+    if total <= 0 or w.sum() <= 0:
+        return counts
+    tie = rng.random(n) if rng is not None else np.zeros(n)
+    while (left := total - int(counts.sum())) > 0:
+        open_ = (counts < limit) & (w > 0)
+        if not open_.any():
+            break
+        exact = np.where(open_, left * w / w[open_].sum(), 0.0)
+        floors = np.floor(exact + 1e-9).astype(np.int64)
+        room = limit - counts
+        counts += np.minimum(floors, room)
+        if (floors > room).any():
+            continue  # a capped entry: apportion what it could not take among the others
+        short = total - int(counts.sum())
+        order = np.lexsort((np.arange(n), tie, -(exact - floors)))  # largest remainder first
+        eligible = [i for i in order if open_[i] and counts[i] < limit[i]][:short]
+        counts[eligible] += 1
+    if floor_one:
+        zero = np.flatnonzero((w > 0) & (counts == 0) & (limit > 0))
+        for i in zero:
+            donor = int(np.argmax(counts))
+            if counts[donor] <= 1:
+                break
+            counts[donor] -= 1
+            counts[i] = 1
     return counts
 
 
 def mix_shares(
-    ratio: float, ratio_group: int, pool_g: np.ndarray, n_groups: int
+    ratio: float, moved: Sequence[int], pool_g: np.ndarray, n_groups: int
 ) -> np.ndarray:
-    """Shares per group: ``ratio`` for ``ratio_group``; the others split the rest in their
-    relative pool proportions (with two groups: simply 1 - ratio)."""
+    """Shares per group: the groups in ``moved`` together take ``ratio`` (in proportion to their
+    pool sizes), the others split the rest in their relative pool proportions. With two
+    groups and one moved: simply ``ratio`` and 1 - ``ratio``."""
     sizes = np.bincount(pool_g, minlength=n_groups).astype(float)
-    others = sizes.copy()
-    others[ratio_group] = 0.0
-    shares = (1.0 - ratio) * others / others.sum() if others.sum() > 0 else others
-    shares[ratio_group] = ratio
+    inside = np.zeros(n_groups, dtype=bool)
+    inside[list(moved)] = True
+    shares = np.zeros(n_groups)
+    for mask, amount in ((inside, ratio), (~inside, 1.0 - ratio)):
+        part = np.where(mask, sizes, 0.0)
+        if part.sum() > 0:
+            shares += amount * part / part.sum()
+        elif mask.any():  # no pool rows at all: spread evenly, the sampler then names the gap
+            shares += amount * mask / mask.sum()
     return shares
 
 
@@ -88,3 +139,27 @@ def sample_indices(
         chosen.append(rng.choice(members, size=int(counts[j, c]), replace=False))
     idx = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
     return rng.permutation(idx)
+
+
+def stratified_subsample(
+    y: np.ndarray, g: np.ndarray, n_max: int | None, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted indices of at most ``n_max`` rows drawn without replacement, stratified by
+    group x label: each stratum keeps its share (``largest_remainder``), and every stratum keeps
+    at least one row when ``n_max`` allows it. All rows when ``n_max`` is None or not smaller
+    than the number of rows."""
+    n = len(y)
+    if n_max is None or n_max >= n:
+        return np.arange(n)
+    strata = np.asarray(g, dtype=np.int64) * (int(np.max(y)) + 1) + np.asarray(y, np.int64)
+    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    take = largest_remainder(n_max, counts, cap=counts, floor_one=True)
+    chosen = [
+        rng.choice(np.flatnonzero(inverse == s), size=int(take[s]), replace=False)
+        for s in range(len(counts))
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+__all__ = ["SamplingError", "largest_remainder", "mix_shares", "plan_counts", "sample_indices",
+           "stratified_subsample"]

@@ -33,12 +33,45 @@ group's data are identical across difficulty levels (common random numbers). Wit
 from __future__ import annotations
 
 import math
+from typing import Annotated, Literal
 
 import numpy as np
-from scipy.special import ndtr
+from pydantic import Field, model_validator
 
-from ..config import SyntheticData
+from ..schema import PositiveInt, Strict, check_hard_group
 from .base import Dataset, Split
+from .registry import register
+
+
+class SyntheticData(Strict):
+    """Two groups, two classes, Gaussian class-conditionals (see the module docstring)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    n_features: Annotated[int, Field(ge=2)] = 2
+    groups: list[str] = ["M", "F"]
+    hard_group: str | None = None  # default: the last group
+    label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    label_noise_on: Literal["train", "all"] = "train"
+    rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
+    group_feature: bool = False
+    pool_size: PositiveInt = 20000
+    val_size: Annotated[int, Field(ge=0)] = 0
+    test_size: PositiveInt = 10000
+    class_sep: Annotated[float, Field(gt=0.0)] = 3.0
+    group_sep: Annotated[float, Field(ge=0.0)] = 1.0
+    prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+
+    @model_validator(mode="after")
+    def _two_groups(self) -> SyntheticData:
+        if len(self.groups) != 2 or len(set(self.groups)) != 2:
+            raise ValueError(f"dataset.groups: expected two distinct names, got {self.groups}")
+        check_hard_group(self.groups, self.hard_group)
+        return self
+
+    @property
+    def hard(self) -> str:
+        """The group whose task difficulty knobs act on."""
+        return self.hard_group or self.groups[-1]
 
 
 def _directions(cfg: SyntheticData) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +126,8 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
         if split is not None and cfg.label_noise > 0:
             flipped[name] = len(_flip(split, hard, cfg.label_noise, noise_rng))
 
+    from scipy.special import ndtr
+
     bayes = float(ndtr(cfg.class_sep / 2.0))  # per-group accuracy of its own Bayes rule
     return Dataset(
         groups=list(cfg.groups),
@@ -101,6 +136,7 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
         val=val,
         test=test,
         input_kind="table",
+        hard_group=cfg.hard,
         info={
             "source": "synthetic",
             "group_centres": mus.tolist(),
@@ -109,3 +145,6 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
             "labels_flipped": flipped,
         },
     )
+
+
+register(SyntheticData, load)

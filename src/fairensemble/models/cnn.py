@@ -42,3 +42,8 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
         return self.head(self.dropout(x))
+
+
+def build(num_classes: int, in_channels: int = 3, width: int = 32, dropout: float = 0.0
+          ) -> SmallCNN:
+    return SmallCNN(num_classes, in_channels, width=width, dropout=dropout)

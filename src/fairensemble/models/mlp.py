@@ -117,3 +117,9 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def build(num_classes: int, in_features: int, hidden: list[int] | tuple[int, ...] = (64, 64),
+          activation: str = "relu", dropout: float = 0.0, seed: int | None = None) -> MLP:
+    return MLP(in_features, list(hidden), num_classes, activation=activation, dropout=dropout,
+               seed=seed)

@@ -12,16 +12,17 @@ as in the stack), and horizontal flips from a stream of their own. No global RNG
 in or out. With ``model.weights`` every member starts from the loaded weights; a replaced
 head keeps its fresh initialisation from the member's init stream.
 On CPU the trainer runs with deterministic algorithms and a fixed thread count, so the same
-config gives bit-identical probabilities. On CUDA it trades that for speed: bf16 autocast,
-channels_last, cuDNN autotuning.
+config gives bit-identical probabilities. On CUDA it trades that for speed (cuDNN autotuning).
+``train.precision: bf16`` autocasts to bfloat16 (CPU or CUDA) and runs convolutional nets in
+channels-last memory (always on CUDA).
 
 Images arrive as uint8 [n, C, H, W] (possibly a ``np.memmap``); each batch is converted to
-float on the device, scaled to [0, 1] and normalised with ``meta['image_mean'/'image_std']``.
+float on the device, scaled to [0, 1] and normalised with the cell's ``inputs.image_mean`` /
+``image_std``. ``model.name`` may be a built-in name or a user's factory.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,15 +36,28 @@ from torch import nn
 
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
-from fairensemble.metrics import auc
 from fairensemble.models.weights import load_weights, read_weights
-from fairensemble.train import CellData, MemberStreams, Progress, member_streams
-from fairensemble.train.stacked import lr_schedule, member_rows, order_rng
+from fairensemble.train import (
+    CellData,
+    MemberStreams,
+    Progress,
+    augment_rng,
+    member_rows,
+    member_streams,
+    order_rng,
+)
+from fairensemble.train.common import (
+    Normaliser,
+    autocast,
+    channels_last,
+    choose_device,
+    early_stopping_score,
+)
+from fairensemble.train.stacked import lr_schedule
 
 # uint8 training images up to this size are moved to the GPU once instead of per batch
 _DEVICE_RESIDENT_BYTES = 2 << 30
 _PROGRESS_EVERY = 5  # batches between progress calls
-AUGMENT_STREAM = 3  # after the stacked trainer's ORDER_STREAM (1) and HOLDOUT_STREAM (2)
 
 
 def train_loop(
@@ -60,12 +74,12 @@ def train_loop(
     member's increments sum to 1). With ``train.save_models`` and ``save_dir``, member i's state
     dict is written to ``save_dir/member-<i>.safetensors`` (``save_dir/cell-<j>/...`` when
     several cells are passed at once)."""
-    device = _device(train.device)
+    device = choose_device(train.device)
     pretrained = read_weights(model.weights) if model.weights is not None else None
     results = []
     with _determinism(device, cells):
         for j, cell in enumerate(cells):
-            inputs = _Inputs(cell, model, n_classes, device, pretrained)
+            inputs = _Inputs(cell, model, n_classes, device, pretrained, train.precision)
             cell_dir = None
             if train.save_models and save_dir is not None:
                 cell_dir = Path(save_dir) if len(cells) == 1 else Path(save_dir) / f"cell-{j}"
@@ -93,7 +107,7 @@ def _train_member(
     progress: Progress | None,
 ) -> nn.Module:
     rng_order = order_rng(member.order)
-    rng_aug = np.random.default_rng(np.random.SeedSequence([member.augment, AUGMENT_STREAM]))
+    rng_aug = augment_rng(member.augment)
     device = inputs.device
     fork = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork):
@@ -190,14 +204,13 @@ class _Inputs:
         n_classes: int,
         device: torch.device,
         pretrained: dict[str, torch.Tensor] | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.cell, self.device, self.n_classes = cell, device, n_classes
-        self.pretrained = pretrained
-        meta = cell.meta
+        self.pretrained, self.precision = pretrained, precision
+        spec = cell.inputs
         X = cell.X_train
-        self.kind = meta.get("input_kind") or ("image" if np.ndim(X) == 4 else "table")
-        if self.kind not in ("image", "table"):
-            raise ValueError(f"meta.input_kind: expected 'image' or 'table', got {self.kind!r}")
+        self.kind = spec.kind or ("image" if np.ndim(X) == 4 else "table")
         _check_inputs("X_train", X, self.kind)
         y = np.asarray(cell.y_train)
         if len(y) == 0:
@@ -210,14 +223,15 @@ class _Inputs:
             _check_inputs(f"evals[{name!r}]", Xe, self.kind, X.shape[1:])
         if cell.val is not None:
             _check_inputs("val", cell.val[0], self.kind, X.shape[1:])
-        if self.kind == "table" and model.name != "mlp":
-            raise ValueError(f"model.name: table inputs need 'mlp', got {model.name!r}")
+        if self.kind == "table" and model.name != "mlp" and not models.is_factory(model.name):
+            raise ValueError(f"model.name: table inputs need 'mlp' or a factory, got "
+                             f"{model.name!r}")
         if self.kind == "image" and model.name == "mlp":
             raise ValueError("model.name: image inputs need an image model, got 'mlp'")
 
         self.cuda = device.type == "cuda"
-        self.hflip = bool(meta.get("hflip")) and self.kind == "image"
-        self.num_workers = int(meta.get("num_workers", 0) or 0)
+        self.hflip = spec.hflip and self.kind == "image"
+        self.num_workers = spec.num_workers
         # X stays a numpy array (memmap: read per batch) unless it can live on the device
         self.X_np = X
         self.X_t: torch.Tensor | None = None
@@ -230,21 +244,13 @@ class _Inputs:
         self.y_t = torch.from_numpy(y.astype(np.int64)).to(device)
         self.y_np = y.astype(np.int64)
         if self.kind == "image":
-            C = X.shape[1]
-            mean = np.asarray(meta.get("image_mean") or [0.0] * C, dtype=np.float32)
-            std = np.asarray(meta.get("image_std") or [1.0] * C, dtype=np.float32)
-            if mean.shape != (C,) or std.shape != (C,) or (std <= 0).any():
-                raise ValueError(
-                    f"meta.image_mean/image_std: expected {C} values (std > 0), got {mean}, {std}"
-                )
-            # x = (u8 / 255 - mean) / std, folded into one multiply-add
-            self.scale = torch.from_numpy(1.0 / (255.0 * std)).view(1, C, 1, 1).to(device)
-            self.shift = torch.from_numpy(-mean / std).view(1, C, 1, 1).to(device)
+            self.normalise = Normaliser(X.shape[1], spec.image_mean, spec.image_std, device)
+        self.channels_last = False
 
     # -- model ---------------------------------------------------------------------------
     def build(self, model: ModelConfig, seed: int) -> nn.Module:
         shape = self.X_np.shape
-        if self.kind == "table":
+        if model.name == "mlp":
             # MLP's own seeded initialisation: the same start as the stacked trainer's member
             net = models.create(
                 "mlp", self.n_classes, in_features=shape[1], hidden=list(model.hidden),
@@ -253,21 +259,22 @@ class _Inputs:
         else:
             if model.name.startswith("vit") and shape[2] != shape[3]:
                 raise ValueError(f"X_train: {model.name} needs square images, got {shape[2:]}")
-            kw: dict[str, Any] = {}
-            if model.name == "cnn":
-                kw = {"width": model.width, "dropout": model.dropout}
-            net = models.create(
-                model.name, self.n_classes, in_channels=shape[1], image_size=shape[2], **kw
-            )
+            options = models.accepted(model.name, {"width": model.width,
+                                                   "dropout": model.dropout})
+            context = ({"in_channels": shape[1], "image_size": shape[2]}
+                       if self.kind == "image" else {"in_channels": shape[1]})
+            net = models.create(model.name, self.n_classes, **context, **options)
             if self.pretrained is not None:
                 load_weights(net, self.pretrained, f"model.weights: {model.weights}")
         net = net.to(self.device)
-        if self.cuda and self.kind == "image":
+        self.channels_last = self.kind == "image" and channels_last(net, self.device,
+                                                                    self.precision)
+        if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         return net
 
     def autocast(self) -> Any:
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+        return autocast(self.device, self.precision)
 
     # -- data ----------------------------------------------------------------------------
     def bounds(self, n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -322,8 +329,8 @@ class _Inputs:
         if flip is not None and flip.any():
             mask = torch.from_numpy(flip).to(self.device).view(-1, 1, 1, 1)
             raw = torch.where(mask, raw.flip(-1), raw)
-        x = torch.addcmul(self.shift, raw.float(), self.scale)
-        if self.cuda:
+        x = self.normalise(raw)
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -350,15 +357,7 @@ class _Inputs:
         # a copy: the labels may be a read-only array
         y = torch.tensor(np.asarray(val[1]), dtype=torch.int64, device=self.device)
         net.train()
-        if metric == "accuracy":
-            return float((logits.argmax(1) == y).float().mean())
-        if metric == "auc":
-            probs = torch.softmax(logits, 1).cpu().numpy()
-            value = float(auc(probs[None], val[1])[0])
-            if not math.isnan(value):
-                return value
-            # one class only in the holdout: AUC is undefined, the loss still ranks epochs
-        return -float(F.cross_entropy(logits, y))
+        return float(early_stopping_score(metric, logits[None], y[None])[0])
 
 
 class _IndexBatches(torch.utils.data.Dataset):
@@ -391,20 +390,12 @@ def _check_inputs(name: str, X: Any, kind: str, shape: tuple[int, ...] | None = 
         raise ValueError(f"{name}: expected rows of shape {tuple(shape)}, got {X.shape[1:]}")
 
 
-# ----------------------------------------------------------------------------- device
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+# ----------------------------------------------------------------------------- determinism
 
 
 @contextmanager
 def _determinism(device: torch.device, cells: list[CellData]) -> Iterator[None]:
-    """CPU: deterministic algorithms and a fixed thread count (``meta['threads']``, default
+    """CPU: deterministic algorithms and a fixed thread count (``inputs.threads``, default
     the current count), restored afterwards. CUDA: cuDNN autotuning instead (fast, not
     bit-reproducible)."""
     if device.type == "cuda":
@@ -420,7 +411,7 @@ def _determinism(device: torch.device, cells: list[CellData]) -> Iterator[None]:
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     prev_fill = det.fill_uninitialized_memory
     prev_threads = torch.get_num_threads()
-    threads = next((int(c.meta["threads"]) for c in cells if c.meta.get("threads")), prev_threads)
+    threads = next((c.inputs.threads for c in cells if c.inputs.threads), prev_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     # NaN-filling every new tensor only helps find bugs, and costs ~20% of a small CNN's step
     det.fill_uninitialized_memory = False

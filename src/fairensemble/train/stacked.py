@@ -10,11 +10,11 @@ buffers. The update is element-wise, so one update over the stack is M independe
 A member's numbers depend on its cell's seeds only (``member_streams``: its own seed for the
 sources in ``train.diversity``, the cell's first seed for the rest): its initialisation comes
 from ``init_mlp_params(seed, ...)`` (a ``torch.Generator`` seeded with the seed), its
-mini-batch order from ``order_rng(seed)``, its early-stopping hold-out from
-``holdout_split(seed, ...)`` and its bootstrap resample from ``bootstrap_rows(seed, ...)``
-(numpy streams spawned from the seed, separate from the init stream). With both a hold-out
-and ``bootstrap``, the hold-out is drawn first and the bootstrap resamples the rows left, so
-no hold-out row is trained on. ``augment`` has no effect here (table inputs are not flipped).
+mini-batch order, early-stopping hold-out and bootstrap resample from the streams in
+``fairensemble.train`` (numpy streams spawned from the seed, separate from the init stream).
+With both a hold-out and ``bootstrap``, the hold-out is drawn first and the bootstrap
+resamples the rows left, so no hold-out row is trained on. ``augment`` has no effect here
+(table inputs are not flipped).
 Batching follows ``DataLoader(shuffle=True, drop_last=False)``: a fresh permutation every
 epoch, batches of ``batch_size``, the last partial batch kept, cross-entropy averaged over
 the batch.
@@ -29,13 +29,10 @@ import numpy as np
 import torch
 
 from fairensemble.config import ModelConfig, TrainConfig
-from fairensemble.metrics import auc
 from fairensemble.models.mlp import ACTIVATIONS, LEAKY_SLOPE, init_mlp_params, layer_sizes
-from fairensemble.train import CellData, MemberStreams, Progress, member_streams
+from fairensemble.train import CellData, Progress, member_rows, member_streams, order_rng
+from fairensemble.train.common import choose_device, early_stopping_score
 
-ORDER_STREAM = 1
-HOLDOUT_STREAM = 2
-BOOTSTRAP_STREAM = 4  # 3 is the loop trainer's AUGMENT_STREAM
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 FLAT_ALIGN = 64  # floats; a multiple of every SIMD width and of a cache line
@@ -49,46 +46,6 @@ EVAL_ROWS = 512  # rows per prediction block, fixed so that results do not depen
 FUSED_OPTIMISER = True  # use torch's fused optimiser kernels where the build has them
 
 _aten = torch.ops.aten
-
-
-# ----------------------------------------------------------------------------- member streams
-
-
-def order_rng(seed: int) -> np.random.Generator:
-    """The generator of a member's mini-batch order: one ``permutation(n)`` per epoch."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), ORDER_STREAM]))
-
-
-def holdout_split(seed: int, n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """A member's own (train_idx, val_idx) split of its n training rows (both sorted)."""
-    n_val = round(val_fraction * n)
-    if n_val < 1 or n_val >= n:
-        raise ValueError(
-            f"train.early_stopping.val_fraction: {val_fraction} of {n} training rows leaves"
-            " an empty train or validation part"
-        )
-    perm = np.random.default_rng(np.random.SeedSequence([int(seed), HOLDOUT_STREAM])).permutation(n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
-def bootstrap_rows(seed: int, rows: np.ndarray) -> np.ndarray:
-    """A member's bootstrap resample of ``rows``: ``len(rows)`` draws with replacement, as a
-    sorted multiset (every epoch shuffles it anyway)."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), BOOTSTRAP_STREAM]))
-    return rows[np.sort(rng.integers(0, len(rows), len(rows)))]
-
-
-def member_rows(
-    member: MemberStreams, n: int, val_fraction: float | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """A member's training rows of the cell's n and its hold-out rows (None: no hold-out).
-    The hold-out comes first so that the bootstrap never draws a row the member is scored on."""
-    train_idx, val_idx = np.arange(n), None
-    if val_fraction is not None:
-        train_idx, val_idx = holdout_split(member.holdout, n, val_fraction)
-    if member.bootstrap is not None:
-        train_idx = bootstrap_rows(member.bootstrap, train_idx)
-    return train_idx, val_idx
 
 
 def lr_schedule(train: TrainConfig) -> list[float]:
@@ -443,14 +400,6 @@ class _Stack:
 # ----------------------------------------------------------------------------- public entry
 
 
-def _device(train: TrainConfig) -> torch.device:
-    if train.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device: 'cuda' requested but torch.cuda.is_available() is False")
-    if train.device == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
-
-
 def _as_features(X: object, where: str) -> np.ndarray:
     arr = np.asarray(X)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
@@ -501,7 +450,7 @@ def train_stacked(
     stack; a member's result does not depend on which other members share its stack.
     """
     _check(cells, model, n_classes)
-    device = _device(train)
+    device = choose_device(train.device)
     X_train = [_as_features(c.X_train, f"cells[{i}].X_train") for i, c in enumerate(cells)]
     d = X_train[0].shape[1]
     for i, X in enumerate(X_train):
@@ -578,23 +527,6 @@ def _predict(layout: _Layout, activation: str, flat: torch.Tensor, m: int, X: np
     return out
 
 
-def _score(metric: str, logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Per-member validation score, higher is better (loss is negated). AUC is the metric
-    registry's (each member's hold-out a draw); where it is undefined (one class in a member's
-    hold-out) the member's epochs are ranked by the negated loss, as in ``train.loop``."""
-    if metric == "loss":
-        log_p = torch.log_softmax(logits, dim=-1)
-        return (log_p.gather(2, y.unsqueeze(2)).squeeze(2).mean(1)).double().cpu().numpy()
-    if metric == "accuracy":
-        return (logits.argmax(2) == y).double().mean(1).cpu().numpy()
-    probs = torch.softmax(logits.double(), dim=-1).cpu().numpy()
-    score = auc(probs, y.cpu().numpy())
-    undefined = np.isnan(score)
-    if undefined.any():
-        score[undefined] = _score("loss", logits, y)[undefined]
-    return score
-
-
 def _val_scores(layout: _Layout, activation: str, flat: torch.Tensor, m: int, metric: str,
                 X_val: torch.Tensor, y_val: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
     """Validation score of each of the M members of ``flat`` on its rows [M, n_val] of X_val,
@@ -610,7 +542,8 @@ def _val_scores(layout: _Layout, activation: str, flat: torch.Tensor, m: int, me
         part = layout.select(flat, m, torch.arange(c0, c1, device=flat.device))
         logits = _logits(layout, activation, part, c1 - c0,
                          X_val.index_select(0, r).view(c1 - c0, n_val, -1))
-        scores.append(_score(metric, logits, y_val.index_select(0, r).view(c1 - c0, n_val)))
+        scores.append(early_stopping_score(metric, logits,
+                                           y_val.index_select(0, r).view(c1 - c0, n_val)))
     return np.concatenate(scores)
 
 
@@ -714,12 +647,4 @@ def flops_per_step(in_features: int, hidden: list[int], n_classes: int, batch: i
     return total
 
 
-__all__ = [
-    "bootstrap_rows",
-    "flops_per_step",
-    "holdout_split",
-    "lr_schedule",
-    "member_rows",
-    "order_rng",
-    "train_stacked",
-]
+__all__ = ["flops_per_step", "lr_schedule", "train_stacked"]

@@ -1,0 +1,337 @@
+"""From a table's rows to labelled rows and splits: shared by the ``table`` and ``images``
+sources (and so by Adult, CelebA and CheXpert, which are layers over those).
+
+* classes: the ``target`` column's values (``positive`` makes it binary: that value against
+  the rest);
+* groups: the ``group`` column's values, or with several columns (``group: [race, sex]``) every
+  combination present, named ``"<race> & <sex>"`` (an intersectional group); ``groups`` keeps
+  only the listed names (in that order), ``min_group_size`` merges smaller groups into
+  ``other``; rows with a missing target or group value are dropped and counted;
+* splits (``split_rows``): a ``split`` column fixes them (values train / val / test, or a
+  mapping in ``split_values``); otherwise test and val are drawn per stratum (group x class)
+  with ``largest_remainder``, whole ``subject``s at a time when a subject column is given (a
+  patient, a lesion, a person: all its rows land in one split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ..schema import Strict, column_name
+from .base import DataError, preview_names
+from .sampling import largest_remainder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OTHER = "other"  # name of the group that rare values are merged into
+JOIN = " & "  # between the attribute values of an intersectional group's name
+SPLITS = ("train", "val", "test")
+# split column values understood without a mapping (compared lower-cased)
+SPLIT_WORDS = {"train": "train", "training": "train", "pool": "train",
+               "val": "val", "valid": "val", "validation": "val", "dev": "val",
+               "test": "test", "testing": "test"}
+
+
+class LabelledRows(Strict):
+    """The fields every row-per-sample source shares: what the label and the groups are, and
+    how rows are split into pool / val / test."""
+
+    target: str
+    # makes the target binary: this value against every other
+    positive: str | int | float | bool | None = None
+    # one column, or several: each combination of their values is a group
+    group: str | list[str]
+    groups: list[str] | None = None
+    min_group_size: Annotated[int, Field(ge=0)] = 0
+    # cell values that mean "missing" besides pandas' own ("", "NA", "NaN", "null", ...),
+    # e.g. ["?"]; matched exactly, whitespace included
+    na_values: list[str] = []
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    split: str | None = None  # a column whose values fix the splits
+    # the split column's own values -> train / val / test (default: the usual spellings)
+    split_values: dict[str, Literal["train", "val", "test"]] | None = None
+    subject: str | None = None  # a column: all rows of one subject land in one split
+    header: bool | None = None  # delimited text: null sniffs whether line 1 names the columns
+    columns: list[str] | None = None  # names for a headerless file's columns (default 1..N)
+
+    @field_validator("target", "group", "subject", "split", "columns", mode="before")
+    @classmethod
+    def _numbered(cls, v: Any) -> Any:
+        return column_name(v)
+
+    @field_validator("group")
+    @classmethod
+    def _group_columns(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list):
+            if not v or len(set(v)) != len(v):
+                raise ValueError(f"dataset.group: expected one column or distinct columns, "
+                                 f"got {v}")
+            return v[0] if len(v) == 1 else v
+        return v
+
+    @property
+    def group_columns(self) -> list[str]:
+        return list(self.group) if isinstance(self.group, list) else [self.group]
+
+
+@dataclass
+class Labelled:
+    """Codes per row of the whole table: ``y`` (class), ``g`` (group, -1 where dropped) and
+    ``keep`` (the row is used); the names; how intersectional groups decompose."""
+
+    y: np.ndarray
+    g: np.ndarray
+    keep: np.ndarray
+    classes: list[str]
+    groups: list[str]
+    attributes: list[str] = field(default_factory=list)  # the group columns, when several
+    group_values: list[list[str]] = field(default_factory=list)  # per group, its values
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def label_rows(frame: pd.DataFrame, cfg: LabelledRows, source: str,
+               keep: np.ndarray | None = None) -> Labelled:
+    """Class and group codes of every row (``keep``: rows already excluded stay excluded)."""
+    columns = [str(c) for c in frame.columns]
+    for role, name in (("target", cfg.target), *(("group", c) for c in cfg.group_columns),
+                       ("subject", cfg.subject), ("split", cfg.split)):
+        if name is not None and name not in frame.columns:
+            raise DataError(f"{source}: {role} column {name!r} not found "
+                            f"(columns: {preview_names(columns)})")
+    if cfg.target in cfg.group_columns:
+        raise DataError(f"{source}: target and group are the same column {cfg.target!r}")
+    keep = np.ones(len(frame), dtype=bool) if keep is None else keep.copy()
+    present = frame[cfg.target].notna().to_numpy().copy()
+    for col in cfg.group_columns:
+        present &= frame[col].notna().to_numpy()
+    info: dict[str, Any] = {"rows_read": len(frame),
+                            "dropped_missing": int((keep & ~present).sum())}
+    keep &= present
+    texts = [as_text(frame[c]) for c in cfg.group_columns]
+    name = texts[0] if len(texts) == 1 else texts[0].str.cat(texts[1:], sep=JOIN)
+    groups, g, dropped, merged = _group_codes(name, keep, cfg, source)
+    keep &= g >= 0
+    info["dropped_groups"], info["merged_into_other"] = dropped, merged
+    classes, y = _class_codes(frame[cfg.target], keep, cfg, source)
+    if not keep.any():
+        raise DataError(f"{source}: no rows left after dropping missing values and groups")
+    out = Labelled(y, g, keep, classes, groups, info=info)
+    if len(cfg.group_columns) > 1:
+        out.attributes = cfg.group_columns
+        out.group_values = [n.split(JOIN) if n != OTHER else [OTHER] * len(texts)
+                            for n in groups]
+    return out
+
+
+def split_rows(
+    strata: np.ndarray,
+    rng: np.random.Generator,
+    test_fraction: float,
+    val_fraction: float,
+    subjects: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted row indices of (pool, val, test).
+
+    ``fixed`` (train / val / test per row) decides alone, except that ``val_fraction`` carves
+    a val split out of the train rows when no row is val (Adult: UCI's own test split, val
+    drawn from adult.data). Otherwise the units (rows, or whole subjects: a subject's stratum
+    is that of its first row) of each stratum are shuffled and the first ``n_test`` go to
+    test, the next ``n_val`` to val: the per-stratum counts are the ``largest_remainder``
+    apportionment of round(fraction x units) over the strata (ties at random)."""
+    n = len(strata)
+    if fixed is not None:
+        test = np.flatnonzero(fixed == "test")
+        val = np.flatnonzero(fixed == "val")
+        train = np.flatnonzero(fixed == "train")
+        if len(val) == 0 and val_fraction > 0 and len(train):
+            sub = None if subjects is None else subjects[train]
+            pool_part, val_part, _ = split_rows(strata[train], rng, 0.0, val_fraction, sub)
+            return train[pool_part], train[val_part], test
+        return train, val, test
+    if subjects is None:
+        unit_of = np.arange(n)
+        unit_stratum = strata
+    else:
+        import pandas as pd
+
+        unit_of, uniques = pd.factorize(subjects)
+        first = np.full(len(uniques), n, dtype=np.int64)
+        np.minimum.at(first, unit_of, np.arange(n))
+        unit_stratum = strata[first]
+    _, inverse, sizes = np.unique(unit_stratum, return_inverse=True, return_counts=True)
+    units = len(unit_stratum)
+    n_test = largest_remainder(_round(units * test_fraction), sizes, cap=sizes, rng=rng)
+    n_val = largest_remainder(_round(units * val_fraction), sizes, cap=sizes - n_test, rng=rng)
+    order = np.lexsort((rng.permutation(units), inverse))  # shuffled within stratum
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    rank = np.empty(units, dtype=np.int64)
+    rank[order] = np.arange(units) - np.repeat(starts, sizes)
+    unit_test = rank < n_test[inverse]
+    unit_val = ~unit_test & (rank < (n_test + n_val)[inverse])
+    in_test, in_val = unit_test[unit_of], unit_val[unit_of]
+    return (np.flatnonzero(~in_test & ~in_val), np.flatnonzero(in_val), np.flatnonzero(in_test))
+
+
+def fixed_splits(values: pd.Series, cfg: LabelledRows, source: str) -> np.ndarray:
+    """The split column as train / val / test per row; an unknown value is a one-line error."""
+    mapping = cfg.split_values
+    text = as_text(values)
+    if text.isna().any():
+        row = int(np.flatnonzero(text.isna().to_numpy())[0])
+        raise DataError(f"{source}: split column {cfg.split!r} is empty in data row {row + 1}; "
+                        "expected train, val or test")
+    if mapping is not None:
+        out = text.map(mapping)
+    else:
+        out = text.str.strip().str.lower().map(SPLIT_WORDS)
+    if out.isna().any():
+        bad = sorted(set(text[out.isna()]))
+        hint = ("map them in dataset.split_values" if mapping is None else
+                "dataset.split_values does not map them")
+        raise DataError(f"{source}: split column {cfg.split!r} holds {preview_names(bad, 5)}; "
+                        f"expected train, val or test ({hint})")
+    return out.to_numpy(dtype=object)
+
+
+def check_subjects(subjects: np.ndarray, parts: dict[str, np.ndarray], source: str,
+                   column: str) -> None:
+    """No subject in two splits (a fixed split column could put one there)."""
+    seen: dict[Any, str] = {}
+    for name, idx in parts.items():
+        for s in np.unique(subjects[idx]):
+            if s in seen and seen[s] != name:
+                raise DataError(f"{source}: subject {s!r} (column {column!r}) is in both the "
+                                f"{seen[s]} and the {name} split; a subject's rows must share "
+                                "one split")
+            seen[s] = name
+
+
+def counts_by_split(parts: dict[str, tuple[np.ndarray, np.ndarray]], groups: list[str],
+                    classes: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """{split: {group: {class: rows}}} for a report's info."""
+    return {name: {grp: {cls: int(((g == gi) & (y == ci)).sum())
+                         for ci, cls in enumerate(classes)}
+                   for gi, grp in enumerate(groups)}
+            for name, (y, g) in parts.items()}
+
+
+def _round(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+# ----------------------------------------------------------------------------- codes
+
+
+def _group_codes(
+    text: pd.Series, keep: np.ndarray, cfg: LabelledRows, source: str
+) -> tuple[list[str], np.ndarray, int, dict[str, int]]:
+    """Group names in code order and a code per row (-1: row dropped)."""
+    kept = text[keep]
+    counts = kept.value_counts()
+    present = set(counts.index)
+    what = (f"column {cfg.group!r}" if isinstance(cfg.group, str)
+            else f"columns {cfg.group} (as '{JOIN.join(cfg.group)}')")
+    if cfg.groups is not None:
+        for name in cfg.groups:
+            if name not in present:
+                raise DataError(f"{source}: group {name!r} not found in {what}"
+                                f" (values: {preview_names(sorted(present))})")
+        candidates = list(dict.fromkeys(cfg.groups))
+    else:
+        candidates = sorted(present)
+    small = [v for v in candidates if counts.get(v, 0) < cfg.min_group_size]
+    merged = {v: int(counts[v]) for v in small}
+    names = [v for v in candidates if v not in small]
+    if small and OTHER not in names:
+        names.append(OTHER)
+    if len(names) < 2:
+        raise DataError(f"{source}: {what} leaves fewer than 2 groups ({names}); check groups "
+                        f"and min_group_size")
+    mapping = {v: names.index(v) for v in names}
+    mapping.update({v: names.index(OTHER) for v in small})
+    code = text.map(mapping).to_numpy(dtype=np.float64, na_value=np.nan)
+    code = np.where(np.isnan(code), -1, code).astype(np.int64)
+    dropped = int((keep & (code < 0)).sum())
+    code[~keep] = -1
+    return names, code, dropped, merged
+
+
+def _class_codes(
+    target: pd.Series, keep: np.ndarray, cfg: LabelledRows, source: str
+) -> tuple[list[str], np.ndarray]:
+    """Class names in code order and a code per row (rows outside ``keep``: any value)."""
+    import pandas as pd
+
+    values = target[keep]
+    uniques = pd.unique(values.to_numpy())
+    try:
+        uniques = sorted(uniques)
+    except TypeError:
+        uniques = sorted(uniques, key=str)
+    texts = [text_of(u) for u in uniques]
+    if cfg.positive is not None:
+        hits = [i for i, u in enumerate(uniques) if _same(u, cfg.positive)]
+        if not hits:
+            raise DataError(
+                f"{source}: positive value {cfg.positive!r} not found in target column"
+                f" {cfg.target!r} (values: {preview_names(texts)})"
+            )
+        positives = {texts[i] for i in hits}
+        rest = [t for t in dict.fromkeys(texts) if t not in positives]
+        if not rest:
+            raise DataError(
+                f"{source}: target column {cfg.target!r} has one class ({texts[hits[0]]!r})"
+                f" once {cfg.positive!r} is the positive class; expected at least 2"
+            )
+        classes = [rest[0] if len(rest) == 1 else OTHER, texts[hits[0]]]
+        code_of = {t: int(t in positives) for t in texts}
+    else:
+        classes = list(dict.fromkeys(texts))
+        if len(classes) < 2:
+            raise DataError(
+                f"{source}: target column {cfg.target!r} has one class"
+                f" ({classes[0] if classes else None!r}); expected at least 2"
+            )
+        code_of = {t: classes.index(t) for t in classes}
+    y = np.zeros(len(target), dtype=np.int64)
+    codes, row_uniques = pd.factorize(values)
+    y[keep] = np.array([code_of[text_of(u)] for u in row_uniques], dtype=np.int64)[codes]
+    return classes, y
+
+
+def text_of(value: Any) -> str:
+    """A value as a class or group name: 1.0 -> "1", True -> "True", "a" -> "a"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """A column's values as names (``text_of``), missing values as None."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    names = np.array([text_of(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(names[codes], index=values.index, dtype=object)
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    try:
+        if value == wanted:
+            return True
+    except (TypeError, ValueError):
+        pass
+    return text_of(value) == text_of(wanted)
+
+
+__all__ = ["JOIN", "OTHER", "Labelled", "LabelledRows", "as_text", "check_subjects",
+           "counts_by_split", "fixed_splits", "label_rows", "split_rows", "text_of"]

@@ -1,0 +1,184 @@
+"""Frozen-feature ensembles (``model.freeze: backbone``): an image model's backbone turns every
+image into a feature vector once per run, and the members are heads (stacked MLPs with
+``model.head_hidden`` layers; none: a linear head) trained on those features.
+
+The backbone is the model with its classification head (``models.head_name``) replaced by the
+identity, in eval mode, started from ``model.weights`` when given (else from a seed derived
+from the run seed: every member shares it). Features are computed under ``train.precision``
+on ``train.device`` and cached as ``features-<key>.npy`` beside the decoded images (same
+folder rules, same file lock), keyed by the backbone (name, width, the weights' and a
+factory's sha256, the seed), the images (the decoded cache file and a fingerprint of the
+splits) and the precision, so every process of a run, and later runs, read them instead of
+running the backbone again. The features are standardised with each training draw's own
+statistics before the heads see them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fairensemble import models
+from fairensemble.config import ModelConfig, TrainConfig
+from fairensemble.data.base import Dataset, Split
+from fairensemble.data.decode import cache_root, locked
+from fairensemble.seeds import derive_seed, stable_hash
+
+log = logging.getLogger(__name__)
+
+FEATURE_VERSION = 1
+BATCH = 128  # images per backbone forward pass
+FINGERPRINT_EVERY = 97  # every n-th image's bytes enter the images' fingerprint
+
+
+@dataclass(frozen=True)
+class Standardise:
+    """``Dataset.prepare`` for features: centre and scale each feature by the training draw's
+    mean and standard deviation (a constant feature is only centred)."""
+
+    def __call__(self, train: Split, others: list[Split]) -> list[np.ndarray]:
+        X = np.asarray(train.X, dtype=np.float64)
+        mean, std = X.mean(0), X.std(0)
+        std = np.where(std > 1e-12, std, 1.0)
+        return [((np.asarray(s.X, dtype=np.float64) - mean) / std).astype(np.float32)
+                for s in [train, *others]]
+
+
+def backbone_identity(model: ModelConfig, seed: int) -> dict[str, Any]:
+    """What determines the backbone's numbers (the head's fields do not)."""
+    out: dict[str, Any] = {"name": model.name, "width": model.width, "seed": seed}
+    if model.weights:
+        out["weights"] = hashlib.sha256(Path(model.weights).expanduser().read_bytes()).hexdigest()
+    if models.is_factory(model.name):
+        out["factory"] = models.factory_sha256(model.name)
+    return out
+
+
+def images_identity(ds: Dataset) -> dict[str, Any]:
+    """A cheap fingerprint of the dataset's images in split order: the decoded cache file they
+    come from, the split sizes, the labels and groups, and every ``FINGERPRINT_EVERY``-th
+    image's bytes."""
+    digest = hashlib.sha256()
+    files = []
+    for split in _splits(ds):
+        X = split.X
+        files.append(Path(X.filename).name if getattr(X, "filename", None) else None)
+        digest.update(np.ascontiguousarray(split.y).tobytes())
+        digest.update(np.ascontiguousarray(split.g).tobytes())
+        for i in range(0, len(X), FINGERPRINT_EVERY):
+            digest.update(np.ascontiguousarray(X[i]).tobytes())
+    return {"files": files, "sizes": [len(s) for s in _splits(ds)],
+            "content": digest.hexdigest()[:24]}
+
+
+def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: int) -> Dataset:
+    """``ds`` with every image replaced by its backbone features (float32 [n, d]), cached in
+    the folder of its decoded images (``ds.cache_folder``; the default cache folder for images
+    made in memory)."""
+    if ds.input_kind != "image":
+        raise ValueError(f"model.freeze: 'backbone' needs image inputs, got {ds.input_kind} "
+                         "data")
+    backbone_seed = derive_seed(seed, "backbone")
+    key = stable_hash({"version": FEATURE_VERSION, "backbone": backbone_identity(model,
+                                                                                backbone_seed),
+                       "images": images_identity(ds), "precision": train.precision}, 24)
+    root = Path(ds.cache_folder) if ds.cache_folder else cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"features-{key}.npy"
+    feats = _open(final)
+    if feats is None:
+        with locked(root / f"features-{key}.lock"):
+            feats = _open(final)
+            if feats is None:
+                feats = _compute(ds, model, train, backbone_seed)
+                tmp = root / f"features-{key}.npy.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                try:
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, feats)
+                    os.replace(tmp, final)
+                finally:
+                    tmp.unlink(missing_ok=True)
+    splits, start = [], 0
+    for split in _splits(ds):
+        splits.append(Split(feats[start:start + len(split)], split.y, split.g))
+        start += len(split)
+    pool, test, *val = splits
+    info = {**ds.info, "features": {"file": str(final), "dim": int(feats.shape[1]),
+                                    "backbone": model.name}}
+    return replace(ds, pool=pool, test=test, val=val[0] if val else None, prepare=Standardise(),
+                   input_kind="table", image_mean=None, image_std=None, hflip=False, info=info)
+
+
+def _splits(ds: Dataset) -> list[Split]:
+    return [ds.pool, ds.test, *([ds.val] if ds.val is not None else [])]
+
+
+def _open(path: Path) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError):
+        log.warning("ignoring unreadable feature cache %s", path)
+        return None
+    return np.asarray(arr, dtype=np.float32)
+
+
+def backbone(model: ModelConfig, in_channels: int, image_size: int, n_classes: int,
+             seed: int) -> Any:
+    """The image model with its head replaced by the identity (weights loaded, eval mode)."""
+    import torch
+    from torch import nn
+
+    from fairensemble.models.weights import load_weights, read_weights
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        options = models.accepted(model.name, {"width": model.width, "dropout": model.dropout})
+        net = models.create(model.name, n_classes, in_channels=in_channels,
+                            image_size=image_size, **options)
+    if model.weights is not None:
+        load_weights(net, read_weights(model.weights), f"model.weights: {model.weights}")
+    setattr(net, models.head_name(net, model.name), nn.Identity())
+    return net.eval()
+
+
+def _compute(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: int) -> np.ndarray:
+    import torch
+
+    from fairensemble.train.common import Normaliser, autocast, channels_last, choose_device
+
+    device = choose_device(train.device)
+    splits = _splits(ds)
+    first = splits[0].X
+    n_total = sum(len(s) for s in splits)
+    net = backbone(model, first.shape[1], first.shape[2], len(ds.classes), seed).to(device)
+    last = channels_last(net, device, train.precision)
+    if last:
+        net = net.to(memory_format=torch.channels_last)
+    normalise = Normaliser(first.shape[1], ds.image_mean, ds.image_std, device)
+    log.info("computing %s features of %d images", model.name, n_total)
+    out: list[np.ndarray] = []
+    with torch.inference_mode(), autocast(device, train.precision):
+        for split in splits:
+            for a in range(0, len(split), BATCH):
+                raw = torch.from_numpy(np.ascontiguousarray(split.X[a:a + BATCH])).to(device)
+                x = normalise(raw)
+                if last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out.append(net(x).float().flatten(1).cpu().numpy())
+    feats = np.concatenate(out).astype(np.float32)
+    if not np.isfinite(feats).all():
+        raise ValueError(f"model.freeze: the backbone of {model.name} produced non-finite "
+                         "features")
+    return feats
+
+
+__all__ = ["Standardise", "backbone", "feature_dataset"]
