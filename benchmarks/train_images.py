@@ -1,14 +1,16 @@
 """Images per second of ``train_loop`` against a plain PyTorch training loop, side by side.
 
 Both train one member of the same model on the same random uint8 images for the same epochs
-with Adam. The plain loop is what a tutorial writes: images converted to normalised floats
-once, ``DataLoader(TensorDataset, shuffle=True)``, ``model.train()``, forward, backward, step,
-in float32. ``train_loop`` also builds the model from its seed, converts uint8 batches on the
-device and, on CUDA, uses bf16 autocast and channels_last. Timings include model construction
-for both; the median of ``--repeats`` interleaved runs is reported.
+with Adam. The plain loop is what a tutorial writes (a torchvision-style loop): images
+converted to normalised floats once, ``DataLoader(TensorDataset, shuffle=True)``,
+``model.train()``, forward, backward, step, in float32. ``train_loop`` also builds the model
+from its seed and converts uint8 batches on the device; with ``--precision bf16`` it autocasts
+to bfloat16 and runs convolutional nets channels-last (``train.precision``). Timings include
+model construction for both; the median of ``--repeats`` interleaved runs is reported.
 
     python benchmarks/train_images.py                       # CPU: cnn and resnet18 at 32 px
-    python benchmarks/train_images.py --model resnet50 --image-size 224 --device cuda
+    python benchmarks/train_images.py --model resnet50 --image-size 224 --device cuda \
+        --precision fp32 --precision bf16
 
 Prints a table, then one JSON line per model (``loop_images_per_s``,
 ``baseline_images_per_s``, ``ratio``, ``device``, ``model``, ``image_size``...).
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
-from fairensemble.train import CellData
+from fairensemble.train import CellData, Inputs
 from fairensemble.train.loop import train_loop
 
 MEAN, STD = 0.5, 0.25
@@ -40,12 +42,10 @@ def images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_loop(X: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> float:
-    cell = CellData(
-        X, y, {"test": X[:1]}, [0],
-        meta={"input_kind": "image", "image_mean": [MEAN] * 3, "image_std": [STD] * 3},
-    )
+    cell = CellData(X, y, {"test": X[:1]}, [0],
+                    inputs=Inputs(kind="image", image_mean=(MEAN,) * 3, image_std=(STD,) * 3))
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
-                        device=args.device)
+                        device=args.device, precision=args.precision)
     model = ModelConfig(name=args.model, width=args.width)
     _sync(args.device)
     t0 = time.perf_counter()
@@ -104,6 +104,7 @@ def bench(args: argparse.Namespace) -> dict:
         "ratio": round(loop_ips / base_ips, 3),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "model": args.model,
+        "precision": args.precision,
         "image_size": args.image_size,
         "n_images": args.n,
         "epochs": args.epochs,
@@ -122,18 +123,22 @@ def main() -> None:
     p.add_argument("--width", type=int, default=32, help="cnn base width")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", action="append", choices=["fp32", "bf16"],
+                   help="train.precision of train_loop (repeatable; default fp32)")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device available")
     rows = []
     for name in args.model or ["cnn", "resnet18"]:
-        rows.append(bench(argparse.Namespace(**{**vars(args), "model": name})))
-    print(f"{'model':<10} {'px':>4} {'device':<10} {'train_loop img/s':>17} "
-          f"{'plain img/s':>12} {'ratio':>6}")
+        for precision in args.precision or ["fp32"]:
+            rows.append(bench(argparse.Namespace(**{**vars(args), "model": name,
+                                                    "precision": precision})))
+    print(f"{'model':<10} {'px':>4} {'device':<10} {'precision':<9} {'train_loop img/s':>17} "
+          f"{'plain fp32 img/s':>17} {'ratio':>6}")
     for r in rows:
         print(f"{r['model']:<10} {r['image_size']:>4} {r['device'][:10]:<10} "
-              f"{r['loop_images_per_s']:>17.1f} {r['baseline_images_per_s']:>12.1f} "
-              f"{r['ratio']:>6.2f}")
+              f"{r['precision']:<9} {r['loop_images_per_s']:>17.1f} "
+              f"{r['baseline_images_per_s']:>17.1f} {r['ratio']:>6.2f}")
     for r in rows:
         print(json.dumps(r))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -313,3 +315,43 @@ def test_init_chexpert_reads_the_csvs_and_proposes_a_gpu_config(tmp_path):
     assert cfg.train_size == pool.min()  # under 100: the smaller group's whole pool
     assert cfg.ratio_group == cfg.dataset.groups[pool.idxmin()]
     assert "Sex=Unknown (8)" in res.stdout  # the dropped rows are counted
+
+
+# ----------------------------------------------------------------------------- intersectional
+
+
+def make_people_by_race_and_sex(path, n: int = 1200, seed: int = 3) -> None:
+    rng = np.random.default_rng(seed)
+    race = rng.choice(["African-American", "Caucasian", "Hispanic"], n, p=[0.45, 0.4, 0.15])
+    sex = rng.choice(["Female", "Male"], n, p=[0.35, 0.65])
+    age = rng.integers(18, 70, n)
+    score = -0.03 * (age - 40) + (sex == "Male") * 0.4 + rng.normal(0, 1, n)
+    pd.DataFrame({"age": age, "race": race, "sex": sex,
+                  "reoffend": np.where(score > 0.4, "yes", "no")}).to_csv(path, index=False)
+
+
+def test_two_group_columns_make_intersectional_groups_that_run_and_are_named(tmp_path):
+    make_people_by_race_and_sex(tmp_path / "people.csv")
+    init("table", str(tmp_path / "people.csv"), "--target", "reoffend", "--group", "race",
+         "--group", "sex", "--out", str(tmp_path / "p.yaml"))
+    cfg = load_config(tmp_path / "p.yaml")
+    assert cfg.dataset.group == ["race", "sex"]
+    assert cfg.ratio_group == "Hispanic"  # the race with the fewest rows; both sexes move
+    res = run_cli("run", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "run"),
+                  "--set", "ensemble.members=2", "--set", "replicates=1",
+                  "--set", "train.epochs=3", "--set", "ratios=[0.0,0.5,1.0]")
+    assert res.returncode == 0, res.stderr
+    table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    assert {"Hispanic & Female", "Hispanic & Male", "Caucasian & Male"} <= set(table["group"])
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    layout = plan["layouts"][0]
+    assert layout["attributes"] == ["race", "sex"]
+    hispanic = [i for i, v in enumerate(layout["group_values"]) if v[0] == "Hispanic"]
+    for shares, cell_ratio in zip(layout["shares"], (0.0, 0.5, 1.0)):
+        # the moved value's combinations take the share together ...
+        assert sum(shares[i] for i in hispanic) == pytest.approx(cell_ratio)
+        others = [s for i, s in enumerate(shares) if i not in hispanic]
+        if cell_ratio < 1:  # ... and the other groups keep their pool proportions
+            sizes = np.bincount(load_for(cfg).pool.g, minlength=len(layout["groups"]))
+            pool = np.array([n for i, n in enumerate(sizes) if i not in hispanic], dtype=float)
+            assert np.allclose(np.array(others) / sum(others), pool / pool.sum(), atol=1e-9)

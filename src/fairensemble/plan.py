@@ -89,6 +89,14 @@ class PointLayout:
     group_values: list[list[str]] = field(default_factory=list)  # per group, each column's value
 
 
+def moved_indices(name: str, groups: list[str], group_values: list[list[str]]) -> list[int]:
+    """The groups whose share a sweep of ``name`` moves: that group, or with intersectional
+    groups every combination holding that value of the first attribute (empty: neither)."""
+    if name in groups:
+        return [groups.index(name)]
+    return [i for i, values in enumerate(group_values) if values and values[0] == name]
+
+
 @dataclass
 class Plan:
     cfg: RunConfig
@@ -204,7 +212,7 @@ def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
     plan = Plan(cfg, points, [], list(layouts))
     for pi, (point, layout) in enumerate(zip(points, layouts)):
         pcfg = cfg.at(point)
-        rg = layout.groups.index(layout.ratio_group)
+        moved = moved_indices(layout.ratio_group, layout.groups, layout.group_values)
         for mi in range(n_mixes(cfg)):
             mix = cfg.mixes[mi] if cfg.mixes is not None else None
             for r in range(cfg.replicates):
@@ -214,7 +222,7 @@ def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
                     point=point,
                     mix_index=mi,
                     mix=mix,
-                    ratio=float(layout.shares[mi][rg]),
+                    ratio=float(sum(layout.shares[mi][j] for j in moved)),
                     replicate=r,
                     sample_seed=sample_seed(cfg.seed, layout.shares[mi], r),
                     member_seeds=member_seeds[r],

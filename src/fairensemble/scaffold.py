@@ -47,6 +47,7 @@ from .data.chexpert import CheXpertData
 from .data.images import Rows
 from .data.sampling import SamplingError, mix_shares, plan_counts, stratified_subsample
 from .data.tabular import TableData
+from .plan import moved_indices
 
 MIN_TEST_PER_CLASS = 30  # test rows of each class a group needs for its own metrics
 MAX_CLASSES = 20  # more distinct target values than this, without --positive: not a label
@@ -922,7 +923,7 @@ def _finish(
     pool = Counts.of(pool_y, pool_g, groups, classes)
     rg, rg_why = pick_ratio_group(pool, requested_rg, merged=dataset.get("min_group_size", 0) > 0,
                                   group_values=group_values, attribute=(attributes or [""])[0])
-    moved = moved_indices(rg, groups, group_values)
+    moved = moved_indices(rg, groups, group_values or [])
     cpu_images = kind == "images"
     ratios = CPU_RATIOS if cpu_images else RATIOS
     size = propose_train_size(pool_y, pool_g, groups, len(classes), moved, ratios)
@@ -986,14 +987,6 @@ def _finish(
     return Proposal(config=config, comments=comments, counts=counts, pool=pool, test=test,
                     notes=notes, facts=facts, train_size=size, image=gpu_try,
                     cpu_train_size=cpu_size)
-
-
-def moved_indices(name: str, groups: list[str], group_values: list[list[str]] | None
-                  ) -> list[int]:
-    """The groups a ratio group moves: itself, or every combination with that first value."""
-    if name in groups:
-        return [groups.index(name)]
-    return [i for i, values in enumerate(group_values or []) if values[0] == name]
 
 
 def _mlp_fields(train_size: int) -> tuple[dict[str, Any], dict[str, str]]:

@@ -27,7 +27,7 @@ from .data.base import preview_names
 from .data.sampling import mix_shares, plan_counts, sample_indices
 from .evaluation import EvalSpec, evaluate_record
 from .executors import make_executor, unit_threads
-from .plan import Cell, Plan, PointLayout, build_plan, n_mixes
+from .plan import Cell, Plan, PointLayout, build_plan, moved_indices, n_mixes
 from .seeds import derive_seed
 from .store import CellRecord, RunStore, atomic_write_bytes
 from .train import CellData, Inputs
@@ -57,14 +57,10 @@ def load_for(cfg: RunConfig) -> Dataset:
 
 
 def moved_groups(name: str, ds: Dataset) -> list[int]:
-    """The groups whose share a sweep of ``name`` moves: that group, or with intersectional
-    groups every combination holding that value of the first attribute."""
-    if name in ds.groups:
-        return [ds.groups.index(name)]
-    if ds.attributes:
-        hits = [i for i, values in enumerate(ds.group_values) if values[0] == name]
-        if hits:
-            return hits
+    """``plan.moved_indices`` on a dataset; a name that moves nothing is a one-line error."""
+    hits = moved_indices(name, ds.groups, ds.group_values)
+    if hits:
+        return hits
     firsts = sorted({v[0] for v in ds.group_values}) if ds.attributes else []
     also = f" or a value of {ds.attributes[0]!r} ({preview_names(firsts)})" if firsts else ""
     raise ValueError(f"ratio_group: expected one of {ds.groups}{also}, got {name!r}")
