@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import RunConfig
+from .config import RUNTIME_FIELDS, RunConfig
 
 # Bump when a change makes stored cells of the same config mean something else.
 CELL_FORMAT = 2
@@ -161,8 +161,14 @@ def model_identity(pcfg: RunConfig) -> dict[str, Any]:
 NEUTRAL_DEFAULTS: dict[str, Any] = {"na_values": []}
 
 
+def _runtime(section: str) -> set[str]:
+    """The fields of ``section`` that change no number (config.RUNTIME_FIELDS): left out of
+    the identity, so a cell is the same cell wherever and however it was trained."""
+    return {f[len(section) + 1:] for f in RUNTIME_FIELDS if f.startswith(section + ".")}
+
+
 def dataset_identity(pcfg: RunConfig) -> dict[str, Any]:
-    data = pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"})
+    data = pcfg.dataset.model_dump(mode="json", exclude=_runtime("dataset"))
     return {k: v for k, v in data.items()
             if not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])}
 
@@ -182,7 +188,7 @@ def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicat
         "train_size": pcfg.train_size,
         "label_balance": pcfg.label_balance,
         "model": model_identity(pcfg),
-        "train": pcfg.train.model_dump(mode="json", exclude={"device"}),
+        "train": pcfg.train.model_dump(mode="json", exclude=_runtime("train")),
         "members": pcfg.ensemble.members,
         "replicate": replicate,
     }
