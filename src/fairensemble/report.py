@@ -443,7 +443,8 @@ body { font-family: system-ui, sans-serif; max-width: 1240px; margin: 2em auto; 
 .wide { overflow-x: auto; margin-bottom: 1.5em; }
 table { border-collapse: collapse; font-size: 0.85em; }
 caption { text-align: left; font-weight: 600; padding: 0.3em 0; }
-td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f3f3f3; cursor: pointer; user-select: none; position: sticky; top: 0; }
 th[data-order="up"]::after { content: " \\25B2"; }
 th[data-order="down"]::after { content: " \\25BC"; }
