@@ -34,8 +34,9 @@ def fake_config(**fields: Any) -> dict[str, Any]:
 def make_run_dir(root: Path, n_test: int = 240, **fields: Any) -> Path:
     """A finished run directory at ``root`` of ``fake_config(**fields)``."""
     cfg = validate(fake_config(**fields))
-    layouts = [PointLayout(GROUPS, ["0", "1"], "F", [[1 - r, r] for r in cfg.ratios],
-                           [[[0, 0], [0, 0]] for _ in cfg.ratios])
+    shares = ([[mix.get(g, 0.0) for g in GROUPS] for mix in cfg.mixes] if cfg.mixes
+              else [[1 - r, r] for r in cfg.ratios])
+    layouts = [PointLayout(GROUPS, ["0", "1"], "F", shares, [[[0, 0], [0, 0]] for _ in shares])
                for _ in cfg.grid_points()]
     plan = build_plan(cfg, layouts)
     store = RunStore(root)

@@ -73,20 +73,22 @@ class CellEvaluation(NamedTuple):
     damage: str | None = None  # the CorruptCell message naming the damaged file
 
 
+def _read(run_dir: str | None, cell_id: str) -> tuple[CellRecord | None, str | None]:
+    """A cell's record, or the message naming its damaged file."""
+    try:
+        return RunStore(run_dir).read_cell(cell_id), None
+    except CorruptCell as err:
+        return None, str(err)
+
+
 def evaluate_unit(unit: EvalUnit, progress: Callable[[float], None] | None = None
                   ) -> list[CellEvaluation]:
     out = []
     for i, cell_id in enumerate(unit.cell_ids):
-        if unit.records is not None:
-            record = unit.records[i]
-        else:
-            try:
-                record = RunStore(unit.run_dir).read_cell(cell_id)
-            except CorruptCell as err:
-                out.append(CellEvaluation(cell_id, None, None, str(err)))
-                continue
-        table, boot = unit.evaluate(record)
-        out.append(CellEvaluation(cell_id, table, boot))
+        record, damage = ((unit.records[i], None) if unit.records is not None
+                          else _read(unit.run_dir, cell_id))
+        table, boot = unit.evaluate(record) if record is not None else (None, None)
+        out.append(CellEvaluation(cell_id, table, boot, damage))
         if progress is not None:
             progress(1.0)
     return out

@@ -121,7 +121,12 @@ def evaluation_progress() -> Iterator[tuple[Callable[[int], None], Callable[[flo
             if task is not None:
                 progress.advance(task, amount)
 
-        yield on_start, on_progress
+        try:
+            yield on_start, on_progress
+        except BaseException:
+            if task is not None:  # the error's one line is all that stays on the screen
+                progress.update(task, visible=False)
+            raise
 
 
 def report_with_progress(run_dir: Path, **kwargs) -> dict:
