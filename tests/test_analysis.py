@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from fairensemble.analysis import _arg, _ci95, _verdict_95, direction, verdict
+from fairensemble.analysis import _arg, _verdict_95, direction, verdict
+from fairensemble.intervals import t_interval
 
 
 def test_positive_sum_needs_every_group_to_hold_and_the_gap_not_to_widen():
@@ -18,10 +19,10 @@ def test_leveling_down_is_a_narrower_gap_bought_with_a_worse_group():
 
 
 def test_ci95_is_a_t_interval_and_undefined_for_one_replicate():
-    lo, hi = _ci95(np.array([1.0, 2.0, 3.0]))
+    lo, hi = t_interval(np.array([1.0, 2.0, 3.0]))
     assert np.isclose(hi - 2.0, 4.302652729911275 * 1.0 / np.sqrt(3))
     assert np.isclose(lo + hi, 4.0)
-    assert _ci95(np.array([1.0])) == (None, None)
+    assert t_interval(np.array([1.0])) == (None, None)
 
 
 def test_verdict_95_ignores_changes_whose_interval_covers_zero():

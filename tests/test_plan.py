@@ -73,3 +73,41 @@ def test_a_factorys_source_is_part_of_the_identity_so_editing_it_never_reuses_ce
     assert set(edited).isdisjoint(first)
     identity = cell_identity(validate({**TABLE, **model}), layout(), 0, 0)
     assert len(identity["model"]["factory"]["sha256"]) == 64
+
+
+def test_the_declared_field_kinds_hold_for_cells_evaluations_and_report_set():
+    from fairensemble.cli import check_evaluation_overrides
+    from fairensemble.config import EVALUATION_FIELDS, RUNTIME_FIELDS, ConfigError
+    from fairensemble.evaluation import EvalSpec
+
+    images = {**TABLE, "dataset": {"kind": "celeba", "root": "r"}}
+    changes = {  # one change under every declared field
+        "metrics": {"metrics": ["accuracy", "auc"]},
+        "primary_metric": {"primary_metric": "balanced_accuracy"},
+        "ensemble.k": {"ensemble": {"members": 3, "k": [1, 3]}},
+        "ensemble.draws": {"ensemble": {"members": 3, "draws": 9}},
+        "test_mix": {"test_mix": "natural"},
+        "analysis": {"analysis": {"ci": "bootstrap"}},
+        "executor": {"executor": {"kind": "local", "workers": 3}},
+        "name": {"name": "other"},
+        "dataset.cache_dir": {"dataset": {**images["dataset"], "cache_dir": "/tmp/c"}},
+        "dataset.num_workers": {"dataset": {**images["dataset"], "num_workers": 4}},
+        "train.device": {"train": {"device": "cpu"}},
+    }
+    assert set(changes) == {*EVALUATION_FIELDS, *RUNTIME_FIELDS}
+    for field, change in changes.items():
+        base = images if field.startswith("dataset.") else TABLE
+        before, after = validate(base), validate({**base, **change})
+        # no declared field changes what a cell trains
+        assert cell_identity(after, layout(), 0, 0) == cell_identity(before, layout(), 0, 0), field
+        same_spec = EvalSpec.of(after).hash == EvalSpec.of(before).hash
+        # a cell's evaluation follows every evaluation field but the summary's ranking one
+        assert same_spec == (field in RUNTIME_FIELDS or field == "primary_metric"), field
+        check_evaluation_overrides([f"{field}=1"])  # `report --set` takes it
+    for trained in ("seed", "train.epochs", "model.hidden", "dataset.path", "train_size"):
+        try:
+            check_evaluation_overrides([f"{trained}=1"])
+        except ConfigError as err:
+            assert trained in str(err)
+        else:
+            raise AssertionError(f"report --set {trained} should be refused")

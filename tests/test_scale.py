@@ -39,12 +39,11 @@ def _start(*args: str) -> subprocess.Popen:
 
 
 def _finished(run: Path) -> dict[str, tuple[int, bytes]]:
-    """The files of finished cells (a cell is finished once its JSON is written; a kill between
-    its .npz and its JSON leaves an .npz that the next run redoes)."""
-    cells = run / "cells"
-    done = [p.stem for p in cells.glob("*.json")]
-    return {p.name: (p.stat().st_mtime_ns, p.read_bytes())
-            for stem in done for p in (cells / f"{stem}.npz", cells / f"{stem}.json")}
+    """The files of finished cells (those whose JSON, written last, exists): an .npz a kill
+    left without its JSON is an unfinished cell, rightly trained again."""
+    done = {p.stem for p in (run / "cells").glob("*.json")}
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "cells").glob("*.*")
+            if p.suffix in (".npz", ".json") and p.stem in done}
 
 
 def _wait_for(predicate, timeout: float = 120.0, every: float = 0.05) -> None:

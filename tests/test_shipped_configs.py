@@ -11,6 +11,7 @@ from builders import make_celeba, make_chexpert
 from conftest import ROOT
 
 from fairensemble.config import load_config
+from fairensemble.evaluation import Evaluator
 from fairensemble.store import RunStore
 from fairensemble.sweep import run_sweep
 
@@ -53,13 +54,11 @@ def test_a_shipped_config_runs_with_three_members_and_k_follows(path, image_root
     cfg = load_config(path, ["ensemble.members=3", *TINY_RUN,
                              *tiny(kind, image_roots, tmp_path / "cache")])
     assert cfg.ks() == [1, 2, 3]
-    result = run_sweep(cfg, tmp_path / "run")
+    evaluate = Evaluator.of(cfg)
+    result = run_sweep(cfg, tmp_path / "run", evaluate=evaluate)
     store = RunStore(tmp_path / "run")
     assert len(result.trained) == len(result.plan.cells) > 0
-    from fairensemble.evaluation import EvalSpec
-
-    spec = EvalSpec.of(cfg)
     for cell in result.plan.cells:
-        table, _ = store.read_evaluation(spec.hash, cell.id, False)
+        table, _ = store.read_evaluation(evaluate.key, cell.id, False)
         assert set(table["k"]) == {1, 2, 3}
         assert isinstance(table, pd.DataFrame) and table["mean"].notna().any()

@@ -38,11 +38,9 @@ _EXPORTS = {
 def run(cfg: Any, run_dir: str) -> dict:
     """Train every missing cell of ``cfg`` into ``run_dir`` and build its outputs; returns
     the summary (what ``fairensemble run`` does, without the progress bar)."""
-    from .report import build_report
-    from .sweep import run_sweep
+    from .pipeline import run as run_pipeline
 
-    result = run_sweep(cfg, run_dir)
-    return build_report(run_dir, plan=result.plan)
+    return run_pipeline(cfg, run_dir)
 
 
 def __getattr__(name: str) -> Any:  # imports on first use keep `import fairensemble` light

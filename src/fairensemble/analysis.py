@@ -9,18 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import stdtrit
 
 from . import metrics as M
-from .config import RunConfig, load_config
-from .evaluation import EvalSpec, evaluate_record
+from .config import ExecutorConfig, RunConfig, load_config
+from .evaluation import Evaluator
 from .executors import make_executor
+from .intervals import (
+    boot_columns,
+    interval95,
+    kind_of,
+    percentile_interval,
+    samples,
+    t_interval,
+)
 from .plan import Cell, Plan, grid_value
-from .store import CellRecord, RunStore, StoreError
+from .store import CellRecord, CorruptCell, RunStore, StoreError
 
 TOL = 1e-12  # a change this small counts as no change
 EVAL_BATCH = 6  # cells per evaluation unit when re-evaluating
@@ -51,22 +58,104 @@ def check_complete(plan: Plan, store: RunStore) -> None:
 
 @dataclass
 class EvalUnit:
-    spec: EvalSpec
+    evaluate: Evaluator
     cell_ids: list[str]
     run_dir: str | None = None  # workers on this machine read the cells themselves
     records: list[CellRecord] | None = None  # shipped to workers elsewhere (Ray)
 
 
+class CellEvaluation(NamedTuple):
+    """One cell's evaluation as a worker returns it, or why it could not read the cell."""
+
+    cell_id: str
+    table: pd.DataFrame | None
+    boot: pd.DataFrame | None
+    damage: str | None = None  # the CorruptCell message naming the damaged file
+
+
+def _read(run_dir: str | None, cell_id: str) -> tuple[CellRecord | None, str | None]:
+    """A cell's record, or the message naming its damaged file."""
+    try:
+        return RunStore(run_dir).read_cell(cell_id), None
+    except CorruptCell as err:
+        return None, str(err)
+
+
 def evaluate_unit(unit: EvalUnit, progress: Callable[[float], None] | None = None
-                  ) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
-    records = unit.records or [RunStore(unit.run_dir).read_cell(i) for i in unit.cell_ids]
+                  ) -> list[CellEvaluation]:
     out = []
-    for record in records:
-        table, boot = evaluate_record(record, unit.spec)
-        out.append((record.id, table, boot))
+    for i, cell_id in enumerate(unit.cell_ids):
+        record, damage = ((unit.records[i], None) if unit.records is not None
+                          else _read(unit.run_dir, cell_id))
+        table, boot = unit.evaluate(record) if record is not None else (None, None)
+        out.append(CellEvaluation(cell_id, table, boot, damage))
         if progress is not None:
             progress(1.0)
     return out
+
+
+Evaluations = dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]
+
+
+def evaluate_cells(store: RunStore, evaluate: Evaluator, cell_ids: list[str],
+                   executor: ExecutorConfig, set_aside: bool = False,
+                   on_start: Callable[[int], None] | None = None,
+                   on_progress: Callable[[float], None] | None = None
+                   ) -> tuple[Evaluations, list[str]]:
+    """The evaluation (table, boot) of each finished cell of ``cell_ids``, reading each cell
+    file at most once: a cell with a cached evaluation is checked against its checksum (not
+    at all when this process verified it already while holding the run directory); the
+    others are read and evaluated on the executor (``on_start(n)`` announces how many,
+    ``on_progress(1)`` follows each) and their evaluations cached.
+
+    A damaged cell raises ``CorruptCell`` naming its file; with ``set_aside`` it is moved to
+    ``cells/corrupt/`` instead (so it gets retrained), left out of the result and described in
+    the returned lines."""
+    want_boot = evaluate.spec.n_boot > 0
+    got: Evaluations = {}
+    todo = []
+    for cell_id in cell_ids:
+        if not store.has_record(cell_id):
+            continue  # never finished
+        cached = store.read_evaluation(evaluate.key, cell_id, want_boot)
+        if cached is None:
+            todo.append(cell_id)
+        else:
+            got[cell_id] = cached
+    # a cached evaluation stands for its cell only while the cell is intact
+    intact, damaged = store.check_cells(list(got), set_aside=set_aside)
+    got = {c: v for c, v in got.items() if c in intact}
+
+    def damage(cell_id: str, err: CorruptCell) -> None:
+        if not set_aside:
+            raise err
+        damaged.append(store.set_aside(cell_id, err))
+
+    ship = executor.kind == "ray"  # Ray workers get the records; local ones read the files
+    records: dict[str, CellRecord] = {}
+    if ship:
+        for cell_id in todo:
+            try:
+                records[cell_id] = store.read_cell(cell_id)
+            except CorruptCell as err:
+                damage(cell_id, err)
+        todo = [c for c in todo if c in records]
+    if todo:
+        if on_start is not None:
+            on_start(len(todo))
+        units = [EvalUnit(evaluate, ids, None if ship else str(store.root),
+                          [records[c] for c in ids] if ship else None)
+                 for ids in (todo[i : i + EVAL_BATCH] for i in range(0, len(todo), EVAL_BATCH))]
+        with make_executor(executor) as ex:
+            for _, results in ex.run(evaluate_unit, units, on_progress or (lambda m: None)):
+                for res in results:
+                    if res.damage is not None:
+                        damage(res.cell_id, CorruptCell(res.damage))
+                        continue
+                    store.write_evaluation(evaluate.key, res.cell_id, res.table, res.boot)
+                    store.mark_verified(res.cell_id)  # read intact by the worker
+                    got[res.cell_id] = (res.table, res.boot)
+    return got, damaged
 
 
 @dataclass
@@ -80,42 +169,21 @@ def evaluate_run(plan: Plan, store: RunStore,
                  prune: bool = False, on_start: Callable[[int], None] | None = None
                  ) -> Evaluated:
     """metrics.parquet's table: one row per (grid point, mix, replicate, k, post, group,
-    metric), and the bootstrap resamples where asked. Cells evaluated where they were trained
-    are read from the run directory; the others (a changed metric list, say) are evaluated on
-    the executor and cached: ``on_start(n)`` announces how many, ``on_progress(1)`` follows
-    each. ``prune`` drops cached evaluations of other specs."""
+    metric), and the bootstrap resamples where asked, from every cell's evaluation
+    (``evaluate_cells``: each cell read at most once; a damaged cell stops it, naming its
+    file). ``prune`` drops cached evaluations of other specs."""
     check_complete(plan, store)
-    spec = EvalSpec.of(plan.cfg)
-    want_boot = spec.n_boot > 0
-    executor = plan.cfg.executor
-    ship = executor.kind == "ray"  # Ray workers get the records; local ones read the files
-    cached = {c.id: store.read_evaluation(spec.hash, c.id, want_boot) for c in plan.cells}
-    records = {}
-    for cell in plan.cells:  # a damaged cell stops the report, naming its file
-        record = store.read_cell(cell.id)
-        if ship and cached[cell.id] is None:
-            records[cell.id] = record
-    todo = [cid for cid, got in cached.items() if got is None]
-    if todo:
-        if on_start is not None:
-            on_start(len(todo))
-        units = [EvalUnit(spec, todo[i : i + EVAL_BATCH],
-                          None if ship else str(store.root),
-                          [records[c] for c in todo[i : i + EVAL_BATCH]] if ship else None)
-                 for i in range(0, len(todo), EVAL_BATCH)]
-        with make_executor(executor) as ex:
-            for _, results in ex.run(evaluate_unit, units, on_progress or (lambda m: None)):
-                for cell_id, table, boot in results:
-                    store.write_evaluation(spec.hash, cell_id, table, boot)
-                    cached[cell_id] = (table, boot)
+    evaluate = Evaluator.of(plan.cfg)
+    got, _ = evaluate_cells(store, evaluate, [c.id for c in plan.cells], plan.cfg.executor,
+                            on_start=on_start, on_progress=on_progress)
     if prune:
-        store.prune_evaluations(keep=spec.hash)
-    table = pd.concat([with_coords(cached[c.id][0], c) for c in plan.cells], ignore_index=True)
+        store.prune_evaluations(keep=evaluate.key)
+    table = pd.concat([with_coords(got[c.id][0], c) for c in plan.cells], ignore_index=True)
     table["k"] = table["k"].astype("int64")
     table["n_draws"] = table["n_draws"].astype("int64")
     boot = None
-    if want_boot:
-        boot = pd.concat([with_coords(cached[c.id][1], c) for c in plan.cells],
+    if evaluate.spec.n_boot > 0:
+        boot = pd.concat([with_coords(got[c.id][1], c) for c in plan.cells],
                          ignore_index=True)
     return Evaluated(table, boot)
 
@@ -142,32 +210,6 @@ def grid_fields(plan: Plan) -> list[str]:
 
 def mix_column(table: pd.DataFrame) -> str:
     return "mix" if "mix" in table.columns else "ratio"
-
-
-def _ci95(values: np.ndarray) -> tuple[float | None, float | None]:
-    """The 95 % t-interval of the mean of replicate values (None without two of them)."""
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    if n < 2 or np.isnan(values).any():
-        return None, None
-    half = stdtrit(n - 1, 0.975) * values.std(ddof=1) / np.sqrt(n)
-    m = values.mean()
-    return float(m - half), float(m + half)
-
-
-def _percentile95(values: np.ndarray) -> tuple[float | None, float | None]:
-    """The 2.5 and 97.5 percentiles of bootstrap values."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2 or np.isnan(values).any():
-        return None, None
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def interval95(values: np.ndarray, kind: str) -> tuple[float | None, float | None]:
-    """95 % interval of replicate values ("replicates": t over the mean) or of bootstrap
-    resamples ("bootstrap": percentiles)."""
-    return _percentile95(values) if kind == "bootstrap" else _ci95(values)
 
 
 def direction(metric: str) -> str:
@@ -257,11 +299,11 @@ class Changes:
             return {"mean": None, "ci95": [None, None], "n_replicates": 0}
         if self.boot is not None:
             try:
-                lo, hi = _percentile95(self.boot.loc[(x, label, metric)].to_numpy(float))
+                lo, hi = percentile_interval(self.boot.loc[(x, label, metric)].to_numpy(float))
             except KeyError:
                 lo, hi = None, None
         else:
-            lo, hi = _ci95(vals)
+            lo, hi = t_interval(vals)
         return {"mean": _none_if_nan(vals.mean()), "ci95": [lo, hi], "n_replicates": len(vals)}
 
 
@@ -269,8 +311,9 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
               ) -> dict[str, Any]:
     """summary.json: per grid point, the optimal mixes for k=1 and k=E, positive-sum verdicts
     per mix, each fairness measure's minimising mix and whether the ensemble narrowed or
-    widened it, who benefits (per-group gain next to per-group diversity) and what
-    post-processing did."""
+    widened it, who benefits (per-group gain next to per-group diversity), what
+    post-processing did, and the primary metric per mix, label and k with its interval
+    (``levels``: what the figures draw)."""
     cfg = plan.cfg
     E = cfg.ensemble.members
     pm = cfg.primary
@@ -289,8 +332,8 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         all_rows = _point_rows(table, fields, point)
         rows = all_rows[all_rows["metric"] == pm]
         groups = plan.groups[pi]
-        changes = Changes(all_rows, None if boot is None else _point_rows(boot, fields, point),
-                          E, xcol)
+        point_boot = None if boot is None else _point_rows(boot, fields, point)
+        changes = Changes(all_rows, point_boot, E, xcol)
         entry: dict[str, Any] = {"point": point, "groups": groups,
                                  "ratio_group": plan.ratio_group[pi], "optimal": {},
                                  "verdicts": []}
@@ -320,6 +363,8 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         entry["fairness"] = {m: _fairness(all_rows, changes, m, pm, E, xcol, mixes)
                              for m in fairness}
         entry["benefits"] = _benefits(all_rows, changes, pm, groups, E, xcol, mixes)
+        entry["levels"] = _levels(all_rows, point_boot, pm, [*groups, "overall", "gap"], xcol,
+                                  mixes)
         if not post_rows.empty:
             entry["post"] = _post(_point_rows(post_rows, fields, point), all_rows, pm, E, xcol)
         points.append(entry)
@@ -330,7 +375,7 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         "ratio_group": plan.ratio_group.get(0),
         "members": E,
         "replicates": cfg.replicates,
-        "intervals": "bootstrap" if boot is not None else "replicates",
+        "intervals": kind_of(boot),
         "test_mix": cfg.test_mix,
         "grid_fields": fields,
         "fairness_measures": fairness,
@@ -377,6 +422,31 @@ def _benefits(rows: pd.DataFrame, changes: Changes, pm: str, groups: list[str], 
     return out
 
 
+def _levels(rows: pd.DataFrame, boot: pd.DataFrame | None, metric: str, labels: list[str],
+            xcol: str, mixes: list[Any]) -> list[dict[str, Any]]:
+    """``metric`` per mix, label and ensemble size k: the mean over replicates and its 95 %
+    interval (``intervals.py``), which the figures draw as they are. Under bootstrap only
+    k = 1 and k = E have resamples: other sizes have no interval."""
+    by = [xcol, "group", "k"]
+    sel = rows[(rows["metric"] == metric) & rows["group"].isin(labels)]
+    means = samples(sel, by, "replicates")
+    kind = kind_of(boot)
+    spread = means if boot is None else samples(
+        boot[(boot["metric"] == metric) & boot["group"].isin(labels)], by, kind)
+    out = []
+    for x in mixes:
+        for label in labels:
+            for k in sorted(sel["k"].unique()):
+                values = means.get((x, label, k))
+                if values is None:
+                    continue
+                lo, hi = interval95(spread[(x, label, k)], kind) if (x, label, k) in spread \
+                    else (None, None)
+                out.append({xcol: coord_value(x), "group": label, "k": int(k),
+                            "mean": _none_if_nan(pd.Series(values).mean()), "ci95": [lo, hi]})
+    return out
+
+
 def _post(post: pd.DataFrame, none: pd.DataFrame, pm: str, E: int, xcol: str
           ) -> dict[str, Any]:
     """Post-processing against none at k = 1 and E: the mean over mixes of the overall
@@ -415,11 +485,6 @@ def _arg(series: pd.Series, which: str) -> Any:
 
 def _none_if_nan(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
-
-
-def boot_columns(boot: pd.DataFrame) -> list[str]:
-    """The resample columns (b0, b1, ...) of a bootstrap table."""
-    return [c for c in boot.columns if c.startswith("b") and c[1:].isdigit()]
 
 
 def coord_value(x: Any) -> Any:

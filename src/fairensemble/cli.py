@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +23,16 @@ from rich.progress import (
 from rich.text import Text
 
 from .cli_init import init_app
-from .config import ConfigError, RunConfig, load_config, parse_override, set_path, validate
+from .config import (
+    EVALUATION_FIELDS,
+    RUNTIME_FIELDS,
+    ConfigError,
+    RunConfig,
+    load_config,
+    parse_override,
+    set_path,
+    validate,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how deep ensembles and the group mix of a training set shape "
@@ -62,18 +71,17 @@ def user_errors() -> Iterator[None]:
         fail("interrupted; finished cells are kept, run the same command again to resume", 130)
 
 
-# fields that change how a run is evaluated or summarised, never what it trained
-EVALUATION_FIELDS = ("metrics", "primary_metric", "ensemble.k", "ensemble.draws", "test_mix",
-                     "analysis", "executor", "name")
+# what `report --set` may change: anything but what was trained (config.py declares which)
+REPORT_FIELDS = (*EVALUATION_FIELDS, *RUNTIME_FIELDS)
 
 
 def check_evaluation_overrides(overrides: list[str]) -> None:
     for text in overrides:
         key = parse_override(text)[0]
-        if not any(key == f or key.startswith(f + ".") for f in EVALUATION_FIELDS):
+        if not any(key == f or key.startswith(f + ".") for f in REPORT_FIELDS):
             raise ConfigError(
                 f"--set {key}: changes what was trained; `report` takes only evaluation "
-                f"fields ({', '.join(EVALUATION_FIELDS)}); use `run` to train a changed config"
+                f"fields ({', '.join(REPORT_FIELDS)}); use `run` to train a changed config"
             )
 
 
@@ -94,11 +102,11 @@ def progress_bar() -> Progress:
     return Progress(*columns, console=console, transient=False)
 
 
-def report_with_progress(run_dir: Path, **kwargs) -> dict:
-    """build_report under a progress bar that appears only when cells need evaluating (a
-    changed metric list, k or interval method; cells trained by an older version)."""
-    from .report import build_report
-
+@contextmanager
+def evaluation_progress() -> Iterator[tuple[Callable[[int], None], Callable[[float], None]]]:
+    """(on_start, on_progress) for evaluating stored cells: a progress bar that appears only
+    when cells need evaluating (a changed metric list, k or interval method; cells trained by
+    an older version)."""
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
                TaskProgressColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} cells"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
@@ -113,6 +121,19 @@ def report_with_progress(run_dir: Path, **kwargs) -> dict:
             if task is not None:
                 progress.advance(task, amount)
 
+        try:
+            yield on_start, on_progress
+        except BaseException:
+            if task is not None:  # the error's one line is all that stays on the screen
+                progress.update(task, visible=False)
+            raise
+
+
+def report_with_progress(run_dir: Path, **kwargs) -> dict:
+    """build_report, evaluating under a progress bar the cells that need it."""
+    from .report import build_report
+
+    with evaluation_progress() as (on_start, on_progress):
         return build_report(run_dir, on_start=on_start, on_progress=on_progress, **kwargs)
 
 
@@ -121,15 +142,14 @@ def warn(line: str) -> None:
 
 
 def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[float, float]:
-    """Train the plan's missing cells under a progress bar; returns (seconds, worker seconds
-    spent evaluating the new cells)."""
-    from .store import RunStore
-    from .sweep import run_sweep
+    """Check the plan's stored cells (evaluating those that need it), then train the missing
+    ones under a progress bar; returns (seconds, worker seconds spent evaluating the new
+    cells). Call it holding the run directory, so that the report reads no cell again."""
+    from .pipeline import check_stored, train_missing
 
-    store = RunStore(run_dir)
-    done_ids, damaged = store.check_cells([c.id for c in plan.cells])
-    for line in damaged:
-        warn(line)
+    with evaluation_progress() as (on_start, on_progress):
+        done_ids = check_stored(cfg, run_dir, plan, on_warning=warn, on_start=on_start,
+                                on_progress=on_progress)
     total = len(plan.cells)
     todo = total - len(done_ids)
     console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
@@ -151,8 +171,8 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
                 done += int(amount)
                 progress.update(task, cells=f"{done}/{total}")
 
-        result = run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan, preview=preview,
-                           done=done_ids, on_warning=warn)
+        result = train_missing(cfg, run_dir, plan, preview, done=done_ids,
+                               on_progress=on_progress, on_warning=warn)
         progress.update(task, completed=todo * cfg.ensemble.members)
     return time.perf_counter() - t0, result.eval_s
 

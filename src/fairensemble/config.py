@@ -23,6 +23,17 @@ from fairensemble.metrics import names as metric_names
 from fairensemble.schema import Fraction, PositiveInt, Strict
 from fairensemble.train import DIVERSITY_SOURCES
 
+# Which fields change what, declared once: the cell identity (plan.py), the evaluation spec
+# and its cache (evaluation.py) and what `report --set` accepts (cli.py) derive from these.
+# Every other field changes what is trained.
+# fields that change how stored cells are evaluated or summarised, never what they trained
+EVALUATION_FIELDS = ("metrics", "primary_metric", "ensemble.k", "ensemble.draws", "test_mix",
+                     "analysis")
+# fields that change no number at all: where and how a run executes, what it is called, where
+# decoded images are cached and how many processes decode them, which device trains
+RUNTIME_FIELDS = ("executor", "name", "dataset.cache_dir", "dataset.num_workers",
+                  "train.device")
+
 
 class ConfigError(ValueError):
     """A config problem, phrased as one line that names the field and what was expected."""

@@ -32,6 +32,11 @@ EVAL_FORMAT = 2
 
 @dataclass(frozen=True)
 class EvalSpec:
+    """What a cell's evaluation depends on besides the cell: the config's EVALUATION_FIELDS
+    that change a cell's numbers (``primary_metric`` only chooses what the summary ranks by),
+    the run seed the draws derive from, and the ensemble sizes resolved against the members.
+    Its hash names the evaluation's cache in the run directory."""
+
     seed: int
     ks: tuple[int, ...]
     draws: int
@@ -60,6 +65,26 @@ class EvalSpec:
     @property
     def draw_seed(self) -> int:
         return derive_seed(self.seed, "draws")
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """A cell's evaluation under one spec as a plain picklable callable: what the sweep hands
+    its workers (cells are evaluated where they are trained) and ``key`` what the run
+    directory files the evaluation under."""
+
+    spec: EvalSpec
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> Evaluator:
+        return cls(EvalSpec.of(cfg))
+
+    @property
+    def key(self) -> str:
+        return self.spec.hash
+
+    def __call__(self, record: CellRecord) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        return evaluate_record(record, self.spec)
 
 
 def _point_key(record: CellRecord) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import models
-from .config import RunConfig
+from .config import RUNTIME_FIELDS, RunConfig
 from .seeds import derive_seed, stable_hash
 
 # Bump when a change makes stored cells of the same config mean something else.
@@ -160,8 +160,14 @@ def model_identity(pcfg: RunConfig) -> dict[str, Any]:
     return model
 
 
+def _runtime(section: str) -> set[str]:
+    """The fields of ``section`` that change no number (config.RUNTIME_FIELDS): left out of
+    the identity, so a cell is the same cell wherever and however it was trained."""
+    return {f[len(section) + 1:] for f in RUNTIME_FIELDS if f.startswith(section + ".")}
+
+
 def dataset_identity(pcfg: RunConfig) -> dict[str, Any]:
-    return pcfg.dataset.model_dump(mode="json", exclude={"cache_dir", "num_workers"})
+    return pcfg.dataset.model_dump(mode="json", exclude=_runtime("dataset"))
 
 
 def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicate: int
@@ -179,7 +185,7 @@ def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicat
         "train_size": pcfg.train_size,
         "label_balance": pcfg.label_balance,
         "model": model_identity(pcfg),
-        "train": pcfg.train.model_dump(mode="json", exclude={"device"}),
+        "train": pcfg.train.model_dump(mode="json", exclude=_runtime("train")),
         "members": pcfg.ensemble.members,
         "replicate": replicate,
     }

@@ -1,7 +1,15 @@
-"""Figures of a run: metric vs k, metric vs ratio, gap vs ratio, optimal ratio vs difficulty."""
+"""Figures of a run, each with a caption saying what it shows: metric vs k, metric vs mix, gap
+vs k, gap vs mix, optimal mix vs difficulty, gain vs diversity, the synthetic data, and the
+candidates of ``recommend``.
+
+The curves are drawn from summary.json's ``levels`` (the primary metric per mix, label and k,
+mean over replicates) and their intervals are exactly the summary's (``intervals.py``): each a
+vertical segment from its lower to its upper end, none where the summary has none.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +19,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from .analysis import _point_rows, grid_fields, mix_column
+from .analysis import grid_fields
+from .intervals import describe
 from .plan import Plan, grid_value
 
 MAX_PANELS = 6
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A saved figure and its caption."""
+
+    path: Path
+    caption: str
 
 
 def _point_title(point: dict[str, Any]) -> str:
@@ -41,10 +59,9 @@ def _shown_points(plan: Plan) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, MAX_PANELS)})
 
 
-def _mean_band(df: pd.DataFrame, x: str) -> pd.DataFrame:
-    agg = df.groupby(x)["mean"].agg(["mean", "std", "count"]).reset_index()
-    agg["sem"] = agg["std"].fillna(0.0) / np.sqrt(agg["count"])
-    return agg
+def _shown_note(plan: Plan) -> str:
+    n = len(plan.points)
+    return f" ({MAX_PANELS} of {n} grid points shown)" if n > MAX_PANELS else ""
 
 
 def _colors(groups: list[str]) -> dict[str, Any]:
@@ -54,88 +71,164 @@ def _colors(groups: list[str]) -> dict[str, Any]:
     return out
 
 
-def metric_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
-    cfg = plan.cfg
-    xcol = mix_column(table)
+def levels(point: dict[str, Any]) -> pd.DataFrame:
+    """A grid point's ``levels`` from summary.json as a table: the mix column, group, k, mean,
+    lo and hi (NaN where there is no interval)."""
+    df = pd.DataFrame(point["levels"])
+    ci = df.pop("ci95")
+    df["lo"] = [np.nan if c[0] is None else c[0] for c in ci]
+    df["hi"] = [np.nan if c[1] is None else c[1] for c in ci]
+    df["mean"] = df["mean"].astype(float)
+    return df
+
+
+def _curve(ax, rows: pd.DataFrame, x: str, name: str, color: Any, intervals: bool = True,
+           **style: Any) -> pd.DataFrame:
+    """The means joined, and (``intervals``) each interval drawn exactly as the summary has
+    it: a vertical segment from lo to hi at its x (collection id ``interval <name>``).
+    Returns the rows drawn."""
+    rows = rows.sort_values(x) if x == "k" or rows[x].dtype.kind in "fi" else rows
+    ax.plot(rows[x], rows["mean"], color=color, marker="o", ms=3, **style)
+    has = rows["lo"].notna() & rows["hi"].notna()
+    if intervals and has.any():
+        bars = ax.vlines(rows.loc[has, x], rows.loc[has, "lo"], rows.loc[has, "hi"],
+                         color=color, lw=1.0, alpha=0.6)
+        bars.set_gid(f"interval {name}")
+        return rows
+    return rows.assign(lo=np.nan, hi=np.nan)
+
+
+def _fit_y(ax, drawn: list[pd.DataFrame]) -> bool:
+    """Y limits that keep the curves readable: every mean, and intervals as far as one span of
+    the means (at least 0.05) beyond them; True when an interval runs past the panel's edge
+    (few replicates give wide t-intervals)."""
+    both = pd.concat(drawn)
+    means = both["mean"].dropna()
+    if means.empty:
+        return False
+    lo, hi = means.min(), means.max()
+    reach = max(hi - lo, 0.05)
+    low = min(lo, both["lo"].min(skipna=True)) if both["lo"].notna().any() else lo
+    high = max(hi, both["hi"].max(skipna=True)) if both["hi"].notna().any() else hi
+    bottom, top = max(low, lo - reach), min(high, hi + reach)
+    margin = 0.05 * (top - bottom or reach)
+    ax.set_ylim(bottom - margin, top + margin)
+    return bool(low < bottom or high > top)
+
+
+def _cut_note(cut: bool) -> str:
+    return " Bars that leave a panel are cut at its edge." if cut else ""
+
+
+def _mix_closest_to_balanced(xs: list[Any], xcol: str) -> Any:
+    """The ratio closest to 0.5, or the middle explicit mix."""
+    if xcol == "ratio":
+        return xs[int(np.argmin(np.abs(np.asarray(xs, dtype=float) - 0.5)))]
+    return xs[len(xs) // 2]
+
+
+def _log_k_axis(ax, ks: list[int]) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(ks)
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _xcol(summary: dict[str, Any]) -> str:
+    return "mix" if summary["grid_points"] and summary["grid_points"][0]["levels"] \
+        and "mix" in summary["grid_points"][0]["levels"][0] else "ratio"
+
+
+def metric_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
+    """The primary metric per group and overall against k, at the mix closest to balanced."""
+    pm, xcol = summary["primary_metric"], _xcol(summary)
     shown = _shown_points(plan)
     fig, axes = _panels(len(shown))
+    cut = False
     for ax, pi in zip(axes, shown):
-        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
-        rows = rows[rows["metric"] == cfg.primary]
-        xs = rows[xcol].drop_duplicates().to_numpy()
-        # the mix closest to balanced (or the middle explicit mix)
-        x0 = xs[np.argmin(np.abs(xs.astype(float) - 0.5))] if xcol == "ratio" else xs[len(xs) // 2]
-        rows = rows[rows[xcol] == x0]
-        colors = _colors(plan.groups[pi])
-        for label in [*plan.groups[pi], "overall"]:
-            agg = _mean_band(rows[rows["group"] == label], "k")
-            ax.errorbar(agg["k"], agg["mean"], yerr=1.96 * agg["sem"], marker="o", ms=3,
-                        capsize=2, label=label, color=colors[label],
+        point = summary["grid_points"][pi]
+        df = levels(point)
+        x0 = _mix_closest_to_balanced(list(dict.fromkeys(df[xcol])), xcol)
+        df = df[df[xcol] == x0]
+        colors = _colors(point["groups"])
+        drawn = [_curve(ax, df[df["group"] == label], "k", label, colors[label], label=label,
                         ls="--" if label == "overall" else "-")
-        ax.set_xscale("log")
-        ax.set_xticks(sorted(rows["k"].unique()))
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_title(f"{_point_title(plan.points[pi])}\n{xcol}={x0}", fontsize=9)
+                 for label in [*point["groups"], "overall"]]
+        cut |= _fit_y(ax, drawn)
+        _log_k_axis(ax, sorted(df["k"].unique()))
+        ax.set_title(f"{_point_title(point['point'])}\n{xcol}={x0}", fontsize=9)
         ax.set_xlabel("ensemble size k")
-        ax.set_ylabel(cfg.primary)
+        ax.set_ylabel(pm)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{cfg.primary} per group vs ensemble size")
-    return _save(fig, path)
+    fig.suptitle(f"{pm} per group vs ensemble size")
+    caption = (f"{pm} of each group and overall against the ensemble size k (log scale), at "
+               f"the training mix closest to balanced (in each panel's title), one panel per "
+               f"grid point{_shown_note(plan)}. Bars: {_intervals(summary)}.{_cut_note(cut)}")
+    return fig, caption
 
 
-def gap_vs_k(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
+def _intervals(summary: dict[str, Any]) -> str:
+    words = describe(summary["intervals"], summary["replicates"])
+    if summary["intervals"] == "bootstrap":
+        words += f" (k=1 and k={summary['members']} only)"
+    return words
+
+
+def gap_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
     """The gap against ensemble size, one line per training mix: does ensembling close it?"""
-    cfg = plan.cfg
-    xcol = mix_column(table)
+    pm, xcol = summary["primary_metric"], _xcol(summary)
     shown = _shown_points(plan)
     fig, axes = _panels(len(shown))
     cmap = plt.get_cmap("coolwarm")
     for ax, pi in zip(axes, shown):
-        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
-        rows = rows[(rows["metric"] == cfg.primary) & (rows["group"] == "gap")]
-        xs = list(rows[xcol].drop_duplicates())
+        point = summary["grid_points"][pi]
+        df = levels(point)
+        df = df[df["group"] == "gap"]
+        xs = list(dict.fromkeys(df[xcol]))
         for i, x in enumerate(xs):
-            agg = _mean_band(rows[rows[xcol] == x], "k")
-            ax.plot(agg["k"], agg["mean"], marker="o", ms=3, color=cmap(i / max(1, len(xs) - 1)),
-                    label=f"{x}")
-        ax.set_xscale("log")
-        ax.set_xticks(sorted(rows["k"].unique()))
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_title(_point_title(plan.points[pi]), fontsize=9)
+            rows = df[df[xcol] == x].sort_values("k")
+            ax.plot(rows["k"], rows["mean"], marker="o", ms=3,
+                    color=cmap(i / max(1, len(xs) - 1)), label=f"{x}")
+        _log_k_axis(ax, sorted(df["k"].unique()))
+        ax.set_title(_point_title(point["point"]), fontsize=9)
         ax.set_xlabel("ensemble size k")
-        ax.set_ylabel(f"gap in {cfg.primary}")
+        ax.set_ylabel(f"gap in {pm}")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=6, ncol=2, title=xcol, title_fontsize=7)
     fig.suptitle("Gap vs ensemble size, one line per training mix")
-    return _save(fig, path)
+    caption = (f"The gap in {pm} (best minus worst group) against the ensemble size k, one "
+               f"line per training mix ({_xlabel(plan, xcol)}), one panel per grid point"
+               f"{_shown_note(plan)}: does ensembling close the gap, and at which mixes?")
+    return fig, caption
 
 
-def metric_vs_ratio(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
-    cfg = plan.cfg
-    E = cfg.ensemble.members
-    xcol = mix_column(table)
+def metric_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
+    pm, xcol, E = summary["primary_metric"], _xcol(summary), summary["members"]
     shown = _shown_points(plan)
     fig, axes = _panels(len(shown))
+    cut = False
     for ax, pi in zip(axes, shown):
-        rows = _point_rows(table, grid_fields(plan), plan.points[pi])
-        rows = rows[rows["metric"] == cfg.primary]
-        colors = _colors(plan.groups[pi])
-        for label in [*plan.groups[pi], "overall"]:
-            for k, ls in ((1, ":"), (E, "-")):
-                agg = _mean_band(rows[(rows["group"] == label) & (rows["k"] == k)], xcol)
-                ax.plot(agg[xcol], agg["mean"], ls=ls, marker="o", ms=3, color=colors[label],
+        point = summary["grid_points"][pi]
+        df = levels(point)
+        colors = _colors(point["groups"])
+        # intervals of the ensemble only: the single model's would sit on top of them
+        drawn = [_curve(ax, df[(df["group"] == label) & (df["k"] == k)], xcol,
+                        f"{label} k={k}", colors[label], intervals=k == E, ls=ls,
                         label=f"{label} (k={k})")
-        ax.set_title(_point_title(plan.points[pi]), fontsize=9)
+                 for label in [*point["groups"], "overall"] for k, ls in ((1, ":"), (E, "-"))]
+        cut |= _fit_y(ax, drawn)
+        ax.set_title(_point_title(point["point"]), fontsize=9)
         ax.set_xlabel(_xlabel(plan, xcol))
-        ax.set_ylabel(cfg.primary)
+        ax.set_ylabel(pm)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{cfg.primary} per group vs training mix (dotted: 1 member, "
-                 f"solid: {E} members)")
-    return _save(fig, path)
+    fig.suptitle(f"{pm} per group vs training mix (dotted: 1 member, solid: {E} members)")
+    caption = (f"{pm} of each group and overall against the training mix "
+               f"({_xlabel(plan, xcol)}), for a single model (k=1, dotted) and the {E}-member "
+               f"ensemble (solid), one panel per grid point{_shown_note(plan)}. "
+               f"Bars (the ensemble's): {_intervals(summary)}.{_cut_note(cut)}")
+    return fig, caption
 
 
 def _xlabel(plan: Plan, xcol: str) -> str:
@@ -144,36 +237,39 @@ def _xlabel(plan: Plan, xcol: str) -> str:
     return "mix"
 
 
-def gap_vs_ratio(table: pd.DataFrame, summary: dict, plan: Plan, path: Path) -> Path:
-    cfg = plan.cfg
-    E = cfg.ensemble.members
-    xcol = mix_column(table)
+def gap_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
+    pm, xcol, E = summary["primary_metric"], _xcol(summary), summary["members"]
     fig, axes = _panels(2 if E != 1 else 1, width=5.0, height=3.6)
     cmap = plt.get_cmap("viridis")
     n = len(plan.points)
+    cut = False
     for ax, k in zip(axes, sorted({1, E})):
-        for pi, point in enumerate(plan.points):
-            rows = _point_rows(table, grid_fields(plan), point)
-            rows = rows[(rows["metric"] == cfg.primary) & (rows["group"] == "gap")
-                        & (rows["k"] == k)]
-            agg = _mean_band(rows, xcol)
+        drawn = []
+        for pi, point in enumerate(summary["grid_points"]):
+            df = levels(point)
+            rows = df[(df["group"] == "gap") & (df["k"] == k)]
             color = cmap(pi / max(1, n - 1))
-            ax.plot(agg[xcol], agg["mean"], marker="o", ms=3, color=color,
-                    label=_point_title(point))
-            best = summary["grid_points"][pi]["optimal"][f"k={k}"]
+            drawn.append(_curve(ax, rows, xcol, f"gap k={k} {_point_title(point['point'])}",
+                                color, label=_point_title(point["point"])))
+            best = point["optimal"][f"k={k}"]
             if best["gap_min_ratio"] is not None:
                 ax.plot([best["gap_min_ratio"]], [best["gap_min_value"]], marker="*", ms=14,
                         color=color, markeredgecolor="black")
+        cut |= _fit_y(ax, drawn)
         ax.set_title(f"k={k}" + (" (single model)" if k == 1 else " (ensemble)"))
         ax.set_xlabel(_xlabel(plan, xcol))
-        ax.set_ylabel(f"gap in {cfg.primary} (max - min over groups)")
+        ax.set_ylabel(f"gap in {pm} (max - min over groups)")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7)
     fig.suptitle("Gap vs training mix; star = gap-minimising mix")
-    return _save(fig, path)
+    caption = (f"The gap in {pm} (max minus min over groups) against the training mix "
+               f"({_xlabel(plan, xcol)}), single model (k=1) and {E}-member ensemble, one line "
+               f"per grid point; the star marks the gap-minimising mix. "
+               f"Bars: {_intervals(summary)}.{_cut_note(cut)}")
+    return fig, caption
 
 
-def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
+def optimal_ratio(summary: dict, plan: Plan) -> tuple[Figure, str] | None:
     """The gap-minimising and best-overall share against the first numeric grid field (the
     difficulty), for k=1 and k=E; one panel per value of any other grid field."""
     fields = grid_fields(plan)
@@ -208,10 +304,15 @@ def optimal_ratio(summary: dict, plan: Plan, path: Path) -> Path | None:
     axes[0].legend(fontsize=7)
     if others:
         fig.suptitle("Optimal training mix vs difficulty")
-    return _save(fig, path)
+    caption = (f"The share of {plan.ratio_group.get(0)} that minimises the gap (red) and the "
+               f"one with the best overall {plan.cfg.primary} (blue) against {field}, for a "
+               f"single model (dotted) and the {E}-member ensemble (solid)"
+               + (", one panel per value of the other grid fields" if others else "")
+               + "; the grey line marks the balanced 50/50 mix.")
+    return fig, caption
 
 
-def data_figure(plan: Plan, path: Path, preview: dict[str, np.ndarray] | None) -> Path | None:
+def data_figure(plan: Plan, preview: dict[str, np.ndarray] | None) -> tuple[Figure, str] | None:
     """The synthetic data per group (first two features), at the first and last grid point,
     from the sample the run stored in ``preview.npz``."""
     if plan.cfg.dataset.kind != "synthetic" or not preview:
@@ -235,10 +336,12 @@ def data_figure(plan: Plan, path: Path, preview: dict[str, np.ndarray] | None) -
             ax.set_aspect("equal")
         axes[row, 0].legend(fontsize=7, markerscale=3)
     fig.suptitle("Synthetic pool per group (labels as trained on)")
-    return _save(fig, path)
+    caption = ("A sample of the synthetic training pool of each group (its first two features, "
+               "coloured by the label as trained on) at the first and last grid point.")
+    return fig, caption
 
 
-def pareto_figure(recommendation: dict[str, Any], path: Path) -> Path:
+def pareto_figure(recommendation: dict[str, Any]) -> tuple[Figure, str]:
     """Overall metric against gap for every candidate share, single model and ensemble; the
     Pareto front of the ensemble joined, each objective's recommendation marked."""
     points = recommendation["points"]
@@ -270,10 +373,13 @@ def pareto_figure(recommendation: dict[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle("Candidate training mixes: overall metric vs gap")
-    return _save(fig, path)
+    caption = (f"Every candidate share of `recommend`: overall {metric} against the gap, for a "
+               f"single model (grey) and the {E}-member ensemble (blue), the ensemble's Pareto "
+               "front joined and each objective's recommended share marked in red.")
+    return fig, caption
 
 
-def gain_vs_diversity(summary: dict[str, Any], plan: Plan, path: Path) -> Path | None:
+def gain_vs_diversity(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str] | None:
     """Per group, the gain from 1 to E members against the members' diversity on that group
     (disagreement), one point per mix: is the ensemble helping the groups its members
     disagree on?"""
@@ -299,14 +405,18 @@ def gain_vs_diversity(summary: dict[str, Any], plan: Plan, path: Path) -> Path |
     axes[0].legend(fontsize=7)
     fig.suptitle("Who benefits from the ensemble: per-group gain vs member diversity "
                  "(one point per mix)")
-    return _save(fig, path)
+    caption = (f"Per group, the gain in {pm} from one member to {E} against how often the "
+               f"members disagree on that group's samples (k={E}), one point per training mix"
+               f"{' and one panel per grid point' if len(shown) > 1 else ''}: does the ensemble "
+               "help most the groups its members disagree on?")
+    return fig, caption
 
 
 def _nan(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -316,15 +426,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def all_figures(table: pd.DataFrame, summary: dict, plan: Plan, fig_dir: Path,
-                preview: dict[str, np.ndarray] | None = None) -> list[Path]:
-    made = [
-        metric_vs_k(table, plan, fig_dir / "metric_vs_k.png"),
-        metric_vs_ratio(table, plan, fig_dir / "metric_vs_ratio.png"),
-        gap_vs_k(table, plan, fig_dir / "gap_vs_k.png"),
-        gap_vs_ratio(table, summary, plan, fig_dir / "gap_vs_ratio.png"),
-        optimal_ratio(summary, plan, fig_dir / "optimal_ratio.png"),
-        gain_vs_diversity(summary, plan, fig_dir / "gain_vs_diversity.png"),
-        data_figure(plan, fig_dir / "data.png", preview),
-    ]
-    return [p for p in made if p is not None]
+def all_figures(summary: dict[str, Any], plan: Plan, fig_dir: Path,
+                preview: dict[str, np.ndarray] | None = None) -> list[Drawn]:
+    """Every figure the run supports, saved as ``fig_dir/<name>.png``, with its caption."""
+    made = {
+        "metric_vs_k": metric_vs_k(summary, plan),
+        "metric_vs_ratio": metric_vs_ratio(summary, plan),
+        "gap_vs_k": gap_vs_k(summary, plan),
+        "gap_vs_ratio": gap_vs_ratio(summary, plan),
+        "optimal_ratio": optimal_ratio(summary, plan),
+        "gain_vs_diversity": gain_vs_diversity(summary, plan),
+        "data": data_figure(plan, preview),
+    }
+    return [Drawn(save_figure(fig, fig_dir / f"{name}.png"), caption)
+            for name, got in made.items() if got is not None for fig, caption in [got]]

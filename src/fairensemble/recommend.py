@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis import boot_columns, coord_value, direction, interval95
+from .analysis import coord_value, direction
+from .intervals import interval95, samples
 
 OBJECTIVES = ("gap", "overall", "worst", "pareto")
 COARSE = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -164,24 +165,14 @@ def quantities(rows: pd.DataFrame, boot: pd.DataFrame | None, metric: str, group
     """Samples of ``metric`` per candidate from a grid point's metrics rows (post "none"):
     one value per replicate, or with ``boot`` one per resample, averaged over replicates."""
     labels = [*groups, "overall", "gap", "worst"]
-    cols = boot_columns(boot) if boot is not None else []
+    frame, kind = (rows, "replicates") if boot is None else (boot, "bootstrap")
     out: dict[int, dict[str, Samples]] = {}
     for k in ks:
         out[k] = {}
         for label in labels:
-            values: dict[Any, np.ndarray] = {}
-            if boot is not None:
-                sel = boot[(boot["k"] == k) & (boot["group"] == label)
-                           & (boot["metric"] == metric)]
-                for x, part in sel.groupby(xcol, sort=False):
-                    values[coord_value(x)] = part[cols].to_numpy(dtype=float).mean(axis=0)
-                kind = "bootstrap"
-            else:
-                sel = rows[(rows["k"] == k) & (rows["group"] == label)
-                           & (rows["metric"] == metric)].sort_values("replicate")
-                for x, part in sel.groupby(xcol, sort=False):
-                    values[coord_value(x)] = part["mean"].to_numpy(dtype=float)
-                kind = "replicates"
+            sel = frame[(frame["k"] == k) & (frame["group"] == label)
+                        & (frame["metric"] == metric)]
+            values = {coord_value(x): v for x, v in samples(sel, [xcol], kind).items()}
             out[k][label] = Samples(values, kind)
     return Quantities(groups, out)
 

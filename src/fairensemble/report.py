@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ from rich.text import Text
 
 from .analysis import MissingCells, evaluate_run, load_run, summarize
 from .config import RunConfig, dump_config
+from .intervals import describe
 from .plan import Plan, grid_value
-from .plots import all_figures, pareto_figure
+from .plots import Drawn, all_figures, pareto_figure, save_figure
 from .store import RunStore, atomic_write_text, write_json, write_parquet
 
 __all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
@@ -44,11 +45,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
     write_parquet(out / "metrics.parquet", table)
     summary = summarize(table, plan, ev.boot)
     write_json(out / "summary.json", summary)
-    plain = table[table["post"] == "none"]  # figures draw the ensembles as trained
-    figures = all_figures(plain, summary, plan, out / "figures", store.read_preview())
+    figures = all_figures(summary, plan, out / "figures", store.read_preview())
     recommendation = read_recommendation(store.root)
     if recommendation is not None:
-        figures.append(pareto_figure(recommendation, out / "figures" / "pareto.png"))
+        fig, caption = pareto_figure(recommendation)
+        figures.append(Drawn(save_figure(fig, out / "figures" / "pareto.png"), caption))
     atomic_write_text(out / "report.html", render_html(cfg, summary, figures, recommendation))
     return summary
 
@@ -58,70 +59,180 @@ def read_recommendation(root: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+# ----------------------------------------------------------------------------- tables
+# Each table is built once as plain cells and rendered twice: for the terminal (rich) and as
+# a sortable HTML <table>. A column that compares several values (k=1 -> k=E, means | 95% CI,
+# one value per group) is one terminal column and one HTML column per part, so every HTML
+# column sorts on one number.
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    key: float | None = None  # what the HTML table sorts on (None: the text)
+    cls: str | None = None  # the HTML cell's class (a verdict's colour)
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str  # the terminal's header
+    parts: tuple[str, ...] = ()  # one HTML column per part, headed "<stem> (<part>)"
+    sep: str = " -> "  # joins the parts in the terminal
+    stem: str | None = None  # the HTML header's stem (default: name)
+    justify: str = "center"
+    named_parts: bool = False  # the terminal writes each part's name before its value
+
+    def terminal(self, value: Cell | tuple[Cell, ...]) -> str:
+        if isinstance(value, Cell):
+            return value.text
+        if self.named_parts:
+            return self.sep.join(f"{p} {c.text}" for p, c in zip(self.parts, value))
+        return self.sep.join(c.text for c in value)
+
+    def headers(self) -> list[str]:
+        stem = self.stem or self.name
+        return [f"{stem} ({p})" for p in self.parts] if self.parts else [stem]
+
+    def cells(self, value: Cell | tuple[Cell, ...]) -> list[Cell]:
+        if isinstance(value, Cell):  # one value standing for every part (n/a)
+            return [value] * max(1, len(self.parts))
+        return list(value)
+
+
+Row = list[Cell | tuple[Cell, ...]]
+
+
+@dataclass(frozen=True)
+class Tabular:
+    title: str
+    columns: list[Col]
+    rows: list[Row]
+
+    def rich(self) -> Table:
+        table = Table(title=self.title or None, title_justify="left")
+        for col in self.columns:
+            table.add_column(col.name, justify=col.justify)
+        for row in self.rows:
+            table.add_row(*[col.terminal(v) for col, v in zip(self.columns, row)])
+        return table
+
+    def html(self) -> str:
+        headers = [h for col in self.columns for h in col.headers()]
+        rows = [[c for col, v in zip(self.columns, row) for c in col.cells(v)]
+                for row in self.rows]
+        return html_table(headers, rows, self.title)
+
+
+def html_table(headers: list[str], rows: list[list[Cell]], caption: str = "") -> str:
+    """A sortable <table>: click a header to sort by its column (numbers as numbers)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    lines = []
+    for row in rows:
+        tds = []
+        for c in row:
+            sort = f" data-sort='{c.key:.12g}'" if c.key is not None and c.key == c.key else ""
+            cls = f" class='{c.cls}'" if c.cls else ""
+            tds.append(f"<td{sort}{cls}>{html.escape(c.text)}</td>")
+        lines.append(f"<tr>{''.join(tds)}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f"<div class='wide'><table class='sortable'>{cap}<thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(lines)}</tbody></table></div>")
+
+
+def _share(x: Any) -> Cell:
+    return Cell(_fmt(x), float(x) if isinstance(x, (int, float)) else None)
+
+
+def _value(x: float | None) -> Cell:
+    return Cell(_num(x), x)
+
+
+def _grid_cells(summary: dict[str, Any], p: dict[str, Any]) -> list[Cell]:
+    values = [p["point"][f] for f in summary["grid_fields"]]
+    return [Cell(str(grid_value(v)), v if isinstance(v, (int, float)) else None)
+            for v in values]
+
+
+def _grid_cols(summary: dict[str, Any]) -> list[Col]:
+    return [Col(f.split(".")[-1], justify="right") for f in summary["grid_fields"]]
+
+
+def _count(counts: dict[str, int], key: str, n: int) -> Cell:
+    got = counts.get(key, 0)
+    return Cell(f"{got}/{n}", got / n if n else None)
+
+
+def summary_tabular(summary: dict[str, Any]) -> Tabular:
     """One row per grid point: optimal mixes and values for k=1 -> k=E, verdict counts."""
     E = summary["members"]
     pm = summary["primary_metric"]
     how = "95% bootstrap CI" if summary.get("intervals") == "bootstrap" else "95% CI"
     best = "min" if summary.get("direction") == "lower" else "max"
-    table = Table(
-        title=f"{summary['name']}: {pm} by share of {summary['ratio_group']}, single model "
-              f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicate(s), "
-              f"{summary['test_mix']} test mix",
-        title_justify="left",
-    )
-    fields = summary["grid_fields"]
-    for f in fields:
-        table.add_column(f.split(".")[-1], justify="right")
-    table.add_column("min-gap mix", justify="center")
-    table.add_column("min gap", justify="center")
-    table.add_column(f"{best}-overall mix", justify="center")
-    table.add_column(f"{best} overall {pm}", justify="center")
-    table.add_column(f"positive-sum mixes\n(means | {how})", justify="center")
+    ks = ("k=1", f"k={E}")
+    columns = [
+        *_grid_cols(summary),
+        Col("min-gap mix", ks), Col("min gap", ks), Col(f"{best}-overall mix", ks),
+        Col(f"{best} overall {pm}", ks),
+        Col(f"positive-sum mixes\n(means | {how})", ("means", how), " | ",
+            stem="positive-sum mixes"),
+    ]
+    rows = []
     for p in summary["grid_points"]:
         o1, oE = p["optimal"]["k=1"], p["optimal"][f"k={E}"]
         n = sum(p["verdict_counts"].values())
-        table.add_row(
-            *[str(grid_value(p["point"][f])) for f in fields],
-            f"{_fmt(o1['gap_min_ratio'])} -> {_fmt(oE['gap_min_ratio'])}",
-            f"{_num(o1['gap_min_value'])} -> {_num(oE['gap_min_value'])}",
-            f"{_fmt(o1['overall_best_ratio'])} -> {_fmt(oE['overall_best_ratio'])}",
-            f"{_num(o1['overall_best_value'])} -> {_num(oE['overall_best_value'])}",
-            f"{p['verdict_counts'].get('positive-sum', 0)}/{n} | "
-            + (f"{p['verdict_95_counts'].get('positive-sum', 0)}/{n}"
-               if "n/a" not in p["verdict_95_counts"] else "n/a"),
-        )
-    return table
+        c95 = p["verdict_95_counts"]
+        rows.append([
+            *_grid_cells(summary, p),
+            (_share(o1["gap_min_ratio"]), _share(oE["gap_min_ratio"])),
+            (_value(o1["gap_min_value"]), _value(oE["gap_min_value"])),
+            (_share(o1["overall_best_ratio"]), _share(oE["overall_best_ratio"])),
+            (_value(o1["overall_best_value"]), _value(oE["overall_best_value"])),
+            (_count(p["verdict_counts"], "positive-sum", n),
+             _count(c95, "positive-sum", n) if "n/a" not in c95 else Cell("n/a")),
+        ])
+    title = (f"{summary['name']}: {pm} by share of {summary['ratio_group']}, single model "
+             f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicate(s), "
+             f"{summary['test_mix']} test mix")
+    return Tabular(title, columns, rows)
 
 
-def fairness_table(summary: dict[str, Any]) -> Table | None:
+def fairness_tabular(summary: dict[str, Any]) -> Tabular | None:
     """One row per grid point and fairness measure (lower is fairer): the mix that minimises
     it for k=1 -> k=E, and over mixes how often the ensemble narrowed or widened it."""
     measures = summary.get("fairness_measures") or []
     if not summary["grid_points"] or not measures:
         return None
     E, pm = summary["members"], summary["primary_metric"]
-    table = Table(title=f"fairness measures (lower is fairer; gap = gap in {pm}): "
-                        f"k=1 -> k={E}", title_justify="left")
-    fields = summary["grid_fields"]
-    for f in fields:
-        table.add_column(f.split(".")[-1], justify="right")
-    for col in ("measure", "min mix", "min value", "ensemble narrowed | widened | no change"):
-        table.add_column(col, justify="center")
+    ks = ("k=1", f"k={E}")
+    columns = [*_grid_cols(summary), Col("measure"), Col("min mix", ks), Col("min value", ks),
+               Col("ensemble narrowed | widened | no change",
+                   ("narrowed", "widened", "no change"), " | ", stem="mixes where the ensemble")]
+    rows = []
     for p in summary["grid_points"]:
+        n = len(p["verdicts"])
         for m in measures:
             fm = p["fairness"][m]
             c = fm["counts"]
-            verdicts = ("n/a (no intervals)" if "n/a" in c else
-                        f"{c.get('narrowed', 0)} | {c.get('widened', 0)} | "
-                        f"{c.get('no detectable change', 0)}")
-            table.add_row(
-                *[str(grid_value(p["point"][f])) for f in fields], m,
-                f"{_fmt(fm['k=1']['min_ratio'])} -> {_fmt(fm[f'k={E}']['min_ratio'])}",
-                f"{_num(fm['k=1']['min_value'])} -> {_num(fm[f'k={E}']['min_value'])}",
-                verdicts,
-            )
-    return table
+            effect = (Cell("n/a (no intervals)") if "n/a" in c else
+                      tuple(Cell(str(c.get(key, 0)), c.get(key, 0) / n if n else None)
+                            for key in ("narrowed", "widened", "no detectable change")))
+            rows.append([
+                *_grid_cells(summary, p), Cell(m),
+                (_share(fm["k=1"]["min_ratio"]), _share(fm[f"k={E}"]["min_ratio"])),
+                (_value(fm["k=1"]["min_value"]), _value(fm[f"k={E}"]["min_value"])),
+                effect,
+            ])
+    return Tabular(f"fairness measures (lower is fairer; gap = gap in {pm}): k=1 -> k={E}",
+                   columns, rows)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    return summary_tabular(summary).rich()
+
+
+def fairness_table(summary: dict[str, Any]) -> Table | None:
+    fairness = fairness_tabular(summary)
+    return None if fairness is None else fairness.rich()
 
 
 def _point_label(point: dict[str, Any]) -> str:
@@ -145,10 +256,18 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(fairness)
 
 
-def _table_html(summary: dict[str, Any]) -> str:
-    console = Console(record=True, width=160, file=io.StringIO())
-    print_summary(summary, console)
-    return f"<pre>{html.escape(console.export_text())}</pre>"
+def _summary_html(summary: dict[str, Any]) -> str:
+    fairness = fairness_tabular(summary)
+    return summary_tabular(summary).html() + ("" if fairness is None else fairness.html())
+
+
+def _signed(x: float | None, ci: list | None = None, digits: int = 4) -> Cell:
+    """A change with its interval, sorting on the change."""
+    if x is None:
+        return Cell("n/a")
+    lo, hi = ci if ci is not None else (None, None)
+    tail = f" [{lo:+.{digits - 1}f}, {hi:+.{digits - 1}f}]" if lo is not None else ""
+    return Cell(f"{x:+.{digits}f}{tail}", x)
 
 
 def _benefits_html(summary: dict[str, Any]) -> str:
@@ -161,20 +280,13 @@ def _benefits_html(summary: dict[str, Any]) -> str:
             continue
         title = _point_label(p["point"]) or "all cells"
         div = [m for m in ("disagreement", "ambiguity") if m in items[0]]
-        head = "".join(f"<th>{m} (k={E})</th>" for m in div)
-        rows = []
-        for it in items:
-            x = it.get("ratio", it.get("mix"))
-            lo, hi = it["gain_ci95"]
-            ci = f" [{lo:+.4f}, {hi:+.4f}]" if lo is not None else ""
-            gain = "n/a" if it["gain"] is None else f"{it['gain']:+.4f}"
-            cells = "".join("<td>n/a</td>" if it[m] is None else f"<td>{it[m]:.4f}</td>"
-                            for m in div)
-            rows.append(f"<tr><td>{_fmt(x)}</td><td>{html.escape(it['group'])}</td>"
-                        f"<td>{gain}{ci}</td>{cells}</tr>")
-        parts.append(f"<h3>{html.escape(title)}</h3><table><tr><th>mix</th><th>group</th>"
-                     f"<th>gain in {html.escape(pm)}, k=1 &rarr; {E}</th>{head}</tr>"
-                     f"{''.join(rows)}</table>")
+        rows = [[_share(it.get("ratio", it.get("mix"))), Cell(it["group"]),
+                 _signed(it["gain"], it["gain_ci95"], 4),
+                 *[Cell("n/a") if it[m] is None else Cell(f"{it[m]:.4f}", it[m]) for m in div]]
+                for it in items]
+        headers = ["mix", "group", f"gain in {pm}, k=1 \u2192 {E}",
+                   *[f"{m} (k={E})" for m in div]]
+        parts.append(f"<h3>{html.escape(title)}</h3>{html_table(headers, rows)}")
     if not parts:
         return ""
     return ("<h2>Who benefits from the ensemble</h2><p>Per group, the gain from one member "
@@ -193,20 +305,19 @@ def _post_html(summary: dict[str, Any]) -> str:
         title = _point_label(p["point"]) or "all cells"
         keys = sorted({key for name, by_k in post.items() if isinstance(by_k, dict)
                        and "k=1" in by_k for key in by_k["k=1"]})
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
         rows = []
         for name, by_k in post.items():
             if not (isinstance(by_k, dict) and "k=1" in by_k):
                 continue
             for k in sorted({1, E}):
                 vals = by_k.get(f"k={k}", {})
-                cells = "".join(f"<td>{_num(vals.get(key))}</td>" for key in keys)
-                rows.append(f"<tr><td>{html.escape(name)}</td><td>{k}</td>{cells}</tr>")
+                rows.append([Cell(name), Cell(str(k), k), *[_value(vals.get(key))
+                                                             for key in keys]])
         lowered = post.get("eq_odds_lowered_by_threshold_eo_at_k=E")
         note = (f"<p>Equalized-odds thresholds lowered the equalized-odds difference at k={E} "
                 f"in {lowered['cells']} of {lowered['of']} cells.</p>" if lowered else "")
-        parts.append(f"<h3>{html.escape(title)}</h3><table><tr><th>post</th><th>k</th>{head}"
-                     f"</tr>{''.join(rows)}</table>{note}")
+        parts.append(f"<h3>{html.escape(title)}</h3>"
+                     f"{html_table(['post', 'k', *keys], rows)}{note}")
     if not parts:
         return ""
     return ("<h2>Post-processing</h2><p>Group-specific thresholds fitted on the validation "
@@ -220,26 +331,14 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
     E = summary["members"]
     for p in summary["grid_points"]:
         title = _point_label(p["point"]) or "all cells"
-        groups = p["groups"]
-        head = "".join(f"<th>&Delta; {html.escape(g)}</th>" for g in [*groups, "overall", "gap"])
-        rows = []
-        for v in p["verdicts"]:
-            x = v.get("ratio", v.get("mix"))
-            cells = []
-            for g in [*groups, "overall", "gap"]:
-                ch = v["change"][g]
-                lo, hi = ch["ci95"]
-                ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None else ""
-                mean = "n/a" if ch["mean"] is None else f"{ch['mean']:+.4f}"
-                cells.append(f"<td>{mean}{ci}</td>")
-            rows.append(f"<tr><td>{x}</td><td class='{v['verdict']}'>{v['verdict']}</td>"
-                        f"<td class='{v['verdict_95']}'>{v['verdict_95']}</td>"
-                        f"{''.join(cells)}</tr>")
-        parts.append(
-            f"<h3>{html.escape(title)}: k=1 &rarr; k={E}</h3><table><tr><th>mix</th>"
-            f"<th>verdict (means)</th><th>verdict (95% CI)</th>{head}</tr>{''.join(rows)}"
-            "</table>"
-        )
+        labels = [*p["groups"], "overall", "gap"]
+        rows = [[_share(v.get("ratio", v.get("mix"))),
+                 Cell(v["verdict"], cls=v["verdict"]), Cell(v["verdict_95"], cls=v["verdict_95"]),
+                 *[_signed(v["change"][g]["mean"], v["change"][g]["ci95"], 4) for g in labels]]
+                for v in p["verdicts"]]
+        headers = ["mix", "verdict (means)", "verdict (95% CI)", *[f"\u0394 {g}" for g in labels]]
+        parts.append(f"<h3>{html.escape(title)}: k=1 &rarr; k={E}</h3>"
+                     f"{html_table(headers, rows)}")
     return "\n".join(parts)
 
 
@@ -247,45 +346,57 @@ def _ci(lo: float | None, hi: float | None) -> str:
     return "" if lo is None else f" [{lo:.3f}, {hi:.3f}]"
 
 
-def recommendation_tables(rec: dict[str, Any]) -> list[Any]:
-    """What ``recommend`` found, per grid point: a headline and a table of objectives."""
-    out: list[Any] = []
+def _recommendation_parts(rec: dict[str, Any]) -> list[str | Tabular]:
+    """What ``recommend`` found, per grid point: a headline, a table of objectives and, where
+    the data cannot separate the candidates, a line saying so."""
+    out: list[str | Tabular] = []
     E, metric = rec["members"], rec["metric"]
     how = ("95 % t-intervals over replicates" if rec["intervals"] == "replicates"
            else "95 % bootstrap intervals over test samples")
     for entry in rec["points"]:
         where = _point_label(entry["point"])
         b = entry["balanced"]
-        per = ", ".join(f"{g} {b[g]['k=E']:.3f}{_ci(*b[g]['ci95'])}" for g in entry["groups"])
-        out.append(Text(
+        groups = tuple(entry["groups"])
+        per = ", ".join(f"{g} {b[g]['k=E']:.3f}{_ci(*b[g]['ci95'])}" for g in groups)
+        out.append(
             f"{rec['name']}{' at ' + where if where else ''}: {metric} of the {E}-member "
             f"ensemble, {rec['replicates']} replicate(s), {how}.\n"
             f"Balanced mix: {per}; gap {b['gap']['k=E']:.3f}{_ci(*b['gap']['ci95'])}; "
-            f"harder group: {b['harder_group']}. Moving the share of {entry['moved_group']}."))
-        table = Table(title_justify="left")
-        for col in ("objective", "recommended", "indistinguishable (95 %)", "value",
-                    f"per group at k={E}", "gain from the ensemble (k=1 -> E)"):
-            table.add_column(col, justify="left")
+            f"harder group: {b['harder_group']}. Moving the share of {entry['moved_group']}.")
+        columns = [Col("objective", justify="left"), Col("recommended", justify="left"),
+                   Col("indistinguishable (95 %)", justify="left"),
+                   Col("value", justify="left"),
+                   Col(f"per group at k={E}", groups, ", ", named_parts=True, justify="left"),
+                   Col("gain from the ensemble (k=1 -> E)", groups, ", ", named_parts=True,
+                       stem="gain from the ensemble", justify="left")]
+        rows: list[Row] = []
         for name, o in entry["objectives"].items():
             at = o["at_recommended"]
             same = o["range"]
-            table.add_row(
-                name + (" (chosen)" if name == entry["chosen_by"] else ""),
-                _fmt(o["recommended"]),
-                (f"{same[0]:g} - {same[1]:g}" if same else str(o["indistinguishable"]))
-                + ("  flat valley" if o["flat_valley"] else ""),
-                f"{o['value']:.3f}",
-                ", ".join(f"{g} {at[g]['k=E']:.3f}" for g in entry["groups"]),
-                ", ".join(f"{g} {at[g]['gain_from_1']:+.3f}{_ci(*at[g]['gain_ci95'])}"
-                          for g in entry["groups"]),
-            )
-        out.append(table)
+            rows.append([
+                Cell(name + (" (chosen)" if name == entry["chosen_by"] else "")),
+                _share(o["recommended"]),
+                Cell((f"{same[0]:g} - {same[1]:g}" if same else str(o["indistinguishable"]))
+                     + ("  flat valley" if o["flat_valley"] else ""),
+                     same[0] if same else None),
+                Cell(f"{o['value']:.3f}", o["value"]),
+                tuple(Cell(f"{at[g]['k=E']:.3f}", at[g]["k=E"]) for g in groups),
+                tuple(Cell(f"{at[g]['gain_from_1']:+.3f}{_ci(*at[g]['gain_ci95'])}",
+                           at[g]["gain_from_1"]) for g in groups),
+            ])
+        out.append(Tabular("", columns, rows))
         flat = [n for n, o in entry["objectives"].items() if o["flat_valley"]]
         if flat:
-            out.append(Text(
+            out.append(
                 f"Flat valley ({', '.join(flat)}): the data cannot separate the shares listed "
-                "as indistinguishable; any of them is as good as the recommended one."))
+                "as indistinguishable; any of them is as good as the recommended one.")
     return out
+
+
+def recommendation_tables(rec: dict[str, Any]) -> list[Any]:
+    """What ``recommend`` found, for the terminal: headlines (Text) and tables."""
+    return [part.rich() if isinstance(part, Tabular) else Text(part)
+            for part in _recommendation_parts(rec)]
 
 
 def print_recommendation(rec: dict[str, Any], console: Console | None = None) -> None:
@@ -297,38 +408,76 @@ def print_recommendation(rec: dict[str, Any], console: Console | None = None) ->
 def _recommendation_html(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return ""
-    console = Console(record=True, width=160, file=io.StringIO())
-    print_recommendation(rec, console)
+    body = "".join(part.html() if isinstance(part, Tabular) else
+                   "".join(f"<p>{html.escape(line)}</p>" for line in part.splitlines())
+                   for part in _recommendation_parts(rec))
     return ("<h2>Which mix should I collect?</h2><p>From <code>fairensemble recommend</code>: "
             "the balanced mix measures which group is harder; the share of the moved group "
-            "is then swept coarsely and refined around the best share.</p>"
-            f"<pre>{html.escape(console.export_text())}</pre>")
+            f"is then swept coarsely and refined around the best share.</p>{body}")
 
 
-def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Path],
+# clicking a header sorts its table by that column: numbers (a cell's data-sort, else its
+# leading number) before text, a second click reverses
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => {
+  const table = th.closest("table"), body = table.tBodies[0], col = th.cellIndex;
+  const up = th.dataset.order !== "up";
+  table.querySelectorAll("th").forEach(h => delete h.dataset.order);
+  th.dataset.order = up ? "up" : "down";
+  const key = td => {
+    const s = td.dataset.sort ?? td.textContent.trim(), n = parseFloat(s);
+    return isNaN(n) ? [1, s] : [0, n];
+  };
+  const rows = [...body.rows].sort((a, b) => {
+    const [p, x] = key(a.cells[col]), [q, y] = key(b.cells[col]);
+    const c = p - q || (x < y ? -1 : x > y ? 1 : 0);
+    return up ? c : -c;
+  });
+  body.append(...rows);
+}));
+"""
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1240px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+.wide { overflow-x: auto; margin-bottom: 1.5em; }
+table { border-collapse: collapse; font-size: 0.85em; }
+caption { text-align: left; font-weight: 600; padding: 0.3em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+td { white-space: nowrap; }
+th { background: #f3f3f3; cursor: pointer; user-select: none; position: sticky; top: 0; }
+th[data-order="up"]::after { content: " \\25B2"; }
+th[data-order="down"]::after { content: " \\25BC"; }
+tbody tr:nth-child(even) { background: #fafafa; }
+.positive-sum { color: #176317; } .leveling-down { color: #a11; } .mixed { color: #a60; }
+figure { margin: 1.5em 0; } img { max-width: 100%; }
+figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
+pre { font-size: 0.8em; }
+"""
+
+
+def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Drawn],
                 recommendation: dict[str, Any] | None = None) -> str:
     imgs = []
-    for fig in figures:
-        data = base64.b64encode(fig.read_bytes()).decode()
-        imgs.append(f"<figure><img src='data:image/png;base64,{data}' alt='{fig.stem}'>"
-                    f"<figcaption>{fig.stem.replace('_', ' ')}</figcaption></figure>")
+    for i, fig in enumerate(figures, 1):
+        data = base64.b64encode(fig.path.read_bytes()).decode()
+        imgs.append(f"<figure><img src='data:image/png;base64,{data}' "
+                    f"alt='{html.escape(fig.caption)}'><figcaption><b>Figure {i}.</b> "
+                    f"{html.escape(fig.caption)}</figcaption></figure>")
+    intervals = describe(summary["intervals"], summary["replicates"])
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>fairensemble: {html.escape(cfg.name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85em; margin-bottom: 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
-.positive-sum {{ color: #176317; }} .leveling-down {{ color: #a11; }} .mixed {{ color: #a60; }}
-img {{ max-width: 100%; }} pre {{ font-size: 0.8em; }}
-</style></head><body>
+<html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fairensemble: {html.escape(cfg.name)}</title>
+<style>{STYLE}</style></head><body>
 <h1>fairensemble report: {html.escape(cfg.name)}</h1>
 <p>Does a homogeneous ensemble of {cfg.ensemble.members} members lift every group
 (positive-sum) or trade one for another, and which training mix minimises the gap or maximises
 overall {html.escape(cfg.primary)}? Overall metrics use the <b>{cfg.test_mix}</b> test
-mix. Intervals are 95 % t-intervals over {cfg.replicates} replicates.</p>
+mix. Intervals: {html.escape(intervals)}. Click a column's header to sort a table by it.</p>
 {_recommendation_html(recommendation)}
 <h2>Summary</h2>
-{_table_html(summary)}
+{_summary_html(summary)}
 <h2>Figures</h2>
 {''.join(imgs)}
 {_benefits_html(summary)}
@@ -339,5 +488,6 @@ mix. Intervals are 95 % t-intervals over {cfg.replicates} replicates.</p>
 <pre>{html.escape(dump_config(cfg))}</pre>
 <details><summary>summary.json</summary><pre>{html.escape(json.dumps(summary, indent=1))}</pre>
 </details>
+<script>{SORT_SCRIPT}</script>
 </body></html>
 """

@@ -145,7 +145,19 @@ class CellRecord:
         return cls(**{k: meta[k] for k in keys}, **{k: arrays.get(k) for k in ARRAY_NAMES})
 
 
-_HELD: dict[str, list] = {}  # run directories this process holds: path -> [file, depth]
+@dataclass
+class _Hold:
+    """A run directory this process holds: its lock file, how deep the holding nests, and the
+    cells verified against their checksum (or written) meanwhile, with the size and mtime of
+    their .npz then. No other process writes the directory while it is held, so a verified
+    cell needs no second read until the hold ends."""
+
+    file: Any
+    depth: int = 0
+    verified: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+_HELD: dict[str, _Hold] = {}  # run directories this process holds, by resolved path
 
 
 class RunStore:
@@ -179,16 +191,16 @@ class RunStore:
             fh.truncate()
             fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
             fh.flush()
-            held = _HELD[key] = [fh, 0]
-        held[1] += 1
+            held = _HELD[key] = _Hold(fh)
+        held.depth += 1
         try:
             yield
         finally:
-            held[1] -= 1
-            if held[1] == 0:
+            held.depth -= 1
+            if held.depth == 0:
                 del _HELD[key]
-                fcntl.flock(held[0].fileno(), fcntl.LOCK_UN)
-                held[0].close()
+                fcntl.flock(held.file.fileno(), fcntl.LOCK_UN)
+                held.file.close()
 
     # -- config and plan ------------------------------------------------------------------
     def prepare(self, config_yaml: str, plan_json: dict[str, Any]) -> None:
@@ -217,6 +229,10 @@ class RunStore:
         npz, meta = self._paths(cell_id)
         return meta.is_file() and npz.is_file()
 
+    def has_record(self, cell_id: str) -> bool:
+        """Whether the cell was finished: its JSON, written last, exists (cheap)."""
+        return self._paths(cell_id)[1].is_file()
+
     def write_cell(self, record: CellRecord) -> None:
         buf = io.BytesIO()
         np.savez(buf, **record.arrays())
@@ -224,8 +240,38 @@ class RunStore:
         npz, meta = self._paths(record.id)
         atomic_write_bytes(npz, data)
         write_json(meta, {**record.meta(), "npz_sha256": hashlib.sha256(data).hexdigest()})
+        self.mark_verified(record.id)
 
-    def _load(self, cell_id: str) -> CellRecord:
+    # -- what this process has verified while holding the directory ----------------------
+    def _verified(self) -> dict[str, tuple[int, int]] | None:
+        held = _HELD.get(str(self.root.resolve()))
+        return None if held is None else held.verified
+
+    def _stamp(self, cell_id: str) -> tuple[int, int] | None:
+        try:
+            st = self._paths(cell_id)[0].stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def mark_verified(self, cell_id: str) -> None:
+        """Note that the cell was just written or read intact (by this process or one of its
+        workers); remembered while this process holds the run directory."""
+        verified = self._verified()
+        stamp = self._stamp(cell_id)
+        if verified is not None and stamp is not None:
+            verified[cell_id] = stamp
+
+    def is_verified(self, cell_id: str) -> bool:
+        """Whether the cell was verified while this process holds the run directory, and its
+        .npz is unchanged since (same size and mtime)."""
+        verified = self._verified()
+        return (verified is not None and cell_id in verified
+                and verified[cell_id] == self._stamp(cell_id) and self.has_record(cell_id))
+
+    # -- reading and checking -------------------------------------------------------------
+    def _meta_and_bytes(self, cell_id: str) -> tuple[dict[str, Any], bytes]:
+        """The cell's record and .npz bytes, checked against the checksum in the record."""
         npz, meta_path = self._paths(cell_id)
         try:
             meta = json.loads(meta_path.read_text())
@@ -238,34 +284,50 @@ class RunStore:
         if hashlib.sha256(data).hexdigest() != meta.get("npz_sha256"):
             raise CorruptCell(f"{npz}: cell file does not match its checksum (truncated or "
                               "changed after it was written)")
+        return meta, data
+
+    def _load(self, cell_id: str) -> CellRecord:
+        meta, data = self._meta_and_bytes(cell_id)
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-            return CellRecord.from_parts(meta, arrays)
+            record = CellRecord.from_parts(meta, arrays)
         except Exception:  # a checksum match on a file that was never a valid cell
-            raise CorruptCell(f"{npz}: unreadable cell file") from None
+            raise CorruptCell(f"{self._paths(cell_id)[0]}: unreadable cell file") from None
+        self.mark_verified(cell_id)
+        return record
 
     def read_cell(self, cell_id: str) -> CellRecord:
         """The cell's record, verified against its checksum; ``CorruptCell`` names the file."""
-        if not self.has_cell(cell_id):
+        if not self.has_record(cell_id):
             raise StoreError(f"{self.cells / cell_id}.npz: cell not found")
         return self._load(cell_id)
 
-    def check_cells(self, cell_ids: list[str]) -> tuple[set[str], list[str]]:
-        """Which of ``cell_ids`` are finished and intact; damaged ones are moved to
-        ``cells/corrupt/`` (so they get retrained) and described in the returned messages."""
+    def check_cells(self, cell_ids: list[str], set_aside: bool = True
+                    ) -> tuple[set[str], list[str]]:
+        """Which of ``cell_ids`` are finished and intact, each checked against its checksum
+        (a cell verified already while this process holds the directory is not read again).
+        A damaged cell raises ``CorruptCell`` naming its file, or with ``set_aside`` is moved
+        to ``cells/corrupt/`` (so it gets retrained) and described in the returned lines."""
         done, moved = set(), []
         for cell_id in cell_ids:
-            npz, meta = self._paths(cell_id)
-            if not meta.is_file():
+            if not self.has_record(cell_id):
                 continue  # never finished (a killed run may leave an .npz alone: it is redone)
-            try:
-                self._load(cell_id)
-            except CorruptCell as err:
-                moved.append(f"{err}; moved to {self.quarantine(cell_id)} and retraining it")
-                continue
+            if not self.is_verified(cell_id):
+                try:
+                    self._meta_and_bytes(cell_id)
+                except CorruptCell as err:
+                    if not set_aside:
+                        raise
+                    moved.append(self.set_aside(cell_id, err))
+                    continue
+                self.mark_verified(cell_id)
             done.add(cell_id)
         return done, moved
+
+    def set_aside(self, cell_id: str, err: Exception) -> str:
+        """Move a damaged cell to ``cells/corrupt/``; the line that says so."""
+        return f"{err}; moved to {self.quarantine(cell_id)} and retraining it"
 
     def quarantine(self, cell_id: str) -> Path:
         dest = self.cells / "corrupt"

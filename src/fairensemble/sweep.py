@@ -3,10 +3,11 @@
 Cells of one grid point and replicate that use the stacked MLP trainer form one *unit* and
 train as one stacked tensor program; other models train cell by cell. A unit runs wherever
 the executor puts it (this process, a local pool, a Ray cluster) and *returns* its cells'
-records together with their evaluation (k-of-E draws and metrics, computed where the arrays
-already are); the driver writes both into the run directory. Whichever executor runs a cell,
-its numbers are the same: every random stream comes from the run seed and the cell's
-identity alone, and the thread count is fixed by the config.
+records together with their evaluation when the caller hands one in (``evaluate``: computed
+where the arrays already are); the driver writes both into the run directory. This module
+never imports the evaluation side: the evaluator is a plain callable it is given. Whichever
+executor runs a cell, its numbers are the same: every random stream comes from the run seed
+and the cell's identity alone, and the thread count is fixed by the config.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,7 +26,6 @@ from .config import RunConfig, dump_config, validate
 from .data import Dataset, load_dataset
 from .data.base import preview_names
 from .data.sampling import mix_shares, plan_counts, sample_indices
-from .evaluation import EvalSpec, evaluate_record
 from .executors import make_executor, unit_threads
 from .plan import Cell, Plan, PointLayout, build_plan, moved_indices, n_mixes
 from .seeds import derive_seed
@@ -177,6 +177,20 @@ def units_of(plan: Plan, cells: list[Cell]) -> list[list[Cell]]:
 # ----------------------------------------------------------------------------- worker side
 
 
+class CellEvaluator(Protocol):
+    """Evaluates a freshly trained cell in the worker that trained it; picklable, since it
+    travels to the workers (``evaluation.Evaluator``)."""
+
+    @property
+    def key(self) -> str:
+        """What the run directory files the evaluation under (``RunStore.write_evaluation``)."""
+        ...
+
+    def __call__(self, record: CellRecord) -> tuple[Any, Any]:
+        """(table, boot): the cell's metrics table and bootstrap resamples (or None)."""
+        ...
+
+
 @dataclass
 class Unit:
     """What a worker needs to train and evaluate some cells of one grid point (plain values)."""
@@ -184,13 +198,13 @@ class Unit:
     cfg_json: dict[str, Any]
     cells: list[Cell]
     layout: PointLayout
-    spec: EvalSpec | None
+    evaluate: CellEvaluator | None
 
 
 @dataclass
 class CellResult:
     record: CellRecord
-    table: Any = None  # pandas DataFrame of the cell's evaluation under ``spec``
+    table: Any = None  # pandas DataFrame of the cell's evaluation under ``evaluate``
     boot: Any = None
     eval_s: float = 0.0
     models: dict[str, bytes] = field(default_factory=dict)  # train.save_models: file -> bytes
@@ -287,9 +301,9 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
                      "threads": torch.get_num_threads()},
         )
         result = CellResult(record, models=saved[len(results)] if saved else {})
-        if unit.spec is not None:
+        if unit.evaluate is not None:
             t0 = time.perf_counter()
-            result.table, result.boot = evaluate_record(record, unit.spec)
+            result.table, result.boot = unit.evaluate(record)
             result.eval_s = time.perf_counter() - t0
         results.append(result)
     return results
@@ -311,20 +325,20 @@ def run_sweep(
     on_progress: Callable[[str, float], None] | None = None,
     plan: Plan | None = None,
     on_warning: Callable[[str], None] | None = None,
-    evaluate: bool = True,
+    evaluate: CellEvaluator | None = None,
     preview: dict[str, np.ndarray] | None = None,
     done: set[str] | None = None,
 ) -> SweepResult:
-    """Plan the run, train every missing cell into ``run_dir`` and evaluate it where it was
-    trained. ``on_progress(kind, amount)`` receives ("members", n) as members finish and
-    ("cell", 1) as cells are written; ``on_warning`` a line per damaged cell set aside.
-    ``done``: the cells already verified intact by the caller (skips the check)."""
+    """Plan the run, train every missing cell into ``run_dir`` and, given ``evaluate``,
+    evaluate it where it was trained. ``on_progress(kind, amount)`` receives ("members", n) as
+    members finish and ("cell", 1) as cells are written; ``on_warning`` a line per damaged
+    cell set aside. ``done``: the cells already verified intact by the caller (skips the
+    check)."""
     if plan is None:
         plan, preview = plan_with_preview(cfg)
     store = RunStore(run_dir)
     notify = on_progress or (lambda kind, amount: None)
     warn = on_warning or (lambda line: None)
-    spec = EvalSpec.of(cfg) if evaluate else None
     with store.locked():
         store.prepare(dump_config(cfg), plan.to_json())
         if preview is not None:
@@ -335,7 +349,7 @@ def run_sweep(
                 warn(line)
         todo = [c for c in plan.cells if c.id not in done]
         units = [Unit(cfg.model_dump(mode="json"), cells, plan.layouts[cells[0].point_index],
-                      spec) for cells in units_of(plan, todo)]
+                      evaluate) for cells in units_of(plan, todo)]
         result = SweepResult(plan, [])
         with make_executor(cfg.executor) as executor:
             for line in executor.notes:
@@ -346,8 +360,8 @@ def run_sweep(
                     for name, data in res.models.items():
                         atomic_write_bytes(store.root / "models" / res.record.id / name, data)
                     store.write_cell(res.record)
-                    if res.table is not None and spec is not None:
-                        store.write_evaluation(spec.hash, res.record.id, res.table, res.boot)
+                    if res.table is not None and evaluate is not None:
+                        store.write_evaluation(evaluate.key, res.record.id, res.table, res.boot)
                     result.trained.append(res.record.id)
                     result.eval_s += res.eval_s
                 notify("cell", len(cell_results))

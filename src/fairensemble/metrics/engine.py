@@ -1,14 +1,7 @@
-"""One registry of classification metrics, per group and between groups, vectorised over draws.
-
-Every metric is declared once, with ``@register``: a small function of a ``Context`` (one block
-of D draws of averaged ensemble probabilities ``probs`` float [D, n, C], labels ``y`` int [n],
-classes 0..C-1) that returns one value per slice and draw. The slices are each group's samples
-and ``overall`` (groups combined with the ``test_mix`` weights), under R sets of sample weights
-(R = 1, or bootstrap resamples as multinomial counts). Everything else comes from that one
-function: per-group values, ``overall``, ``gap`` and ``worst`` (``group_metrics``), the
-between-group disparities built on per-group rates (SPD, EOD, AOD, equalised odds), and the
-standalone ``accuracy(probs, y, weight=None) -> [D]`` style functions. There is no Python loop
-over draws.
+"""The metric engine: slices of samples (groups, overall, sample weights), the shared
+intermediates of one block of draws (``Context``), and every registered metric scored per
+group, overall, gap, worst group and between groups (``score``, ``group_metrics``), with the
+standalone functions built from a metric's declaration.
 
 Conventions, shared by all metrics: predictions are the argmax over classes, ties going to the
 lowest class (``numpy.argmax``); binary means C = 2 with class 1 positive; for C > 2 the
@@ -18,127 +11,20 @@ and scikit-learn's "macro"); an undefined value (0/0) is NaN, never 0.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 
-# group labels group_metrics adds after the groups themselves, and the one label of a
-# between-group metric
-DERIVED_LABELS = ("overall", "gap", "worst")
-DISPARITY = "disparity"
-NEEDS = frozenset({"labels", "probs", "members"})
+from .ranks import Ranks, Ties, pair_counts
+from .registry import DERIVED_LABELS, DISPARITY, METRICS, Metric, get
+
 TEST_MIXES = ("balanced", "natural")
 ECE_BINS = 15
 # sklearn.calibration.calibration_curve(strategy="uniform") bin edges
 _ECE_EDGES = np.linspace(0.0, 1.0, ECE_BINS + 1)
-_LOG_EPS = np.finfo(np.float64).eps  # sklearn.metrics.log_loss clips float64 to [eps, 1 - eps]
-
-Direction = Literal["higher", "lower", "neither"]
-Scope = Literal["group", "between"]
-
-
-# ----------------------------------------------------------------------------- the registry
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A registered metric.
-
-    ``direction``: which way is better. ``scope``: ``"group"`` gives a value per slice (each
-    group, ``overall``); ``"between"`` one value between groups (label ``"disparity"``), built
-    from the per-group values of the metrics in ``uses``. ``needs``: what it is computed from,
-    a subset of {"labels" (hard predictions suffice), "probs" (scores), "members" (the
-    individual members of each draw)}. ``classes``: ``"any"`` or ``"binary"`` (NaN for C > 2).
-
-    ``compute``: scope "group": ``compute(ctx) -> [R, L, D]``, or ``[R, L, D, K]`` for a
-    one-vs-rest metric whose value is the mean over the K classes where it is defined (K = 1
-    for binary); scope "between": ``compute(per_group) -> [R, D]`` or ``[R, D, K]``, with
-    ``per_group[name]`` float [R, G, D, K], the per-class values of each metric in ``uses``.
-    Calling a Metric is its standalone function (see ``register``).
-    """
-
-    name: str
-    direction: Direction
-    scope: Scope
-    needs: frozenset[str]
-    classes: Literal["any", "binary"]
-    summary: str
-    compute: Callable[..., np.ndarray]
-    uses: tuple[str, ...] = ()
-
-    def __call__(self, probs: np.ndarray, y: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
-        return _standalone(self)(probs, y, *args, **kwargs)
-
-
-METRICS: dict[str, Metric] = {}
-
-
-def register(
-    *,
-    direction: Direction,
-    needs: Iterable[str],
-    summary: str,
-    scope: Scope = "group",
-    classes: Literal["any", "binary"] = "any",
-    uses: Sequence[str] = (),
-    name: str | None = None,
-) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
-    """Declare a metric: decorates its ``compute`` (see ``Metric``), registers it under the
-    function's name, and returns the standalone function of the same name and docstring:
-    scope "group": ``f(probs, y, weight=None, *, members=None) -> [D]`` (the metric on all
-    samples, weighted by ``weight``); scope "between": ``f(probs, y, g, weight=None) -> [D]``
-    with ``g`` int [n] group codes 0..G-1."""
-    needs = frozenset(needs)
-    if not needs or not needs <= NEEDS:
-        raise ValueError(f"needs: expected a non-empty subset of {sorted(NEEDS)}, got {needs}")
-    missing = [u for u in uses if u not in METRICS]
-    if (scope == "between") != bool(uses) or missing:
-        raise ValueError(f"uses: a between-group metric combines registered metrics, got {uses}")
-
-    def decorate(compute: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        key = name or compute.__name__
-        if key in METRICS:
-            raise ValueError(f"metric {key!r} is registered twice")
-        metric = Metric(key, direction, scope, needs, classes, summary, compute, tuple(uses))
-        METRICS[key] = metric
-        return _standalone(metric)
-
-    return decorate
-
-
-def names(scope: Scope | None = None, needs_at_most: Iterable[str] | None = None) -> list[str]:
-    """Registered metric names in declaration order, optionally only those of one ``scope`` or
-    whose needs are within ``needs_at_most`` (e.g. ``{"labels"}``: computable from hard
-    predictions)."""
-    allowed = None if needs_at_most is None else frozenset(needs_at_most)
-    return [
-        m.name
-        for m in METRICS.values()
-        if (scope is None or m.scope == scope) and (allowed is None or m.needs <= allowed)
-    ]
-
-
-def get(name: str) -> Metric:
-    """The registered metric ``name``; unknown names are a ValueError listing the known ones."""
-    try:
-        return METRICS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"metrics: expected names from {names()}, got {name!r}") from None
-
-
-def labels(name: str, groups: Sequence[str]) -> list[str]:
-    """The group labels the engine reports for metric ``name``: scope "group": the groups,
-    ``overall``, ``gap`` and ``worst`` (no ``worst`` when direction is "neither"); scope
-    "between": ``disparity``."""
-    metric = get(name)
-    if metric.scope == "between":
-        return [DISPARITY]
-    derived = [d for d in DERIVED_LABELS if d != "worst" or metric.direction != "neither"]
-    return [*groups, *derived]
 
 
 # ----------------------------------------------------------------------------- slices
@@ -415,18 +301,18 @@ class Context:
     def sample_brier(self) -> np.ndarray:
         return self._memo(self._draw, "brier", lambda: _sample_brier(self.probs, self.y))
 
-    def sorted_codes(self, c: int) -> tuple[np.ndarray, np.ndarray, _Ties | None]:
+    def sorted_codes(self, c: int) -> tuple[np.ndarray, np.ndarray, Ties | None]:
         """Samples sorted by the score of class c, per draw: (order int [D, n], code int8
         [D, n] = 2 * group + [y == c] in that order, ties in the sorted scores or None)."""
 
-        def build() -> tuple[np.ndarray, np.ndarray, _Ties | None]:
+        def build() -> tuple[np.ndarray, np.ndarray, Ties | None]:
             scores = np.ascontiguousarray(self.probs[:, :, c])  # argsort of a view is slower
             order = np.argsort(scores, axis=1)
             s = _take_rows(scores, order)
             code = (2 * self.slices.group_codes).astype(np.int8 if self.slices.G < 64
                                                         else np.int64)
             code = code + self.is_class(c)
-            return order, _take_rows(code, order), _Ties.find(s)
+            return order, _take_rows(code, order), Ties.find(s)
 
         return self._memo(self._draw, ("sorted", c), build)
 
@@ -501,144 +387,11 @@ class Context:
         running weight of the negatives read at each positive's count of negatives below and
         through its tie group. Integer weights (bootstrap counts) stay exact integers.
         """
-        return self._memo(self._slice, ("pairs", c), lambda: _pair_counts(self, c))
+        return self._memo(self._slice, ("pairs", c), lambda: pair_counts(self, c))
 
-    def negatives_below(self, c: int) -> _Ranks:
-        """Where class c's positives stand among each group's negatives (see ``_Ranks``)."""
-        return self._memo(self._draw, ("ranks", c), lambda: _Ranks(self, c))
-
-
-class _Ranks:
-    """Where class c's positives stand among each group's negatives, per draw, in score order.
-
-    ``running[h]`` int32 [D, n]: group h's negatives at or before each sorted position (at a
-    positive: those scoring below it, or tied with it and sorted first). ``is_pos[j]`` bool
-    [D, n]: group j's positives. ``tied[j]``: None, or group j's positives in tie groups as
-    (flat positions [T], their draw [T], ``below`` [G, T] and ``upto`` [G, T], the negatives
-    of each group below the tie group and below or within it).
-    """
-
-    def __init__(self, ctx: Context, c: int) -> None:
-        order, code, ties = ctx.sorted_codes(c)
-        self.order, self.code, self.D = order, code, ctx.D
-        G = ctx.slices.G
-        self.running = [np.cumsum(code == 2 * h, axis=1, dtype=np.int32) for h in range(G)]
-        self.is_pos = [code == 2 * j + 1 for j in range(G)]
-        self.tied: list[tuple | None] = [None] * G
-        if ties is None:
-            return
-        for j in range(G):
-            tied = self.is_pos[j].ravel()[ties.at]
-            at, q = ties.at[tied], ties.group[tied]
-            first, last = ties.at[ties.first[q]], ties.at[ties.last[q]]
-            first_neg = [code.ravel()[first] == 2 * h for h in range(G)]
-            below = np.array([r.ravel()[first] - f for r, f in zip(self.running, first_neg)])
-            upto = np.array([r.ravel()[last] for r in self.running])
-            self.tied[j] = (at, ties.row[tied], below, upto)
-
-    def twice_unit_pairs(self) -> np.ndarray:
-        """Twice the unit-weight pair counts, [G, G, D]: each positive is owed below + upto of
-        each group's negatives; untied, both are its running count."""
-        G = len(self.running)
-        out = np.empty((G, G, self.D))
-        for j, h in itertools.product(range(G), range(G)):
-            out[j, h] = 2 * np.where(self.is_pos[j], self.running[h], 0).sum(axis=-1,
-                                                                           dtype=np.int64)
-            if self.tied[j] is not None:
-                at, row, below, upto = self.tied[j]
-                extra = below[h] + upto[h] - 2 * self.running[h].ravel()[at].astype(np.int64)
-                out[j, h] += np.bincount(row, weights=extra, minlength=self.D)
-        return out
-
-    @cached_property
-    def compact(self) -> tuple[list, list, list, list]:
-        """For sample weights (labels the same in every draw, so every draw has the same
-        number of each): group j's positives ``pos[j]`` and group h's negatives ``neg[h]`` as
-        sample ids in score order, [D, P_j] / [D, N_h]; ``below[j][h]`` / ``upto[j][h]`` int
-        [D, P_j], each positive's count of group h's negatives below / through its tie
-        group."""
-        G, D = len(self.running), self.D
-        neg = [self.order[self.code == 2 * h].reshape(D, -1) for h in range(G)]
-        pos, below, upto = [], [], []
-        for j in range(G):
-            is_pos = self.is_pos[j]
-            pos.append(self.order[is_pos].reshape(D, -1))
-            lo = [r[is_pos].reshape(D, -1) for r in self.running]
-            hi = lo
-            if self.tied[j] is not None:
-                at, row, b, u = self.tied[j]
-                rank = (np.cumsum(is_pos, axis=1) - 1).ravel()[at]  # among the row's positives
-                hi = [a.copy() for a in lo]
-                for h in range(G):
-                    lo[h][row, rank], hi[h][row, rank] = b[h], u[h]
-            below.append(lo)
-            upto.append(hi)
-        return pos, neg, below, upto
-
-
-@dataclass(frozen=True)
-class _Ties:
-    """Tie groups (runs of equal scores) in rows of sorted scores [D, n], in flat positions:
-    ``at`` int [T] the tied positions (sorted), ``first`` / ``last`` [Q] the index into ``at``
-    of each tie group's first / last position, ``group`` [T] each tied position's tie group,
-    ``row`` [T] its draw."""
-
-    at: np.ndarray
-    first: np.ndarray
-    last: np.ndarray
-    group: np.ndarray
-    row: np.ndarray
-
-    @classmethod
-    def find(cls, s: np.ndarray) -> _Ties | None:
-        D, n = s.shape
-        same_as_prev = np.zeros((D, n), dtype=bool)
-        np.equal(s[:, 1:], s[:, :-1], out=same_as_prev[:, 1:])
-        if not same_as_prev.any():
-            return None
-        tied = same_as_prev.copy()
-        tied[:, :-1] |= same_as_prev[:, 1:]
-        at = np.flatnonzero(tied)
-        starts = ~same_as_prev.ravel()[at]
-        first = np.flatnonzero(starts)
-        last = np.append(first[1:], len(at)) - 1
-        return cls(at, first, last, np.cumsum(starts) - 1, at // n)
-
-
-def _pair_counts(ctx: Context, c: int) -> np.ndarray:
-    ranks = ctx.negatives_below(c)
-    w = ctx.slices.weights
-    if w is None:
-        return ranks.twice_unit_pairs()[None] / 2.0
-    if ctx.y.ndim != 1:
-        raise ValueError("weight: labels that differ by draw take no sample weights")
-    pos, neg, below, upto = ranks.compact
-    R, G, D = len(w), ctx.slices.G, ctx.D
-    exact = w.dtype.kind in "iu"
-    acc = np.int64 if exact else np.float64
-
-    def weights_of(ids: np.ndarray) -> np.ndarray:  # [R, D * m], rows of ids one after another
-        return np.take(w, ids.ravel(), axis=1)
-
-    twice = np.empty((R, G, G, D))  # below + upto, weighted
-    for h in range(G):
-        N = neg[h].shape[1]
-        # running weight of group h's negatives, 0 first, per draw: row d at d * (N + 1)
-        cum = np.zeros((R, D, N + 1), dtype=acc)
-        np.cumsum(weights_of(neg[h]).reshape(R, D, N), axis=-1, dtype=acc, out=cum[:, :, 1:])
-        cum = cum.reshape(R, D * (N + 1))
-        offset = (np.arange(D) * (N + 1))[:, None]
-        for j in range(G):
-            lo, hi = below[j][h], upto[j][h]
-            owed = np.take(cum, (lo + offset).ravel(), axis=1)
-            if hi is lo:  # no ties
-                owed *= 2
-            else:
-                owed += np.take(cum, (hi + offset).ravel(), axis=1)
-            u_pos = weights_of(pos[j])
-            dot = (u_pos * owed) if exact else u_pos.astype(acc, copy=False) * owed
-            twice[:, j, h] = dot.reshape(R, D, -1).sum(axis=-1)
-    return twice / 2.0
+    def negatives_below(self, c: int) -> Ranks:
+        """Where class c's positives stand among each group's negatives (see ``Ranks``)."""
+        return self._memo(self._draw, ("ranks", c), lambda: Ranks(self, c))
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -652,7 +405,7 @@ def _nanmean_classes(v: np.ndarray) -> np.ndarray:
     return np.where(ok, v, 0.0).sum(axis=-1) / ok.sum(axis=-1)
 
 
-def _one_vs_rest(v: np.ndarray) -> np.ndarray:
+def one_vs_rest(v: np.ndarray) -> np.ndarray:
     """Per-class values [..., C] -> those of the one-vs-rest metric: class 1 alone for C = 2."""
     return v[..., 1:] if v.shape[-1] == 2 else v
 
@@ -862,7 +615,7 @@ def _check(
     return probs, y, weight
 
 
-def _standalone(metric: Metric) -> Callable[..., np.ndarray]:
+def standalone(metric: Metric) -> Callable[..., np.ndarray]:
     if metric.scope == "between":
 
         def between(probs: np.ndarray, y: np.ndarray, g: np.ndarray,
@@ -892,218 +645,6 @@ def _standalone(metric: Metric) -> Callable[..., np.ndarray]:
         fn = group
     fn.__name__ = fn.__qualname__ = metric.name
     fn.__doc__ = metric.compute.__doc__
-    fn.__module__ = __name__
+    # where the registered name is bound, so the function pickles by reference
+    fn.__module__ = metric.compute.__module__
     return fn
-
-
-# ----------------------------------------------------------------------------- the metrics
-# Notation: w_i the sample weights of the slice, \hat y_i the prediction, 1[.] an indicator;
-# one-vs-rest (OvR) rates are for class 1 when C = 2 and averaged over classes when C > 2.
-
-
-@register(direction="higher", needs={"labels"}, summary="share of correct predictions")
-def accuracy(ctx: Context) -> np.ndarray:
-    r"""Accuracy of each draw: :math:`\sum_i w_i [\hat y_i = y_i] / \sum_i w_i`,
-    with :math:`\hat y_i = \arg\max_c p_{ic}`."""
-    return ctx.confusion[1].sum(axis=-1) / ctx.totals
-
-
-@register(direction="higher", needs={"labels"},
-          summary="mean over classes of the recall of each class")
-def balanced_accuracy(ctx: Context) -> np.ndarray:
-    r"""Balanced accuracy of each draw: the mean, over classes :math:`c` present in ``y``, of the
-    weighted recall :math:`\sum_{i: y_i = c} w_i [\hat y_i = c] / \sum_{i: y_i = c} w_i`
-    (``sklearn.metrics.balanced_accuracy_score`` with ``sample_weight``)."""
-    return ctx.confusion[1] / ctx.class_totals
-
-
-@register(direction="higher", needs={"probs"},
-          summary="ROC AUC, ties counted one half (one-vs-rest macro for C > 2)")
-def auc(ctx: Context) -> np.ndarray:
-    r"""ROC AUC of each draw, ties counted one half (weighted Mann-Whitney).
-
-    Binary (C = 2): with scores :math:`s_i = p_{i1}`, positives P (y = 1), negatives N,
-    :math:`\mathrm{AUC} = \sum_{i \in P} \sum_{j \in N} w_i w_j
-    ([s_j < s_i] + \tfrac12 [s_j = s_i]) / (\sum_P w_i \sum_N w_j)`.
-    C > 2: one-vs-rest macro average, over the classes c present in ``y``, of the binary AUC
-    of :math:`p_{\cdot c}` for class c against the rest (``sklearn.metrics.roc_auc_score`` with
-    ``multi_class="ovr", average="macro"``). NaN when fewer than two classes are present.
-    """
-    sl = ctx.slices
-    classes = [1] if ctx.C == 2 else range(ctx.C)
-    out = np.empty((sl.R, sl.G + 1, ctx.D, len(classes)))
-    for i, c in enumerate(classes):
-        M = ctx.pair_counts(c)
-        P = ctx.class_totals[..., c]
-        N = ctx.totals - P
-        diag = np.diagonal(M, axis1=1, axis2=2).transpose(0, 2, 1)  # [R, G, D]
-        whole = np.einsum("j,h,rjhd->rd", sl.overall, sl.overall, M)[:, None]
-        out[..., i] = np.concatenate([diag, whole], axis=1) / (P * N)
-    return out
-
-
-@register(direction="higher", needs={"labels"},
-          summary="true positive rate P(pred=1 | y=1) (OvR macro for C > 2)")
-def tpr(ctx: Context) -> np.ndarray:
-    r"""True positive rate (recall): :math:`\sum_i w_i [\hat y_i = 1][y_i = 1] /
-    \sum_i w_i [y_i = 1]`; C > 2: the mean, over classes c where it is defined, of the same
-    with c as the positive class. NaN when no sample has the positive label (fairlearn's
-    ``true_positive_rate`` returns 0 there)."""
-    predicted, hits = ctx.confusion
-    return _one_vs_rest(hits / ctx.class_totals)
-
-
-@register(direction="lower", needs={"labels"},
-          summary="false positive rate P(pred=1 | y=0) (OvR macro for C > 2)")
-def fpr(ctx: Context) -> np.ndarray:
-    r"""False positive rate: :math:`\sum_i w_i [\hat y_i = 1][y_i \ne 1] /
-    \sum_i w_i [y_i \ne 1]`; C > 2: the mean over classes c where defined of the same with c
-    as the positive class. NaN when every sample has the positive label."""
-    predicted, hits = ctx.confusion
-    return _one_vs_rest((predicted - hits) / (ctx.totals[..., None] - ctx.class_totals))
-
-
-@register(direction="neither", needs={"labels"},
-          summary="selection rate P(pred=1) (OvR macro for C > 2)")
-def selection_rate(ctx: Context) -> np.ndarray:
-    r"""Selection rate: :math:`\sum_i w_i [\hat y_i = 1] / \sum_i w_i`; C > 2: the mean over
-    classes of :math:`P(\hat y = c)`, which is always 1/C (its per-class values drive
-    ``spd``)."""
-    predicted, _ = ctx.confusion
-    return _one_vs_rest(predicted / ctx.totals[..., None])
-
-
-@register(direction="higher", needs={"labels"},
-          summary="precision P(y=1 | pred=1) (OvR macro for C > 2)")
-def precision(ctx: Context) -> np.ndarray:
-    r"""Precision: :math:`\sum_i w_i [\hat y_i = 1][y_i = 1] / \sum_i w_i [\hat y_i = 1]`;
-    C > 2: the mean over classes c where defined of the same with c as the positive class.
-    NaN when nothing is predicted positive (scikit-learn's ``zero_division`` would give 0)."""
-    predicted, hits = ctx.confusion
-    return _one_vs_rest(hits / predicted)
-
-
-def _range(v: np.ndarray) -> np.ndarray:
-    """max - min over the group axis of [R, G, D, K]; NaN if any group's value is NaN."""
-    return v.max(axis=1) - v.min(axis=1)
-
-
-@register(scope="between", direction="lower", needs={"labels"}, uses=("selection_rate",),
-          summary="statistical parity difference: range of selection rates over groups")
-def spd(per_group: dict[str, np.ndarray]) -> np.ndarray:
-    r"""Statistical (demographic) parity difference: :math:`\max_g SR_g - \min_g SR_g`, with
-    :math:`SR_g` the selection rate of group g (fairlearn's ``demographic_parity_difference``).
-    C > 2: the same per class c from each group's :math:`P(\hat y = c)`, averaged over
-    classes. NaN if a group's rate is undefined (a group without samples)."""
-    return _range(per_group["selection_rate"])
-
-
-@register(scope="between", direction="lower", needs={"labels"}, uses=("tpr",),
-          summary="equal opportunity difference: range of true positive rates over groups")
-def eod(per_group: dict[str, np.ndarray]) -> np.ndarray:
-    r"""Equal opportunity difference: :math:`\max_g TPR_g - \min_g TPR_g` (fairlearn's
-    ``equal_opportunity_difference``). C > 2: per class from the groups' one-vs-rest TPRs,
-    averaged over the classes where every group's TPR is defined. NaN if a group's TPR is
-    undefined (no positives in it)."""
-    return _range(per_group["tpr"])
-
-
-@register(scope="between", direction="lower", needs={"labels"}, uses=("tpr", "fpr"),
-          summary="average odds difference: mean of the TPR and FPR ranges over groups")
-def aod(per_group: dict[str, np.ndarray]) -> np.ndarray:
-    r"""Average odds difference: :math:`(\mathrm{range}_g TPR_g + \mathrm{range}_g FPR_g) / 2`
-    (fairlearn's ``equalized_odds_difference(agg="mean")``). C > 2: per class, then averaged
-    over classes."""
-    return (_range(per_group["tpr"]) + _range(per_group["fpr"])) / 2.0
-
-
-@register(scope="between", direction="lower", needs={"labels"}, uses=("tpr", "fpr"),
-          summary="equalised odds difference: the larger of the TPR and FPR ranges")
-def eq_odds(per_group: dict[str, np.ndarray]) -> np.ndarray:
-    r"""Equalised odds difference: :math:`\max(\mathrm{range}_g TPR_g,
-    \mathrm{range}_g FPR_g)` (fairlearn's ``equalized_odds_difference()``). C > 2: per class,
-    then averaged over classes. NaN if either range is."""
-    t, f = _range(per_group["tpr"]), _range(per_group["fpr"])
-    return np.where(np.isnan(t) | np.isnan(f), np.nan, np.maximum(t, f))
-
-
-@register(direction="lower", needs={"probs"},
-          summary="expected calibration error, 15 equal-width bins of top-class confidence")
-def ece(ctx: Context) -> np.ndarray:
-    r"""Expected calibration error with 15 equal-width bins of the top-class confidence
-    :math:`\mathrm{conf}_i = \max_c p_{ic}`: :math:`\sum_b |\sum_{i \in b} w_i
-    ([\hat y_i = y_i] - \mathrm{conf}_i)| / \sum_i w_i`. Bin b holds
-    :math:`b/15 < \mathrm{conf} \le (b+1)/15` (bin 0 includes 0), as
-    ``sklearn.calibration.calibration_curve(strategy="uniform", n_bins=15)`` bins ``conf``
-    (``np.searchsorted(np.linspace(0, 1, 16)[1:-1], conf)``, see ``ece_bin``)."""
-    conf = ctx.conf
-    bins = ctx._memo(ctx._draw, "ece_bins", lambda: ece_bin(conf))
-    gap = ctx._memo(ctx._draw, "ece_gap", lambda: ctx.correct - conf)
-    per_bin = ctx.slices.binned(bins, gap, ECE_BINS)
-    return np.abs(per_bin).sum(axis=-1) / ctx.totals
-
-
-@register(direction="lower", needs={"probs"},
-          summary="Brier score: mean squared error of the probabilities")
-def brier(ctx: Context) -> np.ndarray:
-    r"""Brier score: binary :math:`\sum_i w_i (p_{i1} - y_i)^2 / \sum_i w_i`
-    (``sklearn.metrics.brier_score_loss(y, p[:, 1])``); C > 2 :math:`\sum_i w_i \sum_c
-    (p_{ic} - [y_i = c])^2 / \sum_i w_i` (``brier_score_loss(y, p)`` with its default
-    ``scale_by_half="auto"``, which halves only binary inputs; ``scale_by_half=True`` would
-    halve this one too)."""
-    return ctx.slices.sums(ctx.sample_brier) / ctx.totals
-
-
-@register(direction="lower", needs={"probs"},
-          summary="negative log-likelihood (log loss) of the true class")
-def nll(ctx: Context) -> np.ndarray:
-    r"""Negative log-likelihood: :math:`-\sum_i w_i \log \mathrm{clip}(p_{i y_i}) /
-    \sum_i w_i`, probabilities clipped to :math:`[\epsilon, 1 - \epsilon]` with
-    :math:`\epsilon` the float64 machine epsilon, as ``sklearn.metrics.log_loss`` does with
-    float64 input."""
-
-    def build() -> np.ndarray:
-        p, y = ctx.probs, ctx.y
-        if ctx.C == 2:
-            p_true = np.where(y == 1, p[:, :, 1], p[:, :, 0])
-        else:
-            p_true = np.take_along_axis(p, np.broadcast_to(y, p.shape[:2])[..., None], 2)[..., 0]
-        return -np.log(np.clip(p_true, _LOG_EPS, 1 - _LOG_EPS))
-
-    return ctx.slices.sums(ctx._memo(ctx._draw, "nll", build)) / ctx.totals
-
-
-@register(direction="neither", needs={"labels", "members"},
-          summary="member disagreement: share of member pairs predicting different labels")
-def disagreement(ctx: Context) -> np.ndarray:
-    r"""Disagreement of the draw's k members: the mean over the k(k-1)/2 member pairs (p, q)
-    of :math:`\sum_i w_i [\hat y^p_i \ne \hat y^q_i] / \sum_i w_i`. With :math:`n_{ic}` the
-    members voting c for sample i, a sample's share of disagreeing pairs is
-    :math:`(k^2 - \sum_c n_{ic}^2) / (k (k - 1))`; 0 for k = 1."""
-
-    def build() -> np.ndarray:
-        k = ctx.members.subsets.shape[1]
-        if k == 1:
-            return np.zeros((ctx.D, ctx.n))
-        votes = ctx.votes.astype(np.int32)
-        if ctx.C == 2:  # k^2 - n_1^2 - (k - n_1)^2 = 2 n_1 (k - n_1)
-            n1 = votes[..., 0]
-            return n1 * (k - n1) * (2.0 / (k * (k - 1)))
-        return (k * k - (votes * votes).sum(axis=-1)) / (k * (k - 1.0))
-
-    per_sample = ctx._memo(ctx._draw, "disagreement", build)
-    return ctx.slices.sums(per_sample) / ctx.totals
-
-
-@register(direction="neither", needs={"probs", "members"},
-          summary="ambiguity: mean member Brier minus the ensemble's Brier")
-def ambiguity(ctx: Context) -> np.ndarray:
-    r"""Ambiguity (exact ambiguity decomposition of the Brier score): the mean over the draw's
-    k members of the member's Brier score on the slice minus the ensemble's,
-    :math:`\frac1k \sum_m B(p^m) - B(\bar p)`, which equals the slice mean of the per-sample
-    variance of the member probabilities (:math:`\frac1k \sum_m (p^m_{i1} - \bar p_{i1})^2`
-    binary, summed over classes for C > 2); 0 for k = 1. A slice's member Brier is linear in
-    the samples, so it is summed once per member and averaged over each draw's subset."""
-    member_sums = ctx.slices.sums(ctx.members.brier)  # [R, L, E]
-    member_mean = member_sums[:, :, ctx.members.subsets].mean(axis=-1) / ctx.totals
-    return member_mean - ctx.value("brier")

@@ -1,0 +1,126 @@
+"""The metric registry: every metric's declaration (name, direction, scope, needs) and the
+look-ups the rest of the program uses (``names``, ``get``, ``labels``).
+
+A metric registers with ``@register`` on its ``compute`` function (``functions.py``); the
+decorator returns the standalone function the engine builds from it (``engine.standalone``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+# group labels group_metrics adds after the groups themselves, and the one label of a
+# between-group metric
+DERIVED_LABELS = ("overall", "gap", "worst")
+DISPARITY = "disparity"
+NEEDS = frozenset({"labels", "probs", "members"})
+
+Direction = Literal["higher", "lower", "neither"]
+Scope = Literal["group", "between"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric.
+
+    ``direction``: which way is better. ``scope``: ``"group"`` gives a value per slice (each
+    group, ``overall``); ``"between"`` one value between groups (label ``"disparity"``), built
+    from the per-group values of the metrics in ``uses``. ``needs``: what it is computed from,
+    a subset of {"labels" (hard predictions suffice), "probs" (scores), "members" (the
+    individual members of each draw)}. ``classes``: ``"any"`` or ``"binary"`` (NaN for C > 2).
+
+    ``compute``: scope "group": ``compute(ctx) -> [R, L, D]``, or ``[R, L, D, K]`` for a
+    one-vs-rest metric whose value is the mean over the K classes where it is defined (K = 1
+    for binary); scope "between": ``compute(per_group) -> [R, D]`` or ``[R, D, K]``, with
+    ``per_group[name]`` float [R, G, D, K], the per-class values of each metric in ``uses``.
+    Calling a Metric is its standalone function (see ``register``).
+    """
+
+    name: str
+    direction: Direction
+    scope: Scope
+    needs: frozenset[str]
+    classes: Literal["any", "binary"]
+    summary: str
+    compute: Callable[..., np.ndarray]
+    uses: tuple[str, ...] = ()
+
+    def __call__(self, probs: np.ndarray, y: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        from .engine import standalone
+
+        return standalone(self)(probs, y, *args, **kwargs)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(
+    *,
+    direction: Direction,
+    needs: Iterable[str],
+    summary: str,
+    scope: Scope = "group",
+    classes: Literal["any", "binary"] = "any",
+    uses: Sequence[str] = (),
+    name: str | None = None,
+) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """Declare a metric: decorates its ``compute`` (see ``Metric``), registers it under the
+    function's name, and returns the standalone function of the same name and docstring:
+    scope "group": ``f(probs, y, weight=None, *, members=None) -> [D]`` (the metric on all
+    samples, weighted by ``weight``); scope "between": ``f(probs, y, g, weight=None) -> [D]``
+    with ``g`` int [n] group codes 0..G-1."""
+    needs = frozenset(needs)
+    if not needs or not needs <= NEEDS:
+        raise ValueError(f"needs: expected a non-empty subset of {sorted(NEEDS)}, got {needs}")
+    missing = [u for u in uses if u not in METRICS]
+    if (scope == "between") != bool(uses) or missing:
+        raise ValueError(f"uses: a between-group metric combines registered metrics, got {uses}")
+
+    def decorate(compute: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        key = name or compute.__name__
+        if key in METRICS:
+            raise ValueError(f"metric {key!r} is registered twice")
+        metric = Metric(key, direction, scope, needs, classes, summary, compute, tuple(uses))
+        METRICS[key] = metric
+        from .engine import standalone  # the engine reads this registry: imported on use
+
+        return standalone(metric)
+
+    return decorate
+
+
+def names(scope: Scope | None = None, needs_at_most: Iterable[str] | None = None) -> list[str]:
+    """Registered metric names in declaration order, optionally only those of one ``scope`` or
+    whose needs are within ``needs_at_most`` (e.g. ``{"labels"}``: computable from hard
+    predictions)."""
+    allowed = None if needs_at_most is None else frozenset(needs_at_most)
+    return [
+        m.name
+        for m in METRICS.values()
+        if (scope is None or m.scope == scope) and (allowed is None or m.needs <= allowed)
+    ]
+
+
+def get(name: str) -> Metric:
+    """The registered metric ``name``; unknown names are a ValueError listing the known ones."""
+    try:
+        return METRICS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"metrics: expected names from {names()}, got {name!r}") from None
+
+
+def labels(name: str, groups: Sequence[str]) -> list[str]:
+    """The group labels the engine reports for metric ``name``: scope "group": the groups,
+    ``overall``, ``gap`` and ``worst`` (no ``worst`` when direction is "neither"); scope
+    "between": ``disparity``."""
+    metric = get(name)
+    if metric.scope == "between":
+        return [DISPARITY]
+    derived = [d for d in DERIVED_LABELS if d != "worst" or metric.direction != "neither"]
+    return [*groups, *derived]
+
+
