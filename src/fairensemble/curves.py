@@ -228,14 +228,14 @@ def _bounds(form: str, floor_max: float) -> tuple[np.ndarray, np.ndarray]:
 def _random_start(form: str, y: np.ndarray, floor_max: float, rng: np.random.Generator
                   ) -> np.ndarray:
     spread = float(np.ptp(y)) + 1e-3
-    x = [rng.uniform(0.0, min(float(y.min()), floor_max)), rng.uniform(0.0, spread),
+    x = [rng.uniform(0.0, min(max(float(y.min()), 0.0), floor_max)), rng.uniform(0.0, spread),
          rng.uniform(0.1, 1.5), rng.uniform(0.0, spread), rng.uniform(0.1, 1.5)]
     return np.array(x[: N_PARAMS[form]])
 
 
 def _first_start(form: str, y: np.ndarray, floor_max: float) -> np.ndarray:
     """A start from the data: floor at half the smallest error, the rest a power law of 1/2."""
-    floor = min(0.5 * float(y.min()), floor_max)
+    floor = min(0.5 * max(float(y.min()), 0.0), floor_max)
     rest = max(float(y.mean()) - floor, 1e-3)
     return np.array([floor, 0.8 * rest, 0.5, 0.2 * rest, 0.5][: N_PARAMS[form]])
 
@@ -411,7 +411,7 @@ def fit_curves(points: pd.DataFrame, k: int, *, moved_group: str | None = None,
         pos = counts[g][used]
         d = _Design(pos, totals[used], means[used], float(np.exp(np.log(pos).mean())),
                     float(np.exp(np.log(totals[used]).mean())))
-        floor_max = max(1.0, float(np.nanmax(errors[g])))
+        floor_max = max(1.0, float(d.y.max()))
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, gi)))
         forms = identifiable_forms(d.n_group, d.n_total)
         scores, fitted = {}, {}
@@ -816,8 +816,8 @@ def curves_json(curves: Curves, budget: int | None = None, shares: Sequence[floa
             "floor_excess_ci": d["floor_excess_ci"], "statement": d["statement"],
             "fit": {"rmse": fit.rmse, "r2": _num(fit.r2), "n_points": fit.n_points,
                     "n_zero": fit.n_zero,
-                "aicc": {f: _num(v) for f, v in fit.aicc.items()},
-                "interference": fit.interference},
+                    "aicc": {f: _num(v) for f, v in fit.aicc.items()},
+                    "interference": fit.interference},
             "residuals": _records(fit.design),
             "curve": _curve(curves, fit),
         }

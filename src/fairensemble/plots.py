@@ -411,9 +411,8 @@ def curves_fit_figure(curves: list[dict[str, Any]], path: Path) -> Path:
                 lims += x + y
                 ax.scatter(x, y, s=16, marker=marker, color=cmap(i), alpha=0.8,
                            facecolors="none" if marker == "s" else cmap(i),
-                           label=f"{g}, {label}")
-            quality.append(f"{label.split(' ')[0]}: R2 {_fmt_num(part['fit']['r2'])}, "
-                           f"RMSE {part['fit']['rmse']:.3f}")
+                           label=f"{g}, {label}: R2 {_fmt_num(fit['fit']['r2'])}")
+            quality.append(f"{label.split(' ')[0]}: RMSE {part['fit']['rmse']:.3f}")
         if lims:
             lo, hi = min(lims), max(lims)
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
@@ -453,6 +452,9 @@ def budget_share_figure(curves: list[dict[str, Any]], path: Path) -> Path:
                            label="beyond what the fits support")
             ax.axvline(part["budget"], color="black", lw=0.8, ls=":")
             ax.set_xscale("log")
+            ax.set_xticks(sorted({*sizes, part["budget"], max(budgets)}))
+            ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("training-set size (budget)")
             ax.set_ylabel(f"recommended share of {part['moved_group']}")
