@@ -210,6 +210,15 @@ def test_bootstrap_intervals_cover_the_true_floor():
     assert 0.0 < np.median(widths) < 0.1  # informative, not vacuous
 
 
+def test_with_one_replicate_the_residuals_are_resampled():
+    truth = {"M": (0.05, 1.5, 0.5, 0.0, NO_TOTAL), "F": (0.15, 2.0, 0.5, 0.0, NO_TOTAL)}
+    c = fit_curves(generate(truth, SIZES, SHARES, replicates=1, noise=0.005), 1, n_boot=100)
+    assert c.intervals == "residuals"
+    for g in truth:
+        lo, hi = np.percentile(c.fits[g].boot[:, 0], [2.5, 97.5])
+        assert 0.0 < hi - lo < 0.05 and lo - 0.01 <= truth[g][0] <= hi + 0.01
+
+
 def test_refits_are_seeded_and_paired_across_k():
     truth = {"M": (0.05, 1.5, 0.5, 0.0, NO_TOTAL), "F": (0.15, 2.0, 0.5, 0.0, NO_TOTAL)}
     one = generate(truth, SIZES, SHARES)

@@ -81,8 +81,6 @@ MAX_WIDTH = 0.10  # widest 95 % interval of a group's predicted metric a predict
 SHARE_STEP = 0.01
 INTERFERENCE_P = 0.05  # residuals rising with the total at this level flag interference
 POOR_R2 = 0.8  # a group's fit explaining less of its design points' variance is called poor
-OBJECTIVES = ("gap", "overall", "worst", "pareto")
-KINDS = ("floor", "data-limited", "neither")
 
 
 class CurvesError(ValueError):
@@ -346,16 +344,17 @@ class Curves:
         return error if self.direction == "lower" else 1.0 - error
 
 
-def fit_curves(points: pd.DataFrame, k: int, *, moved_group: str | None = None,
-               others: dict[str, float] | None = None, n_boot: int = N_BOOT, seed: int = 0,
-               n_starts: int = N_STARTS, metric: str = "", direction_: str = "higher",
+def fit_curves(points: pd.DataFrame, k: int, *, metric: str = "accuracy",
+               moved_group: str | None = None, others: dict[str, float] | None = None,
+               n_boot: int = N_BOOT, seed: int = 0, n_starts: int = N_STARTS,
                point: dict[str, Any] | None = None) -> Curves:
     """Fit every group's learning curve to ``points`` of one setting (``measured_points`` rows
     of one value of each grid field other than ``train_size``) at ensemble size ``k``.
 
-    ``moved_group`` (default: the last group) and ``others`` (relative proportions of the rest,
-    default equal) say how a prediction moves the mix. The bootstrap is seeded by ``seed``;
-    the same seed draws the same replicates for every group and every k."""
+    ``metric`` names what ``points`` measure (its direction turns predicted errors back into
+    metrics). ``moved_group`` (default: the last group) and ``others`` (relative proportions of
+    the rest, default equal) say how a prediction moves the mix. The bootstrap is seeded by
+    ``seed``; the same seed draws the same replicates for every group and every k."""
     rows = points[points["k"] == k]
     if rows.empty:
         raise CurvesError(f"k: no measured points at k={k} (have {sorted(points['k'].unique())})")
@@ -364,100 +363,135 @@ def fit_curves(points: pd.DataFrame, k: int, *, moved_group: str | None = None,
         raise CurvesError(
             f"train_size: learning curves need at least two train sizes (sweep it, e.g. "
             f"grid: {{train_size: [500, 1000, 2000]}}), got {sizes}")
-    if "mix" in rows.columns and rows["mix"].notna().any():
-        keys = ["train_size", "mix"]
-    else:
-        keys = ["train_size", "ratio"]
     groups = list(dict.fromkeys(rows["group"]))
     moved_group = moved_group or groups[-1]
     if moved_group not in groups:
         raise CurvesError(f"moved_group: expected one of {groups}, got {moved_group!r}")
     rest = [g for g in groups if g != moved_group]
-    if others is None:
-        others = {g: 1.0 / len(rest) for g in rest}
-    total = sum(others.get(g, 0.0) for g in rest)
-    others = {g: others.get(g, 0.0) / total for g in rest} if total > 0 else \
+    total = sum((others or {}).get(g, 0.0) for g in rest)
+    others = {g: others[g] / total for g in rest} if others and total > 0 else \
         {g: 1.0 / len(rest) for g in rest}
-
-    # errors[group] -> [design point, replicate] (NaN where a replicate is missing)
-    design = rows.groupby(keys, sort=True)
-    design_keys = list(design.groups)
-    reps = sorted(rows["replicate"].unique())
-    rep_pos = {r: i for i, r in enumerate(reps)}
-    D, R = len(design_keys), len(reps)
-    errors = {g: np.full((D, R), np.nan) for g in groups}
-    counts = {g: np.zeros(D) for g in groups}
-    totals = np.zeros(D)
-    for di, key in enumerate(design_keys):
-        part = design.get_group(key)
-        totals[di] = part["n_total"].iloc[0]
-        for g, r, e, ng in part[["group", "replicate", "error", "n_group"]].itertuples(
-                index=False):
-            errors[g][di, rep_pos[r]] = e
-            counts[g][di] = ng
-    n_reps = np.array([np.isfinite(errors[groups[0]][di]).sum() for di in range(D)])
-    ss_boot = np.random.SeedSequence(seed, spawn_key=(0,))
-    by_replicates = bool((n_reps >= 2).any())
-    if by_replicates:
-        draws = _replicate_draws(errors[groups[0]], n_boot, np.random.default_rng(ss_boot))
-    else:
-        uniforms = np.random.default_rng(ss_boot).random((n_boot, D))
-    fits = {}
-    for gi, g in enumerate(groups):
-        means = np.nanmean(errors[g], axis=1)
-        used = (counts[g] > 0) & np.isfinite(means)
-        if used.sum() == 0:
-            raise CurvesError(f"group {g!r}: no design point holds data of this group")
-        pos = counts[g][used]
-        d = _Design(pos, totals[used], means[used], float(np.exp(np.log(pos).mean())),
-                    float(np.exp(np.log(totals[used]).mean())))
-        floor_max = max(1.0, float(d.y.max()))
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, gi)))
-        forms = identifiable_forms(d.n_group, d.n_total)
-        scores, fitted = {}, {}
-        for form in forms:
-            starts = [_first_start(form, d.y, floor_max)] + [
-                _random_start(form, d.y, floor_max, rng) for _ in range(n_starts - 1)]
-            x, rss = _fit_form(d, d.y, form, starts, floor_max)
-            fitted[form] = x
-            scores[form] = aicc(rss, len(d.y), N_PARAMS[form])
-        form = min(forms, key=lambda f: (scores[f], N_PARAMS[f]))
-        x_hat = fitted[form]
-        pred = _scaled(x_hat, form, d)
-        resid = d.y - pred
-        # bootstrap refits of the chosen form, each from the fit itself and one random start
-        boot = np.empty((n_boot, 5))
-        for b in range(n_boot):
-            if by_replicates:
-                yb = _resampled_means(errors[g], draws, b)[used]
-            else:
-                idx = np.floor(uniforms[b, used] * used.sum()).astype(int)
-                yb = pred + resid[idx]
-            xb, _ = _fit_form(d, yb, form, [x_hat, _random_start(form, yb, floor_max, rng)],
-                              floor_max)
-            boot[b] = _to_theta(xb, form, d)
-        ss_tot = float(((d.y - d.y.mean()) ** 2).sum())
-        rss = float((resid ** 2).sum())
-        table = pd.DataFrame({"train_size": [k_[0] for k_ in design_keys],
-                              keys[1]: [k_[1] for k_ in design_keys],
-                              "n_group": counts[g], "n_total": totals,
-                              "n_replicates": n_reps, "measured": means})
-        table["fitted"] = np.nan
-        table.loc[used, "fitted"] = pred
-        table["residual"] = table["measured"] - table["fitted"]
-        table["replicates"] = [errors[g][di][np.isfinite(errors[g][di])].tolist()
-                               for di in range(D)]
-        fits[g] = GroupCurve(
-            group=g, form=form, theta=_to_theta(x_hat, form, d), boot=boot, design=table,
-            aicc=scores, rmse=math.sqrt(rss / len(d.y)),
-            r2=1.0 - rss / ss_tot if ss_tot > 0 else float("nan"),
-            n_zero=int((counts[g] == 0).sum()),
-            interference=interference(resid, d.n_total))
+    arrays = _DesignArrays.of(rows, groups)
+    resample = _Resampler(arrays, n_boot, np.random.SeedSequence(seed, spawn_key=(0,)))
+    fits = {g: _fit_group(g, arrays, resample, np.random.default_rng(
+                np.random.SeedSequence(seed, spawn_key=(1, gi))), n_starts)
+            for gi, g in enumerate(groups)}
     shares = sorted({float(s) for s in rows.loc[rows["group"] == moved_group, "share"]})
-    return Curves(k=k, metric=metric, direction=direction_, groups=groups,
+    return Curves(k=k, metric=metric, direction=_direction(metric), groups=groups,
                   moved_group=moved_group, others=others, sizes=sizes, shares=shares,
-                  fits=fits, intervals="replicates" if by_replicates else "residuals",
-                  n_boot=n_boot, seed=seed, point=dict(point or {}))
+                  fits=fits, intervals=resample.kind, n_boot=n_boot, seed=seed,
+                  point=dict(point or {}))
+
+
+@dataclass
+class _DesignArrays:
+    """The measured errors of one setting and k, arranged by design point (train_size, mix):
+    ``errors[g]`` [design point, replicate] (NaN where a replicate is missing), the group's
+    count and the total per design point."""
+
+    keys: list[str]
+    design_keys: list[tuple]
+    errors: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    totals: np.ndarray
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, groups: list[str]) -> _DesignArrays:
+        mixes = "mix" in rows.columns and rows["mix"].notna().any()
+        keys = ["train_size", "mix" if mixes else "ratio"]
+        design = rows.groupby(keys, sort=True)
+        design_keys = list(design.groups)
+        reps = {r: i for i, r in enumerate(sorted(rows["replicate"].unique()))}
+        D = len(design_keys)
+        errors = {g: np.full((D, len(reps)), np.nan) for g in groups}
+        counts = {g: np.zeros(D) for g in groups}
+        totals = np.zeros(D)
+        for di, key in enumerate(design_keys):
+            part = design.get_group(key)
+            totals[di] = part["n_total"].iloc[0]
+            for g, r, e, ng in part[["group", "replicate", "error", "n_group"]].itertuples(
+                    index=False):
+                errors[g][di, reps[r]] = e
+                counts[g][di] = ng
+        return cls(keys, design_keys, errors, counts, totals)
+
+    @property
+    def n_replicates(self) -> np.ndarray:
+        return np.isfinite(next(iter(self.errors.values()))).sum(axis=1)
+
+
+class _Resampler:
+    """Bootstrap data sets of design-point means, the same draws for every group: replicates
+    resampled within each design point, or (one replicate everywhere) residuals resampled
+    across design points."""
+
+    def __init__(self, arrays: _DesignArrays, n_boot: int, seed: np.random.SeedSequence):
+        self.n_boot = n_boot
+        rng = np.random.default_rng(seed)
+        self.kind = "replicates" if (arrays.n_replicates >= 2).any() else "residuals"
+        if self.kind == "replicates":
+            # per design point, [n_boot, R_d] positions among the replicates it has
+            self.draws = []
+            for row in next(iter(arrays.errors.values())):
+                have = np.flatnonzero(np.isfinite(row))
+                self.draws.append(have[rng.integers(0, len(have), size=(n_boot, len(have)))])
+        else:
+            self.uniforms = rng.random((n_boot, len(arrays.totals)))
+
+    def means(self, b: int, errors: np.ndarray, used: np.ndarray, fitted: np.ndarray,
+              residuals: np.ndarray) -> np.ndarray:
+        """Resample ``b``'s means at the ``used`` design points of one group."""
+        if self.kind == "replicates":
+            means = np.array([errors[di, draw[b]].mean() for di, draw in enumerate(self.draws)])
+            return means[used]
+        idx = np.floor(self.uniforms[b, used] * used.sum()).astype(int)
+        return fitted + residuals[idx]
+
+
+def _fit_group(g: str, arrays: _DesignArrays, resample: _Resampler, rng: np.random.Generator,
+               n_starts: int) -> GroupCurve:
+    """Fit one group's identifiable forms, keep the best by AICc, refit it on every resample."""
+    errors, counts, totals = arrays.errors[g], arrays.counts[g], arrays.totals
+    means = np.nanmean(errors, axis=1)
+    used = (counts > 0) & np.isfinite(means)
+    if used.sum() == 0:
+        raise CurvesError(f"group {g!r}: no design point holds data of this group")
+    own = counts[used]
+    d = _Design(own, totals[used], means[used], float(np.exp(np.log(own).mean())),
+                float(np.exp(np.log(totals[used]).mean())))
+    floor_max = max(1.0, float(d.y.max()))
+    forms = identifiable_forms(d.n_group, d.n_total)
+    scores, fitted = {}, {}
+    for form in forms:
+        starts = [_first_start(form, d.y, floor_max)] + [
+            _random_start(form, d.y, floor_max, rng) for _ in range(n_starts - 1)]
+        fitted[form], rss = _fit_form(d, d.y, form, starts, floor_max)
+        scores[form] = aicc(rss, len(d.y), N_PARAMS[form])
+    form = min(forms, key=lambda f: (scores[f], N_PARAMS[f]))
+    x_hat = fitted[form]
+    pred = _scaled(x_hat, form, d)
+    resid = d.y - pred
+    # refits of the chosen form, each from the fit itself and one random start
+    boot = np.empty((resample.n_boot, 5))
+    for b in range(resample.n_boot):
+        yb = resample.means(b, errors, used, pred, resid)
+        xb, _ = _fit_form(d, yb, form, [x_hat, _random_start(form, yb, floor_max, rng)],
+                          floor_max)
+        boot[b] = _to_theta(xb, form, d)
+    table = pd.DataFrame({"train_size": [key[0] for key in arrays.design_keys],
+                          arrays.keys[1]: [key[1] for key in arrays.design_keys],
+                          "n_group": counts, "n_total": totals,
+                          "n_replicates": arrays.n_replicates, "measured": means})
+    table["fitted"] = np.nan
+    table.loc[used, "fitted"] = pred
+    table["residual"] = table["measured"] - table["fitted"]
+    table["replicates"] = [row[np.isfinite(row)].tolist() for row in errors]
+    ss_tot = float(((d.y - d.y.mean()) ** 2).sum())
+    rss = float((resid ** 2).sum())
+    return GroupCurve(group=g, form=form, theta=_to_theta(x_hat, form, d), boot=boot,
+                      design=table, aicc=scores, rmse=math.sqrt(rss / len(d.y)),
+                      r2=1.0 - rss / ss_tot if ss_tot > 0 else float("nan"),
+                      n_zero=int((counts == 0).sum()), interference=interference(resid, d.n_total))
 
 
 def interference(residuals: np.ndarray, n_total: np.ndarray) -> dict[str, Any]:
@@ -471,21 +505,6 @@ def interference(residuals: np.ndarray, n_total: np.ndarray) -> dict[str, Any]:
     rho, p_value = spearmanr(residuals, n_total)
     return {"rho": _num(rho), "p_value": _num(p_value),
             "flagged": bool(rho > 0 and p_value < INTERFERENCE_P)}
-
-
-def _replicate_draws(errors: np.ndarray, n_boot: int, rng: np.random.Generator
-                     ) -> list[np.ndarray]:
-    """Per design point, [n_boot, R_d] replicate positions drawn with replacement from the
-    replicates it has (shared by every group: the resamples are paired)."""
-    out = []
-    for row in errors:
-        have = np.flatnonzero(np.isfinite(row))
-        out.append(have[rng.integers(0, len(have), size=(n_boot, len(have)))])
-    return out
-
-
-def _resampled_means(errors: np.ndarray, draws: list[np.ndarray], b: int) -> np.ndarray:
-    return np.array([errors[di, draws[di][b]].mean() for di in range(len(draws))])
 
 
 # ----------------------------------------------------------------------------- a run
@@ -523,9 +542,9 @@ def fit_run(table: pd.DataFrame, plan: Plan, *, metric: str | None = None,
         others = _other_proportions(layout.groups, layout.ratio_group, layout.shares)
         by_k = {}
         for k in sorted({1, E}):
-            by_k[k] = fit_curves(rows, k, moved_group=layout.ratio_group, others=others,
-                                 n_boot=n_boot, seed=seed + 7919 * si, metric=metric,
-                                 direction_=direction(metric), point=setting)
+            by_k[k] = fit_curves(rows, k, metric=metric, moved_group=layout.ratio_group,
+                                 others=others, n_boot=n_boot, seed=seed + 7919 * si,
+                                 point=setting)
         out.append(by_k)
     return out
 
@@ -573,8 +592,17 @@ class Prediction:
 
     def interval(self, label: str) -> tuple[np.ndarray, np.ndarray]:
         """Percentile 95 % intervals at every share."""
-        lo, hi = np.nanpercentile(self.boot[label], [2.5, 97.5], axis=0)
-        return lo, hi
+        return band95(self.boot[label])
+
+
+def band95(boot: np.ndarray) -> np.ndarray:
+    """[2, S]: the 2.5 and 97.5 percentiles of bootstrap values [n_boot, S] per column,
+    ignoring NaN (NaN where a column has no value, e.g. a group without data)."""
+    out = np.full((2, boot.shape[1]), np.nan)
+    has = np.isfinite(boot).any(axis=0)
+    if has.any():
+        out[:, has] = np.nanpercentile(boot[:, has], [2.5, 97.5], axis=0)
+    return out
 
 
 def default_shares(curves: Curves, step: float = SHARE_STEP) -> np.ndarray:
@@ -837,7 +865,7 @@ def curves_json(curves: Curves, budget: int | None = None, shares: Sequence[floa
             for name, c in p.recommended.items()}})
     return {
         "k": curves.k, "metric": curves.metric, "direction": curves.direction,
-        "warnings": warnings(curves, pred),
+        "warnings": fit_warnings(curves, pred),
         "moved_group": curves.moved_group, "measured_sizes": curves.sizes,
         "measured_shares": curves.shares, "groups": groups,
         "fit": _pooled_fit(curves),
@@ -848,7 +876,7 @@ def curves_json(curves: Curves, budget: int | None = None, shares: Sequence[floa
     }
 
 
-def warnings(curves: Curves, pred: Prediction | None = None) -> list[str]:
+def fit_warnings(curves: Curves, pred: Prediction | None = None) -> list[str]:
     """What a reader should distrust, one line each: poor fits (R^2 below ``POOR_R2``),
     interference (``interference``) and unsupported extrapolation."""
     out = []
@@ -902,7 +930,7 @@ def _curve(curves: Curves, fit: GroupCurve, n: int = 40) -> list[dict[str, Any]]
     for size in curves.sizes:
         ng = np.geomspace(min(lo_count, size), size, n)
         err = fit.error(ng, size)
-        band = np.nanpercentile(fit.boot_error(ng, size), [2.5, 97.5], axis=0)
+        band = band95(fit.boot_error(ng, size))
         out.append({"train_size": size, "n_group": ng.tolist(), "error": _nums(err),
                     "lo": _nums(band[0]), "hi": _nums(band[1])})
     return out
@@ -941,4 +969,4 @@ def _nums(xs: np.ndarray) -> list[float | None]:
 
 __all__ = ["Curves", "CurvesError", "GroupCurve", "Prediction", "curves_json", "data_terms",
            "difficulty", "fit_curves", "fit_run", "interference", "measured_points",
-           "model_error", "predict", "run_curves", "warnings"]
+           "model_error", "predict", "run_curves", "fit_warnings"]
