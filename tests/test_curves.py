@@ -26,6 +26,7 @@ from fairensemble.curves import (
     model_error,
     predict,
     run_curves,
+    sweeps_sizes,
 )
 from fairensemble.data.sampling import largest_remainder, mix_shares
 from fairensemble.plan import PointLayout, build_plan
@@ -128,6 +129,7 @@ def test_a_lower_is_better_metric_is_its_own_error():
 
 def test_learning_curves_need_two_train_sizes_and_say_so():
     plan, table = _plan_and_table(grid_sizes=False)
+    assert not sweeps_sizes(plan) and sweeps_sizes(_plan_and_table()[0])
     pts = measured_points(table, plan)
     assert set(pts["train_size"]) == {300}  # taken from the cells' counts
     with pytest.raises(CurvesError, match="learning curves need at least two train sizes"):

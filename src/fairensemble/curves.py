@@ -42,6 +42,12 @@ With one replicate per design point the fitted values' residuals are resampled i
 (``intervals: "residuals"``). Replicates share their test set, so test-sample noise is not in
 these intervals (it is small next to the training-draw noise at the usual test sizes).
 
+The model lets the other groups' data only help (b >= 0). Where they hurt instead (the groups'
+data conflict, so a shared model's error depends on the share, not only on counts), each fit's
+residuals rise with the total at a given own count; ``interference`` tests that (Spearman) and
+``fit_warnings`` says so beside poor fits (R^2 below ``POOR_R2``), since such floors are not
+what more data would leave.
+
 Budget predictions put the fits at training-set size N and a grid of shares of the moved group
 (the others keeping their relative proportions, as the sweep does; with two groups simply
 1 - share) and pick the share per objective as ``recommend`` does: gap (smallest gap), overall
@@ -50,7 +56,7 @@ worst group) and pareto (the smallest gap among shares whose overall cannot be t
 the best, by the paired bootstrap). The recommended share's interval is the percentile interval
 of the refits' own optima. Extrapolation is flagged (``supported`` False) when N lies more than
 ``MAX_FACTOR`` times beyond the measured sizes or the 95 % interval of a group's predicted metric
-at the recommended share is wider than ``MAX_WIDTH``.
+at the gap-minimising share is wider than ``MAX_WIDTH``.
 """
 
 from __future__ import annotations
@@ -510,13 +516,18 @@ def interference(residuals: np.ndarray, n_total: np.ndarray) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- a run
 
 
+def sweeps_sizes(plan: Plan) -> bool:
+    """Whether a run measured the two or more training-set sizes learning curves need."""
+    return len(set(plan.cfg.grid.get("train_size", []))) >= 2
+
+
 def settings(points: pd.DataFrame, plan: Plan) -> list[dict[str, Any]]:
     """The distinct values of the grid fields other than ``train_size``: one fit each."""
     fields = [f for f in plan.cfg.grid if f != "train_size"]
     if not fields:
         return [{}]
-    return [dict(zip(fields, vals)) for vals in
-            points[fields].drop_duplicates().itertuples(index=False, name=None)]
+    return [{f: v.item() if isinstance(v, np.generic) else v for f, v in zip(fields, vals)}
+            for vals in points[fields].drop_duplicates().itertuples(index=False, name=None)]
 
 
 def _setting_rows(points: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
@@ -542,6 +553,7 @@ def fit_run(table: pd.DataFrame, plan: Plan, *, metric: str | None = None,
         others = _other_proportions(layout.groups, layout.ratio_group, layout.shares)
         by_k = {}
         for k in sorted({1, E}):
+            # each setting its own bootstrap stream; k = 1 and E share it (paired refits)
             by_k[k] = fit_curves(rows, k, metric=metric, moved_group=layout.ratio_group,
                                  others=others, n_boot=n_boot, seed=seed + 7919 * si,
                                  point=setting)
@@ -968,5 +980,5 @@ def _nums(xs: np.ndarray) -> list[float | None]:
 
 
 __all__ = ["Curves", "CurvesError", "GroupCurve", "Prediction", "curves_json", "data_terms",
-           "difficulty", "fit_curves", "fit_run", "interference", "measured_points",
-           "model_error", "predict", "run_curves", "fit_warnings"]
+           "difficulty", "fit_curves", "fit_run", "fit_warnings", "interference", "measured_points",
+           "model_error", "predict", "run_curves", "sweeps_sizes"]
