@@ -440,3 +440,155 @@ def all_figures(summary: dict[str, Any], plan: Plan, fig_dir: Path,
     }
     return [Drawn(save_figure(fig, fig_dir / f"{name}.png"), caption)
             for name, got in made.items() if got is not None for fig, caption in [got]]
+
+
+# ----------------------------------------------------------------------------- learning curves
+# Figures of ``curves.run_curves``'s result (recommendation.json's ``curves`` entries: one per
+# setting, each with ``point``, ``single`` and ``ensemble``); they need nothing else.
+
+CURVE_PARTS = (("single", "single model (k=1)"), ("ensemble", "ensemble"))
+
+
+def _curve_parts(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(label, entry[key]) for key, label in CURVE_PARTS if entry.get(key)]
+
+
+def learning_curves_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
+    """Per setting and group, the error against the group's own count: measured design points
+    (the mean, bars spanning the replicates), the fitted curve at each measured size and its
+    bootstrap band; single model and ensemble side by side."""
+    shown = curves[:MAX_PANELS]
+    rows = [(entry, g) for entry in shown for g in entry["single"]["groups"]]
+    parts = max(len(_curve_parts(e)) for e in shown)
+    fig, axes = plt.subplots(len(rows), parts, figsize=(4.6 * parts, 3.4 * len(rows)),
+                             squeeze=False)
+    for r, (entry, g) in enumerate(rows):
+        for c, (label, part) in enumerate(_curve_parts(entry)):
+            ax = axes[r, c]
+            fit = part["groups"][g]
+            sizes = part["measured_sizes"]
+            cmap = plt.get_cmap("viridis")
+            color = {n: cmap(i / max(1, len(sizes) - 1)) for i, n in enumerate(sizes)}
+            for line in fit["curve"]:
+                n = line["train_size"]
+                ax.plot(line["n_group"], _nan(line["error"]), color=color[n], lw=1.2)
+                ax.fill_between(line["n_group"], _nan(line["lo"]), _nan(line["hi"]),
+                                color=color[n], alpha=0.18, lw=0)
+            for n in sizes:
+                pts = [p for p in fit["residuals"] if p["train_size"] == n and p["n_group"] > 0]
+                if not pts:
+                    continue
+                spread = np.array([[p["measured"] - min(p["replicates"]),
+                                    max(p["replicates"]) - p["measured"]] for p in pts]).T
+                ax.errorbar([p["n_group"] for p in pts], [p["measured"] for p in pts],
+                            yerr=spread, fmt="o", ms=4, capsize=2, color=color[n],
+                            label=f"n={n}")
+            ax.axhline(fit["floor"], color="grey", ls="--", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"training samples of {g}")
+            ax.set_ylabel(f"error (1 - {part['metric']})" if part["direction"] == "higher"
+                          else part["metric"])
+            zero = f", {fit['fit']['n_zero']} point(s) without {g} left out" \
+                if fit["fit"]["n_zero"] else ""
+            ax.set_title(f"{_point_title(entry['point'])}: {g}, {label}\n{fit['form']}, "
+                         f"floor {fit['floor']:.3f}, R2 {_fmt_num(fit['fit']['r2'])}{zero}",
+                         fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, title="train size", title_fontsize=7)
+    fig.suptitle("Learning curves per group: measured (bars: replicates), fit and 95 % band; "
+                 "dashed: floor")
+    return fig, ("Per-group learning curves: each group's error against its own count in the "
+                 "training set, one colour per training-set size; points are the measured means "
+                 "(bars: the spread over replicates), lines the fitted model, bands its 95 % "
+                 "bootstrap interval over refits on resampled replicates, the dashed line the "
+                 "fitted floor (the error more data cannot remove).")
+
+
+def curves_fit_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
+    """Goodness of fit: the fitted error against the measured one at every design point, per
+    setting; one colour per group, circles for the single model and squares for the
+    ensemble."""
+    shown = curves[:MAX_PANELS]
+    n = len(shown)
+    cols = min(n, 3)
+    fig, axes = plt.subplots(int(np.ceil(n / cols)), cols, figsize=(4.4 * cols,
+                             4.0 * int(np.ceil(n / cols))), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, entry in zip(axes.flat, shown):
+        lims = []
+        quality = []
+        for (label, part), marker in zip(_curve_parts(entry), ("o", "s")):
+            cmap = plt.get_cmap("tab10")
+            for i, (g, fit) in enumerate(part["groups"].items()):
+                pts = [p for p in fit["residuals"] if p["fitted"] is not None]
+                x = [p["measured"] for p in pts]
+                y = [p["fitted"] for p in pts]
+                lims += x + y
+                ax.scatter(x, y, s=16, marker=marker, color=cmap(i), alpha=0.8,
+                           facecolors="none" if marker == "s" else cmap(i),
+                           label=f"{g}, {label}: R2 {_fmt_num(fit['fit']['r2'])}")
+            quality.append(f"{label.split(' ')[0]}: RMSE {part['fit']['rmse']:.3f}")
+        if lims:
+            lo, hi = min(lims), max(lims)
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+        ax.set_xlabel("measured error (mean over replicates)")
+        ax.set_ylabel("fitted error")
+        ax.set_title(f"{_point_title(entry['point'])}\n" + "; ".join(quality), fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle("Learning-curve fits: fitted against measured error per design point")
+    return fig, ("Goodness of fit of the learning curves: the fitted error against the measured "
+                 "one at every (train size, mix), one colour per group, circles for the single "
+                 "model and squares for the ensemble; points off the diagonal are what the "
+                 "model does not explain (R2 and RMSE in the legend and titles).")
+
+
+def budget_share_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
+    """The recommended share of the moved group against the training-set size, per objective,
+    with the 95 % interval of the refits' optima; the measured sizes shaded and the sizes
+    beyond what the fits support marked."""
+    shown = curves[:MAX_PANELS]
+    fig, axes = plt.subplots(len(shown), 2, figsize=(10.0, 3.8 * len(shown)), squeeze=False)
+    colors = {"gap": "tab:red", "overall": "tab:blue", "worst": "tab:green",
+              "pareto": "tab:purple"}
+    for r, entry in enumerate(shown):
+        for c, (label, part) in enumerate(_curve_parts(entry)):
+            ax = axes[r, c]
+            budgets = [b["budget"] for b in part["by_budget"]]
+            for name, color in colors.items():
+                share = [b[name]["share"] for b in part["by_budget"]]
+                lo = _nan([b[name]["interval"][0] for b in part["by_budget"]])
+                hi = _nan([b[name]["interval"][1] for b in part["by_budget"]])
+                ax.plot(budgets, share, marker="o", ms=3, color=color, label=name)
+                ax.fill_between(budgets, lo, hi, color=color, alpha=0.12, lw=0)
+            sizes = part["measured_sizes"]
+            ax.axvspan(min(sizes), max(sizes), color="grey", alpha=0.12, lw=0,
+                       label="measured sizes")
+            limit = part["extrapolation"]["max_factor"] * max(sizes)
+            if limit < max(budgets):
+                ax.axvspan(limit, max(budgets), color="tab:orange", alpha=0.08, lw=0,
+                           label="beyond what the fits support")
+            ax.axvline(part["budget"], color="black", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ax.set_xticks(sorted({*sizes, part["budget"], max(budgets)}))
+            ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("training-set size (budget)")
+            ax.set_ylabel(f"recommended share of {part['moved_group']}")
+            ax.set_title(f"{_point_title(entry['point'])}, {label}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        for c in range(len(_curve_parts(entry)), 2):
+            axes[r, c].set_visible(False)
+    fig.suptitle("Predicted best share against budget (bands: 95 % interval of the refits' "
+                 "optima; dotted: the budget asked for)")
+    return fig, ("The recommended share of the moved group against the training-set size (the "
+                 "budget), per objective, predicted from the learning curves; bands are the 95 % "
+                 "interval of the bootstrap refits' own optima, grey the measured sizes, orange "
+                 "the sizes beyond what the fits support, the dotted line the budget asked for.")
+
+
+def _fmt_num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
