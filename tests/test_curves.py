@@ -17,11 +17,13 @@ from fairensemble.config import validate
 from fairensemble.curves import (
     MAX_FACTOR,
     CurvesError,
+    Form,
     curves_json,
     difficulty,
     fit_curves,
     fit_run,
     identifiable_forms,
+    interference,
     measured_points,
     model_error,
     predict,
@@ -175,9 +177,15 @@ def test_design_points_decide_which_nested_forms_are_identifiable():
     assert identifiable_forms(counts[:3], totals[:3]) == ["floor"]
     many = np.repeat([200, 400, 800], 3), np.repeat([200, 400, 800], 3)
     own = np.array([20, 60, 100, 40, 120, 200, 80, 240, 400])
-    assert identifiable_forms(own, many[1]) == ["full", "own", "own_fixed", "floor"]
+    # three shares (0.1, 0.3, 0.5): the conflict term is identifiable too
+    assert identifiable_forms(own, many[1]) == [
+        "full", "own", "own_fixed", "floor",
+        "full+conflict", "own+conflict", "own_fixed+conflict", "floor+conflict"]
     # one size: the total term cannot be told from the floor
     assert "full" not in identifiable_forms(own, np.full(9, 400))
+    # two shares only: nor the conflict term from the own-count term
+    two = np.array([50, 150, 100, 300, 200, 600]), np.array([500, 500, 1000, 1000, 2000, 2000])
+    assert not any(f.endswith("+conflict") for f in identifiable_forms(*two))
 
 
 def test_few_design_points_get_the_simpler_form():
@@ -355,17 +363,33 @@ def test_difficulty_tells_a_high_floor_from_a_steep_curve():
     assert "steeper curve" in d_steep["statement"]
 
 
-def test_interference_is_flagged_when_the_other_groups_data_raise_the_error():
-    # error rising with the other group's share, beyond what the own count explains: the
-    # model (b >= 0) cannot express it, the residuals rise with the total, a warning says so
+def test_a_conflict_between_the_groups_is_fitted_by_the_conflict_term():
+    # error rising with the other group's share beyond what the own count explains: Rolf's
+    # form (b >= 0) cannot express it; the conflict term c (1 - s)^r can, and the floors stay
     truth = {"M": (0.05, 1.0, 0.5, 0.0, NO_TOTAL), "F": (0.10, 2.0, 0.5, 0.0, NO_TOTAL)}
     clean = fit_curves(generate(truth, SIZES, SHARES), 1, n_boot=10)
     hurt = fit_curves(generate(truth, SIZES, SHARES, extra=lambda g, s: 0.2 * (1 - s)), 1,
-                      n_boot=10)
-    assert not any(f.interference["flagged"] for f in clean.fits.values())
-    assert all(f.interference["flagged"] for f in hurt.fits.values())
-    warnings = curves_json(hurt)["warnings"]
-    assert any(w.startswith("F: the error rises with the other groups' data") for w in warnings)
+                      n_boot=20)
+    assert not any(Form(f.form).conflict for f in clean.fits.values())
+    for g, fit in hurt.fits.items():
+        assert Form(fit.form).conflict, g
+        assert fit.floor == pytest.approx(truth[g][0], abs=0.02), g
+        assert fit.theta[5] == pytest.approx(0.2, abs=0.06), g  # the conflict amplitude c
+        assert fit.r2 > 0.95
+    diff = difficulty(hurt, train_size=1000, share=0.1)  # F at 10 %: M's data cost it
+    assert diff["groups"]["F"]["conflict_term"] == pytest.approx(0.2 * 0.9, abs=0.05)
+    assert not any("the error rises" in w for w in curves_json(hurt)["warnings"])
+
+
+def test_interference_the_chosen_form_cannot_express_is_flagged():
+    # residuals that rise with the training-set size at the same own count: the other groups'
+    # data hurt, which a form without the conflict term cannot express
+    rng = np.random.default_rng(0)
+    totals = np.repeat([250.0, 500.0, 1000.0], 4)
+    rising = 0.0002 * totals + rng.normal(0, 0.005, 12)
+    assert interference(rising, totals)["flagged"]
+    flat = np.tile([0.004, -0.004, 0.002, -0.002], 3)  # the same spread at every size
+    assert not interference(flat, totals)["flagged"]
 
 
 # ----------------------------------------------------------------------------- JSON, figures

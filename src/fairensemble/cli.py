@@ -247,18 +247,29 @@ def recommend(
                                   "worst or pareto (all four are reported)."),
     group: str | None = typer.Option(None, "--group", help="The group whose share moves "
                                      "(default: ratio_group, else the harder group)."),
+    budget: int | None = typer.Option(None, "--budget", help="Plan for a training set of this "
+                                      "size: fit per-group learning curves and predict the best "
+                                      "share at it (it may exceed what exists today)."),
+    sizes: str | None = typer.Option(None, "--sizes", help="With --budget: the training-set "
+                                     "sizes to measure, e.g. 1000,2000,4000 (default: a "
+                                     "quarter, a half and all of the largest the pool draws)."),
 ) -> None:
     """Which mix should I collect? A recommended share, with its interval.
 
     Measures each group's difficulty at the balanced mix, sweeps the share of the harder group
-    coarsely then finely (reusing stored cells), and reports every objective's best share."""
+    coarsely then finely (reusing stored cells), and reports every objective's best share.
+    With --budget N: measures learning curves at a few sizes and predicts the best share for
+    a training set of N (how much of which group to collect)."""
     from .executors import check_available
-    from .recommend import check_objective, run_recommend
-    from .report import print_recommendation
+    from .recommend import check_objective, parse_sizes, run_budget, run_recommend
+    from .report import print_budget, print_recommendation
     from .store import RunStore, write_json
 
     with user_errors():
         check_objective(objective)
+        measured = parse_sizes(sizes)
+        if measured is not None and budget is None:
+            fail("--sizes: goes with --budget N (the training-set size to plan for)")
         cfg = load_config(config, set_)
         check_available(cfg.executor)
         run_dir = out_dir or Path("runs") / f"{cfg.name}-recommend"
@@ -276,11 +287,14 @@ def recommend(
             console.print(f"[bold]recommend[/]: {escape(line)}", highlight=False)
 
         with RunStore(run_dir).locked():
-            rec = run_recommend(cfg, run_dir, objective, group, train, say)
+            if budget is not None:
+                rec = run_budget(cfg, run_dir, budget, measured, group, train, say)
+            else:
+                rec = run_recommend(cfg, run_dir, objective, group, train, say)
             plan = rec.pop("plan")
             write_json(run_dir / "recommendation.json", rec)
             report_with_progress(run_dir, plan=plan)
-        print_recommendation(rec, out)
+        (print_budget if budget is not None else print_recommendation)(rec, out)
         console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
                       f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",
                       highlight=False)

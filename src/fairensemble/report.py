@@ -19,7 +19,15 @@ from .analysis import MissingCells, evaluate_run, load_run, summarize
 from .config import RunConfig, dump_config
 from .intervals import describe
 from .plan import Plan, grid_value
-from .plots import Drawn, all_figures, pareto_figure, save_figure
+from .plots import (
+    Drawn,
+    all_figures,
+    budget_share_figure,
+    curves_fit_figure,
+    learning_curves_figure,
+    pareto_figure,
+    save_figure,
+)
 from .store import RunStore, atomic_write_text, write_json, write_parquet
 
 __all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
@@ -44,12 +52,25 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
     table = ev.table
     write_parquet(out / "metrics.parquet", table)
     summary = summarize(table, plan, ev.boot)
+    recommendation = read_recommendation(store.root)
+    curves = learning_curves(table, plan, recommendation)
+    if curves:
+        from .curves import difficulty_summary
+
+        summary["difficulty"] = difficulty_summary(curves)
     write_json(out / "summary.json", summary)
     figures = all_figures(summary, plan, out / "figures", store.read_preview())
-    recommendation = read_recommendation(store.root)
-    if recommendation is not None:
+    if recommendation is not None and recommendation.get("points"):
         fig, caption = pareto_figure(recommendation)
         figures.append(Drawn(save_figure(fig, out / "figures" / "pareto.png"), caption))
+    if curves:
+        drawers = [("learning_curves", learning_curves_figure),
+                   ("learning_curves_fit", curves_fit_figure)]
+        if recommendation is not None and recommendation.get("curves"):
+            drawers.append(("budget_share", budget_share_figure))
+        for name, draw in drawers:
+            fig, caption = draw(curves)
+            figures.append(Drawn(save_figure(fig, out / "figures" / f"{name}.png"), caption))
     atomic_write_text(out / "report.html", render_html(cfg, summary, figures, recommendation))
     return summary
 
@@ -57,6 +78,19 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
 def read_recommendation(root: Path) -> dict[str, Any] | None:
     path = Path(root) / "recommendation.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def learning_curves(table: Any, plan: Plan, recommendation: dict[str, Any] | None
+                    ) -> list[dict[str, Any]] | None:
+    """The learning curves a run supports: those ``recommend --budget`` fitted, else, for a run
+    that sweeps ``train_size``, fitted here; None for a run of one size."""
+    if recommendation is not None and recommendation.get("curves_by_point"):
+        return recommendation["curves_by_point"]
+    from .curves import run_curves, sweeps_sizes
+
+    if not sweeps_sizes(plan) or plan.cfg.mixes is not None:
+        return None
+    return run_curves(table, plan, n_boot=plan.cfg.analysis.n_boot, seed=plan.cfg.seed)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -254,6 +288,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     fairness = fairness_table(summary)
     if fairness is not None:
         console.print(fairness)
+    for part in _difficulty_parts(summary):
+        console.print(part.rich() if isinstance(part, Tabular) else Text(part))
 
 
 def _summary_html(summary: dict[str, Any]) -> str:
@@ -405,9 +441,108 @@ def print_recommendation(rec: dict[str, Any], console: Console | None = None) ->
         console.print(part)
 
 
+def _curve_parts(entry: dict[str, Any], budget: int | None = None) -> list[str | Tabular]:
+    """One setting's learning curves: per ensemble size a table of each group's floor, data
+    term and conflict term with their kind, a table of predicted shares at the budget, and
+    the statements and warnings that go with them."""
+    out: list[str | Tabular] = []
+    where = _point_label(entry["point"])
+    for key, label in (("single", "single model"), ("ensemble", "ensemble")):
+        part = entry.get(key)
+        if not part:
+            continue
+        at = next(iter(part["groups"].values()))["data_term_at"]
+        title = (f"{where + ': ' if where else ''}{label} (k={part['k']}): errors "
+                 f"(1 - {part.get('metric', 'metric')}) at {at['train_size']:,} "
+                 f"with the moved group at the balanced share; 95 % intervals from refits on "
+                 "resampled replicates")
+        columns = [Col("group", justify="left"), Col("floor"), Col("data term"),
+                   Col("conflict term"), Col("kind", justify="left"), Col("form", justify="left"),
+                   Col("fit R2")]
+        rows: list[Row] = []
+        for g, v in part["groups"].items():
+            rows.append([Cell(g), Cell(f"{v['floor']:.3f}{_ci(*v['floor_ci'])}", v["floor"]),
+                         Cell(f"{v['data_term']:.3f}{_ci(*v['data_term_ci'])}", v["data_term"]),
+                         Cell(f"{v['conflict_term']:.3f}{_ci(*v['conflict_term_ci'])}",
+                              v["conflict_term"]),
+                         Cell(v["kind"]), Cell(v["form"]),
+                         _value(v["fit"]["r2"] if "fit" in v else v.get("r2"))])
+        out.append(Tabular(title, columns, rows))
+        out.append(part["difficulty"] if "difficulty" in part else part["statement"])
+        if budget is not None and "predicted" in part:
+            ext = part["extrapolation"]
+            trust = ("within what the fits support" if ext["supported"] else
+                     "NOT supported by the fits: " + "; ".join(ext["reasons"]))
+            cols = [Col("objective", justify="left"), Col(f"best share of {part['moved_group']}",
+                                                          justify="left"),
+                    Col("interval (95 %)", justify="left"), Col("predicted value"),
+                    Col("indistinguishable shares", justify="left")]
+            prow: list[Row] = []
+            for name, c in part["predicted"].items():
+                lo, hi = c["interval"]
+                prow.append([Cell(name), _share(c["share"]),
+                             Cell("n/a" if lo is None else f"{lo:g} - {hi:g}", lo),
+                             Cell(f"{c['value']:.3f}{_ci(*c['value_ci'])}", c["value"]),
+                             Cell("{:g} - {:g}".format(*c["indistinguishable"]),
+                                  c["indistinguishable"][0])])
+            out.append(Tabular(f"predicted at a training set of {budget:,} "
+                               f"({ext['factor']:.1f} x the largest measured size, {trust})",
+                               cols, prow))
+        out += [f"warning: {w}" for w in part["warnings"]]
+    return out
+
+
+def _budget_parts(rec: dict[str, Any]) -> list[str | Tabular]:
+    head = (f"{rec['name']}: {rec['metric']} measured at train sizes "
+            f"{', '.join(f'{n:,}' for n in rec['sizes'])} x shares "
+            f"{', '.join(f'{s:g}' for s in rec['shares'])} of {rec['moved_group']}, "
+            f"{rec['replicates']} replicate(s), {rec['members']} members; planning for a "
+            f"training set of {rec['budget']:,} ({rec['extrapolation_factor']:.1f} x the largest "
+            "measured size).")
+    parts: list[str | Tabular] = [head]
+    for entry in rec["curves_by_point"]:
+        parts += _curve_parts(entry, rec["budget"])
+    return parts
+
+
+def print_budget(rec: dict[str, Any], console: Console | None = None) -> None:
+    """What ``recommend --budget`` found, for the terminal."""
+    console = console or Console(width=120)
+    for part in _budget_parts(rec):
+        console.print(part.rich() if isinstance(part, Tabular) else Text(part))
+
+
+def _difficulty_parts(summary: dict[str, Any]) -> list[str | Tabular]:
+    """A run that swept ``train_size``: which kind of difficulty each group has."""
+    return [p for entry in summary.get("difficulty") or [] for p in _curve_parts(entry)]
+
+
+def _parts_html(parts: list[str | Tabular]) -> str:
+    return "".join(part.html() if isinstance(part, Tabular) else
+                   "".join(f"<p>{html.escape(line)}</p>" for line in part.splitlines())
+                   for part in parts)
+
+
+def _difficulty_html(summary: dict[str, Any]) -> str:
+    parts = _difficulty_parts(summary)
+    if not parts:
+        return ""
+    return ("<h2>Which kind of difficulty?</h2><p>From per-group learning curves fitted to the "
+            "sizes this run swept: error = floor + a data term (what more of the group's own "
+            "data, and of all data, would remove) + a conflict term (what the other groups' "
+            "share of the training set costs the group at that mix). A higher floor calls for "
+            "better labels or features, a large data term for more of that group's data, a "
+            "large conflict term for a larger share of it.</p>" + _parts_html(parts))
+
+
 def _recommendation_html(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return ""
+    if rec.get("curves_by_point"):
+        return ("<h2>How much data of which group?</h2><p>From <code>fairensemble recommend "
+                "--budget</code>: the mix sweep measured at a few training-set sizes, each "
+                "group's learning curve fitted, and the best share predicted for the budget."
+                "</p>" + _parts_html(_budget_parts(rec)))
     body = "".join(part.html() if isinstance(part, Tabular) else
                    "".join(f"<p>{html.escape(line)}</p>" for line in part.splitlines())
                    for part in _recommendation_parts(rec))
@@ -478,6 +613,7 @@ mix. Intervals: {html.escape(intervals)}. Click a column's header to sort a tabl
 {_recommendation_html(recommendation)}
 <h2>Summary</h2>
 {_summary_html(summary)}
+{_difficulty_html(summary) if not (recommendation or {}).get("curves_by_point") else ""}
 <h2>Figures</h2>
 {''.join(imgs)}
 {_benefits_html(summary)}

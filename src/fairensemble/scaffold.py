@@ -45,7 +45,7 @@ from .data.base import DataError, preview_names
 from .data.celeba import CelebAData
 from .data.chexpert import CheXpertData
 from .data.images import Rows
-from .data.sampling import SamplingError, mix_shares, plan_counts, stratified_subsample
+from .data.sampling import drawable, largest_train_size, stratified_subsample
 from .data.tabular import TableData
 from .plan import moved_indices
 
@@ -241,38 +241,6 @@ def pick_ratio_group(pool: Counts, requested: str | None, merged: bool = False,
     candidates = [g for g in pool.groups if not (merged and g == OTHER)] or list(pool.groups)
     name = min(candidates, key=lambda g: (sizes[g], g))
     return name, f"{name!r}: the smallest group in the pool ({sizes[name]:,} rows)"
-
-
-def drawable(
-    train_size: int, shares: list[float], pool_y: np.ndarray, pool_g: np.ndarray,
-    groups: list[str], n_classes: int, moved: list[int], label_balance: str = "keep",
-) -> bool:
-    """Whether ``plan_counts`` can allocate ``train_size`` at every share of the ``moved``
-    groups (the ratio group, or every combination holding one attribute value)."""
-    for share in shares:
-        mix = mix_shares(share, moved, pool_g, len(groups))
-        try:
-            plan_counts(train_size, mix, pool_y, pool_g, groups, n_classes, label_balance)
-        except SamplingError:
-            return False
-    return True
-
-
-def largest_train_size(
-    pool_y: np.ndarray, pool_g: np.ndarray, groups: list[str], n_classes: int,
-    moved: list[int], ratios: list[float], label_balance: str = "keep",
-) -> int:
-    """The largest size ``drawable`` at every ratio in ``ratios`` plus 0 and 1 (binary search
-    on 0..pool size; 0 when no size is)."""
-    shares = sorted({0.0, 1.0, *ratios})
-    lo, hi = 0, len(pool_y)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if drawable(mid, shares, pool_y, pool_g, groups, n_classes, moved, label_balance):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def readable_floor(n: int) -> tuple[int, int]:

@@ -129,6 +129,38 @@ def plan_counts(
     return counts
 
 
+def drawable(
+    train_size: int, shares: Sequence[float], pool_y: np.ndarray, pool_g: np.ndarray,
+    groups: list[str], n_classes: int, moved: list[int], label_balance: str = "keep",
+) -> bool:
+    """Whether ``plan_counts`` can allocate ``train_size`` at every share of the ``moved``
+    groups (the ratio group, or every combination holding one attribute value)."""
+    for share in shares:
+        mix = mix_shares(share, moved, pool_g, len(groups))
+        try:
+            plan_counts(train_size, mix, pool_y, pool_g, groups, n_classes, label_balance)
+        except SamplingError:
+            return False
+    return True
+
+
+def largest_train_size(
+    pool_y: np.ndarray, pool_g: np.ndarray, groups: list[str], n_classes: int,
+    moved: list[int], ratios: Sequence[float], label_balance: str = "keep",
+) -> int:
+    """The largest size ``drawable`` at every ratio in ``ratios`` plus 0 and 1 (binary search
+    on 0..pool size; 0 when no size is)."""
+    shares = sorted({0.0, 1.0, *ratios})
+    lo, hi = 0, len(pool_y)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if drawable(mid, shares, pool_y, pool_g, groups, n_classes, moved, label_balance):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def sample_indices(
     counts: np.ndarray, pool_y: np.ndarray, pool_g: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -161,5 +193,5 @@ def stratified_subsample(
     return np.sort(np.concatenate(chosen))
 
 
-__all__ = ["SamplingError", "largest_remainder", "mix_shares", "plan_counts", "sample_indices",
-           "stratified_subsample"]
+__all__ = ["SamplingError", "drawable", "largest_remainder", "largest_train_size", "mix_shares",
+           "plan_counts", "sample_indices", "stratified_subsample"]
