@@ -1,6 +1,8 @@
-"""Scale-out and faults, with real processes: Ray gives the local executor's numbers, a killed
-Ray worker or driver loses nothing, damaged cells are set aside and retrained, a live run
-locks its directory, and ``report`` needs nothing but the run directory."""
+"""Scale-out and faults, with real processes: Ray gives the local executor's numbers; a killed
+Ray worker, progress actor or driver and a lost Ray node lose nothing; a unit that dies more
+often than ``max_retries`` stops the run with one line, keeping what finished; damaged cells
+are set aside and retrained; a live run locks its directory; and ``report`` needs nothing but
+the run directory."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import pytest
 import yaml
 from conftest import ROOT, TINY, cli, run_cli
 
-from fairensemble.executors import RAY_TASK_NAME
+from fairensemble.executors import RAY_PROGRESS_NAME, RAY_TASK_NAME
 
 SLOW = dict(TINY, train=dict(TINY["train"], epochs=40))  # units last a few seconds
 
@@ -38,9 +41,30 @@ def _start(*args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _finished(run: Path) -> dict[str, tuple[int, bytes]]:
-    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "cells").glob("*.*")
-            if p.suffix in (".npz", ".json")}
+def _finished(run: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every cell file: (mtime, inode, bytes). Cells are written to a temporary name and
+    renamed, so a rewritten cell has a new inode even within the clock's resolution."""
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino, p.read_bytes())
+            for p in (run / "cells").glob("*.*") if p.suffix in (".npz", ".json")}
+
+
+def _assert_untouched(run: Path, survivors: dict[str, tuple[int, int, bytes]]) -> None:
+    now = _finished(run)
+    for name, before in survivors.items():
+        assert now.get(name) == before, f"{name} retrained"
+
+
+def _title(proc: psutil.Process) -> str:
+    """A process's title ("ray::fairensemble-unit" for a Ray worker running a unit)."""
+    try:
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return ""
+    return cmdline[0] if cmdline else ""
+
+
+def _n_cells(run: Path) -> int:
+    return len(list((run / "cells").glob("*.json")))
 
 
 def _wait_for(predicate, timeout: float = 120.0, every: float = 0.05) -> None:
@@ -89,9 +113,7 @@ def _kill_mid_run_then_resume(proc: subprocess.Popen, cfg: Path, run: Path,
     res = run_cli("run", str(cfg), "--out", str(run))
     assert res.returncode == 0, res.stderr
     assert f"{n_done} already done" in res.stderr
-    for name, (mtime, data) in survivors.items():
-        p = run / "cells" / name
-        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} retrained"
+    _assert_untouched(run, survivors)
     pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
 
 
@@ -127,19 +149,131 @@ def test_a_ray_worker_killed_mid_unit_is_retried_and_the_run_matches(reference, 
     victim: list[psutil.Process] = []
 
     def unit_running() -> bool:
-        for child in driver.children(recursive=True):
-            try:
-                if child.cmdline() and child.cmdline()[0] == f"ray::{RAY_TASK_NAME}":
-                    victim.append(child)
-                    return True
-            except psutil.Error:
-                continue
-        return False
+        victim[:] = [c for c in driver.children(recursive=True)
+                     if _title(c) == f"ray::{RAY_TASK_NAME}"][:1]
+        return bool(victim)
 
     _wait_for(unit_running, every=0.02)
     victim[0].send_signal(signal.SIGKILL)
     assert proc.wait(timeout=240) == 0, proc.stderr.read()
     assert not victim[0].is_running()
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_killed_ray_progress_actor_is_restarted_and_the_run_matches(reference, tmp_path):
+    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "ray", "workers": 2}))
+    run = tmp_path / "run"
+    proc = _start("run", str(cfg), "--out", str(run))
+    driver = psutil.Process(proc.pid)
+    victim: list[psutil.Process] = []
+
+    def actor_and_units_running() -> bool:
+        titles = {c: _title(c) for c in driver.children(recursive=True)}
+        victim[:] = [c for c, t in titles.items() if t.startswith(f"ray::{RAY_PROGRESS_NAME}")]
+        return bool(victim) and f"ray::{RAY_TASK_NAME}" in titles.values()
+
+    _wait_for(actor_and_units_running, every=0.02)
+    assert _n_cells(run) < 12
+    victim[0].send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=240) == 0, proc.stderr.read()
+    stderr = proc.stderr.read()
+    assert not victim[0].is_running()
+    assert "Traceback" not in stderr and "warning:" not in stderr, stderr  # restarted quietly
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+@pytest.fixture
+def cluster():
+    """A Ray cluster on this machine: a head without CPUs and two 1-CPU worker nodes. It keeps
+    its sessions and address file in a temporary folder of its own (RAY_TMPDIR), so no other
+    ``ray.init()`` on the machine joins it. A node is declared dead ~0.1 s after it goes (health
+checks every 50 ms instead of 3 s), well before the run can end."""
+    from ray.cluster_utils import Cluster
+
+    folder = tempfile.mkdtemp(prefix="fe-ray-", dir="/tmp")  # short: Ray's socket paths
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    cluster = None
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "_system_config": {"health_check_initial_delay_ms": 0,
+                                              "health_check_period_ms": 50,
+                                              "health_check_failure_threshold": 2}})
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+        if before is None:
+            del os.environ["RAY_TMPDIR"]
+        else:
+            os.environ["RAY_TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_ray_node_lost_mid_run_is_named_once_and_the_run_matches_without_retraining(
+        reference, tmp_path, cluster):
+    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={
+        "kind": "ray", "address": cluster.address, "workers": 2}))
+    run = tmp_path / "run"
+    proc = _start("run", str(cfg), "--out", str(run))
+    victim = []
+
+    def busy(node) -> bool:
+        raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
+        return any(_title(c) == f"ray::{RAY_TASK_NAME}" for c in raylet.children(recursive=True))
+
+    def some_cells_done_and_both_nodes_busy() -> bool:
+        # then the lost node's unit reruns after the other node's: the run outlasts the loss
+        victim[:] = [n for n in cluster.worker_nodes if busy(n)][:1]
+        return _n_cells(run) >= 3 and len(victim) == 1 and all(map(busy, cluster.worker_nodes))
+
+    _wait_for(some_cells_done_and_both_nodes_busy, every=0.02)
+    survivors = _finished(run)
+    assert len(survivors) < 24, "the node should go mid-run"
+    cluster.remove_node(victim[0], allow_graceful=False)
+    assert proc.wait(timeout=240) == 0, proc.stderr.read()
+    stderr = proc.stderr.read()
+    warnings = [ln for ln in stderr.splitlines() if "warning:" in ln]
+    assert len(warnings) == 1 and victim[0].node_id in warnings[0], stderr
+    assert "Traceback" not in stderr
+    _assert_untouched(run, survivors)
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_unit_dying_more_often_than_max_retries_stops_the_run_with_one_line_keeping_cells(
+        reference, tmp_path):
+    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={
+        "kind": "ray", "workers": 2, "max_retries": 0}))
+    run = tmp_path / "run"
+    proc = _start("run", str(cfg), "--out", str(run))
+    driver = psutil.Process(proc.pid)
+    victim: list[psutil.Process] = []
+
+    def some_cells_done_and_a_unit_running() -> bool:
+        victim[:] = [c for c in driver.children(recursive=True)
+                     if _title(c) == f"ray::{RAY_TASK_NAME}"][:1]
+        return bool(victim) and _n_cells(run) >= 3
+
+    _wait_for(some_cells_done_and_a_unit_running, every=0.02)
+    survivors = _finished(run)
+    victim[0].send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=120) == 2
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr
+    errors = [ln for ln in stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "executor.max_retries (0)" in errors[0], stderr
+    _assert_untouched(run, survivors)
+    kept = _n_cells(run)
+    assert 3 <= kept < 12
+
+    # what was kept is whole: the same config, run in-process, trains only the rest
+    res = run_cli("run", str(cfg), "--out", str(run), "--set", "executor.kind=serial",
+                  "--set", "executor.threads=1")
+    assert res.returncode == 0, res.stderr
+    assert f"{kept} already done" in res.stderr
     pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
 
 

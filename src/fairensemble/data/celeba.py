@@ -192,4 +192,5 @@ def _info(
         "counts": counts,
         "dropped": {},
         "cache": cache,
+        "image_roots": [str(Path(table["file"].iloc[0]).parent)],  # read by every unit
     }

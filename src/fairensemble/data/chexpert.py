@@ -140,6 +140,7 @@ def load(cfg: CheXpertData, seed: int) -> Dataset:
         },
         "dropped": dropped,
         "cache": str(X.filename),
+        "image_roots": [str(Path(cfg.root).expanduser())],  # read by every unit
     }
     return Dataset(
         groups=list(cfg.groups),
