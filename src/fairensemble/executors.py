@@ -61,6 +61,15 @@ def _set_threads(threads: int, environment: bool = False) -> None:
     if environment:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = str(threads)
+        # A pool loaded before this point no longer reads the environment: a spawned local
+        # worker has imported numpy while re-importing the driver's main module, and its
+        # OpenBLAS ran as many threads as cores in every worker, oversubscribing the machine
+        # during evaluation. threadpoolctl comes with scikit-learn.
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - scikit-learn requires it
+            return
+        threadpool_limits(threads)
 
 
 def default_threads(cfg: ExecutorConfig) -> int:
@@ -455,11 +464,11 @@ class RayExecutor(Executor):
             cause = err.cause if isinstance(err.cause, BaseException) else None
             return cause if cause is not None else ExecutorError(_last_line(err))
         retries = self.cfg.max_retries
-        if isinstance(err, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                            ray.exceptions.OutOfMemoryError)):
-            how = {"WorkerCrashedError": "its worker process died",
-                   "NodeDiedError": "its node was lost",
-                   "OutOfMemoryError": "Ray killed its worker for memory"}[type(err).__name__]
+        lost = ray.exceptions
+        how = ("its node was lost" if isinstance(err, lost.NodeDiedError) else
+               "Ray killed its worker for memory" if isinstance(err, lost.OutOfMemoryError) else
+               "its worker process died" if isinstance(err, lost.WorkerCrashedError) else None)
+        if how is not None:
             return ExecutorError(
                 f"a unit was lost {retries + 1} time(s), the last time because {how}: more "
                 f"than executor.max_retries ({retries}) allows; finished cells are kept, run "
