@@ -132,7 +132,7 @@ def report(r: dict) -> None:
         t.add_column(col, justify="right")
     t.add_row("local", f"{r['local_s']:.1f}", f"{r['local_train_s']:.1f}")
     t.add_row("ray", f"{r['ray_s']:.1f}", f"{r['ray_train_s']:.1f}")
-    console = Console()
+    console = Console(width=max(100, Console().width))
     console.print(t)
     console.print(f"ray / local {r['ratio']:.2f}x (goal <= 1.3); Ray start-up alone "
                   f"{r['ray_start_s']:.1f} s, the rest {r['per_unit_overhead_s']:+.2f} s per "
