@@ -237,10 +237,10 @@ def stacked_worker(trainer: str, args: argparse.Namespace, offset: int, threads:
     return t0, time.time(), tests
 
 
-def run_stacked(args: argparse.Namespace, threads: int, trainer: str = "stacked"
-                ) -> tuple[float, list[np.ndarray]]:
-    """Wall seconds of ``args.workers`` concurrent stacks (of ``trainer``), and worker 0's test
-    probabilities."""
+def run_stacked(args: argparse.Namespace, threads: int, trainers: tuple[str, ...]
+                ) -> dict[str, tuple[float, list[np.ndarray]]]:
+    """Per trainer, one after the other in the same worker processes: wall seconds of
+    ``args.workers`` concurrent stacks, and worker 0's test probabilities."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -249,16 +249,22 @@ def run_stacked(args: argparse.Namespace, threads: int, trainer: str = "stacked"
         class _NoBarrier:
             def wait(self) -> None:
                 pass
-        t0, t1, outs = stacked_worker(trainer, args, 0, per, _NoBarrier())
-        return t1 - t0, outs
+        out = {}
+        for trainer in trainers:
+            t0, t1, probs = stacked_worker(trainer, args, 0, per, _NoBarrier())
+            out[trainer] = (t1 - t0, probs)
+        return out
     ctx = mp.get_context("spawn")
+    out = {}
     with ctx.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
-        barrier = manager.Barrier(args.workers)
-        futures = [pool.submit(stacked_worker, trainer, args, w, per, barrier)
-                   for w in range(args.workers)]
-        results = [f.result() for f in futures]
-    wall = max(r[1] for r in results) - min(r[0] for r in results)
-    return wall, results[0][2]
+        barrier = manager.Barrier(args.workers)  # each worker blocks on it: one task a process
+        for trainer in trainers:
+            futures = [pool.submit(stacked_worker, trainer, args, w, per, barrier)
+                       for w in range(args.workers)]
+            results = [f.result() for f in futures]
+            out[trainer] = (max(r[1] for r in results) - min(r[0] for r in results),
+                            results[0][2])
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -281,8 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
     sync(args.device)
     t_base = time.perf_counter() - t0
 
-    t_vmap, vmap_probs = run_stacked(args, threads, "vmap")
-    t_stack, test_probs = run_stacked(args, threads)
+    timed = run_stacked(args, threads, ("vmap", "stacked"))
+    (t_vmap, vmap_probs), (t_stack, test_probs) = timed["vmap"], timed["stacked"]
     outputs = [{"test": p} for p in test_probs]
 
     peak = matmul_peak(args.device, args.quick)
