@@ -1,4 +1,4 @@
-"""Seconds per ensemble member: ``train_stacked`` against the plain one-model-at-a-time loop.
+"""Seconds per ensemble member: ``train_stacked`` against a plain loop and PyTorch's vmap recipe.
 
 Both train the same members (2-64-64-2 ReLU MLP, Adam lr 1e-3, batch 128, 100 epochs) on the
 same data: the synthetic label-noise scenario (``SyntheticData(label_noise=0.2)``), 2,000
@@ -9,6 +9,13 @@ hard group.
   ``torch.manual_seed(seed)``, ``DataLoader(TensorDataset, shuffle=True)`` with a
   ``torch.Generator`` seeded per member, ``torch.optim.Adam``, members one after another. It
   trains ``--baseline-members`` members of the middle (0.5) cell.
+* vmap: PyTorch's own model-ensembling recipe, what a skilled user writes: one
+  ``nn.Sequential`` per member (built as the baseline's), ``torch.func.stack_module_state``,
+  ``vmap(functional_call)`` over the stacked parameters, one ``torch.optim.Adam`` over them,
+  each member with its own batch order (a ``torch.randperm`` per member and epoch from a
+  generator seeded with the member's seed) and the mean cross-entropy of each member summed,
+  so that every member gets its own gradient. Same members, same data and same processes as
+  the stacked trainer below.
 * stacked: ``train_stacked`` on all 11 cells x 20 members at once (220 members), one stack,
   run the way a sweep runs it: ``--workers`` processes (default 2 on CPU, the sweep's default
   ``executor: {kind: local, workers: 2}``), each training its own 220-member stack (another
@@ -23,11 +30,14 @@ the same initialisation (``init_mlp_params`` equals ``nn.Linear``'s default unde
     python benchmarks/train_members.py --quick     # smoke version, < 30 s
     python benchmarks/train_members.py --device cuda
 
-Prints a table, then one JSON line with ``baseline_s_per_member``, ``stacked_s_per_member``,
-``speedup``, ``gflops_achieved`` (forward + backward matmul FLOPs of the stacked training over
-its time), ``gflops_peak`` (best of repeated large fp32 matmuls, same threads), ``peak_fraction``,
-``acc_baseline``, ``acc_stacked`` (mean test accuracy of the stacked members with the baseline's
-seeds and data), ``threads``, ``members_baseline``, ``members_stacked``, ``device``.
+Prints a table, then one JSON line with ``baseline_s_per_member``, ``vmap_s_per_member``,
+``stacked_s_per_member``, ``speedup`` (over the loop), ``speedup_vs_vmap``, ``gflops_achieved``
+(forward + backward matmul FLOPs of the stacked training over its time), ``gflops_peak`` (best
+of repeated large fp32 matmuls, same threads) and ``peak_fraction`` (information only: the peak
+differs between machines of one kind while these small matmuls do not follow it),
+``acc_baseline``, ``acc_vmap``, ``acc_stacked`` (mean test accuracy of the members with the
+baseline's seeds and data), ``threads``, ``members_baseline``, ``members_stacked`` (also the
+vmap recipe's), ``workers``, ``device``.
 """
 
 from __future__ import annotations
@@ -106,14 +116,18 @@ def make_cells(args: argparse.Namespace, offset: int = 0
     return cells, np.asarray(ds.test.X, np.float32), ds.test.y
 
 
+def member_net(d: int, seed: int, device: torch.device) -> nn.Sequential:
+    """One member as research code builds it: ``nn.Sequential`` after ``torch.manual_seed``."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], HIDDEN[1]),
+                         nn.ReLU(), nn.Linear(HIDDEN[1], 2)).to(device)
+
+
 def baseline_member(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, seed: int,
                     args: argparse.Namespace, epochs: int) -> np.ndarray:
     """The plain loop: one model, DataLoader, Adam; returns test probabilities."""
     device = torch.device(args.device)
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(X.shape[1], HIDDEN[0]), nn.ReLU(),
-                        nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU(),
-                        nn.Linear(HIDDEN[1], 2)).to(device)
+    net = member_net(X.shape[1], seed, device)
     loader = DataLoader(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
                         batch_size=args.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
@@ -128,6 +142,47 @@ def baseline_member(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, seed: int,
     net.eval()
     with torch.no_grad():
         return torch.softmax(net(torch.from_numpy(X_test).to(device)), -1).cpu().numpy()
+
+
+def train_vmap(cells: list[CellData], X_test: np.ndarray, args: argparse.Namespace,
+               epochs: int) -> list[np.ndarray]:
+    """PyTorch's model-ensembling recipe (torch.func) on every member of ``cells`` at once;
+    returns each cell's test probabilities [E, n_test, 2]."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    device = torch.device(args.device)
+    seeds = [s for c in cells for s in c.member_seeds]
+    cell_of = torch.tensor([i for i, c in enumerate(cells) for _ in c.member_seeds],
+                           device=device)
+    X = torch.stack([torch.from_numpy(c.X_train) for c in cells]).to(device)  # [cells, n, d]
+    Y = torch.stack([torch.from_numpy(c.y_train) for c in cells]).to(device)
+    n, d = X.shape[1], X.shape[2]
+    models = [member_net(d, s, device) for s in seeds]
+    params, buffers = stack_module_state(models)
+    base = models[0].to("meta")
+
+    def logits(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (p, b), (x,))
+
+    def member_loss(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits(p, b, x), y)
+
+    losses = vmap(member_loss)
+    opt = torch.optim.Adam(params.values(), lr=1e-3)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    rows = cell_of[:, None]
+    for _ in range(epochs):
+        order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        for start in range(0, n, args.batch_size):
+            idx = order[:, start : start + args.batch_size]  # [M, b]: each member's own batch
+            opt.zero_grad()
+            losses(params, buffers, X[rows, idx], Y[rows, idx]).sum().backward()
+            opt.step()
+    with torch.no_grad():
+        x = torch.from_numpy(X_test).to(device).expand(len(seeds), -1, -1)
+        probs = torch.softmax(vmap(logits)(params, buffers, x), -1).cpu().numpy()
+    bounds = np.cumsum([0] + [len(c.member_seeds) for c in cells])
+    return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def stacked_flops(n: int, d: int, batch: int, epochs: int, members: int) -> float:
@@ -159,24 +214,33 @@ def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(-1) == y[None]).mean())
 
 
-def stacked_worker(args: argparse.Namespace, offset: int, threads: int, barrier
+def stacked_worker(trainer: str, args: argparse.Namespace, offset: int, threads: int, barrier
                    ) -> tuple[float, float, list[np.ndarray]]:
-    """One worker process: build its stack, warm up, wait for the others, train, time."""
+    """One worker process: build its members, warm up, wait for the others, train, time.
+    ``trainer``: "stacked" (``train_stacked``) or "vmap" (the torch.func recipe)."""
     torch.set_num_threads(threads)
-    cells, _, _ = make_cells(args, offset)
+    cells, X_test, _ = make_cells(args, offset)
     model = ModelConfig(hidden=HIDDEN)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
                         device=args.device)
-    train_stacked(cells[:1], model, train.model_copy(update={"epochs": 1}), 2)
+    if trainer == "vmap":
+        train_vmap(cells[:1], X_test[:10], args, 1)
+    else:
+        train_stacked(cells[:1], model, train.model_copy(update={"epochs": 1}), 2)
     barrier.wait()
     t0 = time.time()
-    outputs = train_stacked(cells, model, train, 2)
+    if trainer == "vmap":
+        tests = train_vmap(cells, X_test, args, args.epochs)
+    else:
+        tests = [o["test"] for o in train_stacked(cells, model, train, 2)]
     sync(args.device)
-    return t0, time.time(), [o["test"] for o in outputs]
+    return t0, time.time(), tests
 
 
-def run_stacked(args: argparse.Namespace, threads: int) -> tuple[float, list[np.ndarray]]:
-    """Wall seconds of ``args.workers`` concurrent stacks, and worker 0's test probabilities."""
+def run_stacked(args: argparse.Namespace, threads: int, trainers: tuple[str, ...]
+                ) -> dict[str, tuple[float, list[np.ndarray]]]:
+    """Per trainer, one after the other in the same worker processes: wall seconds of
+    ``args.workers`` concurrent stacks, and worker 0's test probabilities."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -185,16 +249,22 @@ def run_stacked(args: argparse.Namespace, threads: int) -> tuple[float, list[np.
         class _NoBarrier:
             def wait(self) -> None:
                 pass
-        t0, t1, outs = stacked_worker(args, 0, per, _NoBarrier())
-        return t1 - t0, outs
+        out = {}
+        for trainer in trainers:
+            t0, t1, probs = stacked_worker(trainer, args, 0, per, _NoBarrier())
+            out[trainer] = (t1 - t0, probs)
+        return out
     ctx = mp.get_context("spawn")
+    out = {}
     with ctx.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
-        barrier = manager.Barrier(args.workers)
-        futures = [pool.submit(stacked_worker, args, w, per, barrier)
-                   for w in range(args.workers)]
-        results = [f.result() for f in futures]
-    wall = max(r[1] for r in results) - min(r[0] for r in results)
-    return wall, results[0][2]
+        barrier = manager.Barrier(args.workers)  # each worker blocks on it: one task a process
+        for trainer in trainers:
+            futures = [pool.submit(stacked_worker, trainer, args, w, per, barrier)
+                       for w in range(args.workers)]
+            results = [f.result() for f in futures]
+            out[trainer] = (max(r[1] for r in results) - min(r[0] for r in results),
+                            results[0][2])
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -217,24 +287,29 @@ def main(argv: list[str] | None = None) -> dict:
     sync(args.device)
     t_base = time.perf_counter() - t0
 
-    t_stack, test_probs = run_stacked(args, threads)
+    timed = run_stacked(args, threads, ("vmap", "stacked"))
+    (t_vmap, vmap_probs), (t_stack, test_probs) = timed["vmap"], timed["stacked"]
     outputs = [{"test": p} for p in test_probs]
 
     peak = matmul_peak(args.device, args.quick)
     m_stacked = sum(len(c.member_seeds) for c in cells) * args.workers
     flops = stacked_flops(n, d, args.batch_size, args.epochs, m_stacked)
     base_s = t_base / len(seeds)
+    vmap_s = t_vmap / m_stacked
     stack_s = t_stack / m_stacked
     achieved = flops / t_stack / 1e9
     same = outputs[len(cells) // 2]["test"][: len(seeds)]
     result = {
         "baseline_s_per_member": base_s,
+        "vmap_s_per_member": vmap_s,
         "stacked_s_per_member": stack_s,
         "speedup": base_s / stack_s,
+        "speedup_vs_vmap": vmap_s / stack_s,
         "gflops_achieved": achieved,
         "gflops_peak": peak,
         "peak_fraction": achieved / peak,
         "acc_baseline": accuracy(base_probs, y_test),
+        "acc_vmap": accuracy(vmap_probs[len(cells) // 2][: len(seeds)], y_test),
         "acc_stacked": accuracy(same, y_test),
         "threads": threads,
         "members_baseline": len(seeds),
@@ -243,12 +318,14 @@ def main(argv: list[str] | None = None) -> dict:
         "device": args.device,
     }
     all_acc = float(np.mean([accuracy(o["test"], y_test) for o in outputs]))
-    report(result, args, all_acc, flops / m_stacked)
+    vmap_acc = float(np.mean([accuracy(p, y_test) for p in vmap_probs]))
+    report(result, args, all_acc, vmap_acc, flops / m_stacked)
     print(json.dumps(result))
     return result
 
 
-def report(r: dict, args: argparse.Namespace, all_acc: float, flops_member: float) -> None:
+def report(r: dict, args: argparse.Namespace, all_acc: float, vmap_acc: float,
+           flops_member: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -260,15 +337,20 @@ def report(r: dict, args: argparse.Namespace, all_acc: float, flops_member: floa
         t.add_column(col, justify="right")
     t.add_row("baseline loop", str(r["members_baseline"]), f"{r['baseline_s_per_member']:.3f}",
               f"{r['acc_baseline']:.4f}")
+    t.add_row("vmap recipe (same seeds)", str(r["members_baseline"]), "",
+              f"{r['acc_vmap']:.4f}")
+    t.add_row("vmap recipe (all)", str(r["members_stacked"]), f"{r['vmap_s_per_member']:.4f}",
+              f"{vmap_acc:.4f}")
     t.add_row("stacked (same seeds)", str(r["members_baseline"]), "",
               f"{r['acc_stacked']:.4f}")
     t.add_row("stacked (all)", str(r["members_stacked"]), f"{r['stacked_s_per_member']:.4f}",
               f"{all_acc:.4f}")
     console = Console()
     console.print(t)
-    console.print(f"speedup {r['speedup']:.1f}x; stacked matmuls {r['gflops_achieved']:.1f} "
-                  f"GFLOP/s = {r['peak_fraction']:.0%} of the measured peak "
-                  f"{r['gflops_peak']:.1f} GFLOP/s")
+    console.print(f"speedup {r['speedup']:.1f}x over the loop, {r['speedup_vs_vmap']:.1f}x over "
+                  f"the vmap recipe; stacked matmuls {r['gflops_achieved']:.1f} GFLOP/s = "
+                  f"{r['peak_fraction']:.0%} of the measured peak {r['gflops_peak']:.1f} GFLOP/s "
+                  "(information only)")
     total = TARGET_MEMBERS * r["stacked_s_per_member"] * (100 / args.epochs)
     need = TARGET_MEMBERS * flops_member * (100 / args.epochs) / TARGET_S / 1e9
     console.print(f"{TARGET_MEMBERS} members x 100 epochs at this rate: {total:.0f} s "

@@ -1,4 +1,5 @@
-"""The member-training benchmark runs end to end and reports its numbers as JSON."""
+"""The member-training benchmark runs end to end (loop, vmap recipe, stacked) and reports its
+numbers as JSON."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
-    "baseline_s_per_member", "stacked_s_per_member", "speedup", "gflops_achieved",
-    "gflops_peak", "peak_fraction", "acc_baseline", "acc_stacked", "threads",
-    "members_baseline", "members_stacked", "workers", "device",
+    "baseline_s_per_member", "vmap_s_per_member", "stacked_s_per_member", "speedup",
+    "speedup_vs_vmap", "gflops_achieved", "gflops_peak", "peak_fraction", "acc_baseline",
+    "acc_vmap", "acc_stacked", "threads", "members_baseline", "members_stacked", "workers",
+    "device",
 }
 
 
@@ -29,4 +31,7 @@ def test_quick_benchmark_ends_with_a_json_line_of_positive_numbers() -> None:
         value = result[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, key
     assert result["members_stacked"] == 220 * result["workers"]
-    assert 0.5 < result["acc_stacked"] <= 1.0 and 0.5 < result["acc_baseline"] <= 1.0
+    for trainer in ("baseline", "vmap", "stacked"):
+        assert 0.5 < result[f"acc_{trainer}"] <= 1.0, trainer
+    assert result["speedup_vs_vmap"] == result["vmap_s_per_member"] / result[
+        "stacked_s_per_member"]

@@ -1,6 +1,9 @@
-"""Scale-out and faults, with real processes: Ray gives the local executor's numbers, a killed
-Ray worker or driver loses nothing, damaged cells are set aside and retrained, a live run
-locks its directory, and ``report`` needs nothing but the run directory."""
+"""Scale-out and faults, with real processes: Ray gives the local executor's numbers; a killed
+Ray worker, progress actor or driver and a lost Ray node lose nothing; a unit that dies more
+often than ``max_retries`` stops the run with one line, keeping what finished; a table travels
+to Ray units in memory and an unreadable image folder is named with its node; damaged cells
+are set aside and retrained; a live run locks its directory; and ``report`` needs nothing but
+the run directory."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,9 +22,14 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
+from builders import make_celeba
 from conftest import ROOT, TINY, cli, run_cli
 
-from fairensemble.executors import RAY_TASK_NAME
+from fairensemble.analysis import evaluate_run
+from fairensemble.config import validate
+from fairensemble.executors import RAY_PROGRESS_NAME, RAY_TASK_NAME, ExecutorError
+from fairensemble.store import RunStore
+from fairensemble.sweep import plan_with_preview, run_sweep
 
 SLOW = dict(TINY, train=dict(TINY["train"], epochs=40))  # units last a few seconds
 
@@ -38,12 +47,62 @@ def _start(*args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _finished(run: Path) -> dict[str, tuple[int, bytes]]:
-    """The files of finished cells (those whose JSON, written last, exists): an .npz a kill
-    left without its JSON is an unfinished cell, rightly trained again."""
+def _finished(run: Path) -> dict[str, tuple[int, int, bytes]]:
+    """The files of finished cells (those whose JSON, written last, exists): (mtime, inode,
+    bytes). An .npz a kill left without its JSON is an unfinished cell, rightly trained again.
+    Cells are written to a temporary name and renamed, so a rewritten cell has a new inode
+    even within the clock's resolution."""
     done = {p.stem for p in (run / "cells").glob("*.json")}
-    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "cells").glob("*.*")
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino, p.read_bytes())
+            for p in (run / "cells").glob("*.*")
             if p.suffix in (".npz", ".json") and p.stem in done}
+
+
+def _assert_untouched(run: Path, survivors: dict[str, tuple[int, int, bytes]]) -> None:
+    now = _finished(run)
+    for name, before in survivors.items():
+        assert now.get(name) == before, f"{name} retrained"
+
+
+def _title(proc: psutil.Process) -> str:
+    """A process's title ("ray::fairensemble-unit" for a Ray worker running a unit)."""
+    try:
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return ""
+    return cmdline[0] if cmdline else ""
+
+
+UNIT, PROGRESS = f"ray::{RAY_TASK_NAME}", f"ray::{RAY_PROGRESS_NAME}"
+
+
+def _running(root: psutil.Process, title: str) -> list[psutil.Process]:
+    """The processes below ``root`` (started by it) whose title starts with ``title``."""
+    return [c for c in root.children(recursive=True) if _title(c).startswith(title)]
+
+
+def _await_process(root: psutil.Process, title: str, ready=lambda: True) -> psutil.Process:
+    """Wait until a process below ``root`` has ``title`` while ``ready()``; return it."""
+    found: list[psutil.Process] = []
+
+    def seen() -> bool:
+        found[:] = _running(root, title)[:1]
+        return bool(found) and ready()
+
+    _wait_for(seen, every=0.02)
+    return found[0]
+
+
+def _start_slow_ray(tmp_path: Path, **executor) -> tuple[subprocess.Popen, Path, Path]:
+    """The SLOW run on Ray, started in a process of its own: (process, config, run dir)."""
+    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "ray", "workers": 2,
+                                                             **executor}))
+    run = tmp_path / "run"
+    return _start("run", str(cfg), "--out", str(run)), cfg, run
+
+
+def _n_cells(run: Path) -> int:
+    return len(list((run / "cells").glob("*.json")))
 
 
 def _wait_for(predicate, timeout: float = 120.0, every: float = 0.05) -> None:
@@ -92,9 +151,7 @@ def _kill_mid_run_then_resume(proc: subprocess.Popen, cfg: Path, run: Path,
     res = run_cli("run", str(cfg), "--out", str(run))
     assert res.returncode == 0, res.stderr
     assert f"{n_done} already done" in res.stderr
-    for name, (mtime, data) in survivors.items():
-        p = run / "cells" / name
-        assert p.stat().st_mtime_ns == mtime and p.read_bytes() == data, f"{name} retrained"
+    _assert_untouched(run, survivors)
     pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
 
 
@@ -123,26 +180,104 @@ def test_demo_config_on_ray_gives_the_local_executors_metrics(tmp_path):
 
 
 def test_a_ray_worker_killed_mid_unit_is_retried_and_the_run_matches(reference, tmp_path):
-    cfg = _write(tmp_path, "slow.yaml", dict(SLOW, executor={"kind": "ray", "workers": 2}))
-    run = tmp_path / "run"
-    proc = _start("run", str(cfg), "--out", str(run))
-    driver = psutil.Process(proc.pid)
-    victim: list[psutil.Process] = []
-
-    def unit_running() -> bool:
-        for child in driver.children(recursive=True):
-            try:
-                if child.cmdline() and child.cmdline()[0] == f"ray::{RAY_TASK_NAME}":
-                    victim.append(child)
-                    return True
-            except psutil.Error:
-                continue
-        return False
-
-    _wait_for(unit_running, every=0.02)
-    victim[0].send_signal(signal.SIGKILL)
+    proc, _, run = _start_slow_ray(tmp_path)
+    victim = _await_process(psutil.Process(proc.pid), UNIT)
+    victim.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=240) == 0, proc.stderr.read()
-    assert not victim[0].is_running()
+    assert not victim.is_running()
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_killed_ray_progress_actor_is_restarted_and_the_run_matches(reference, tmp_path):
+    proc, _, run = _start_slow_ray(tmp_path)
+    driver = psutil.Process(proc.pid)
+    victim = _await_process(driver, PROGRESS, ready=lambda: bool(_running(driver, UNIT)))
+    assert _n_cells(run) < 12
+    victim.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=240) == 0, proc.stderr.read()
+    stderr = proc.stderr.read()
+    assert not victim.is_running()
+    assert "Traceback" not in stderr and "warning:" not in stderr, stderr  # restarted quietly
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+@pytest.fixture
+def cluster():
+    """A Ray cluster on this machine: a head without CPUs and two 1-CPU worker nodes. It keeps
+    its sessions and address file in a temporary folder of its own (RAY_TMPDIR), so no other
+    ``ray.init()`` on the machine joins it. A node is declared dead ~0.1 s after it goes (health
+checks every 50 ms instead of 3 s), well before the run can end."""
+    from ray.cluster_utils import Cluster
+
+    folder = tempfile.mkdtemp(prefix="fe-ray-", dir="/tmp")  # short: Ray's socket paths
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    cluster = None
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "_system_config": {"health_check_initial_delay_ms": 0,
+                                              "health_check_period_ms": 50,
+                                              "health_check_failure_threshold": 2}})
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+        if before is None:
+            del os.environ["RAY_TMPDIR"]
+        else:
+            os.environ["RAY_TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_ray_node_lost_mid_run_is_named_once_and_the_run_matches_without_retraining(
+        reference, tmp_path, cluster):
+    proc, _, run = _start_slow_ray(tmp_path, address=cluster.address)
+    victim = []
+
+    def busy(node) -> bool:
+        return bool(_running(psutil.Process(node.all_processes["raylet"][0].process.pid), UNIT))
+
+    def some_cells_done_and_both_nodes_busy() -> bool:
+        # then the lost node's unit reruns after the other node's: the run outlasts the loss
+        victim[:] = [n for n in cluster.worker_nodes if busy(n)][:1]
+        return _n_cells(run) >= 3 and len(victim) == 1 and all(map(busy, cluster.worker_nodes))
+
+    _wait_for(some_cells_done_and_both_nodes_busy, every=0.02)
+    survivors = _finished(run)
+    assert len(survivors) < 24, "the node should go mid-run"
+    cluster.remove_node(victim[0], allow_graceful=False)
+    assert proc.wait(timeout=240) == 0, proc.stderr.read()
+    stderr = proc.stderr.read()
+    warnings = [ln for ln in stderr.splitlines() if "warning:" in ln]
+    assert len(warnings) == 1 and victim[0].node_id in warnings[0], stderr
+    assert "Traceback" not in stderr
+    _assert_untouched(run, survivors)
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
+
+
+def test_a_unit_dying_more_often_than_max_retries_stops_the_run_with_one_line_keeping_cells(
+        reference, tmp_path):
+    proc, cfg, run = _start_slow_ray(tmp_path, max_retries=0)
+    victim = _await_process(psutil.Process(proc.pid), UNIT, ready=lambda: _n_cells(run) >= 3)
+    victim.send_signal(signal.SIGKILL)
+    survivors = _finished(run)
+    assert proc.wait(timeout=120) == 2
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr
+    errors = [ln for ln in stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "executor.max_retries (0)" in errors[0], stderr
+    _assert_untouched(run, survivors)
+    kept = _n_cells(run)
+    assert 3 <= kept < 12
+
+    # what was kept is whole: the same config, run in-process, trains only the rest
+    res = run_cli("run", str(cfg), "--out", str(run), "--set", "executor.kind=serial",
+                  "--set", "executor.threads=1")
+    assert res.returncode == 0, res.stderr
+    assert f"{kept} already done" in res.stderr
     pd.testing.assert_frame_equal(_metrics(run), _metrics(reference))
 
 
@@ -189,24 +324,33 @@ def test_a_killed_local_run_keeps_its_lock_only_while_alive_and_resumes_identica
     _kill_mid_run_then_resume(first, cfg, run, reference)
 
 
-def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
+def _write_table(folder: Path) -> Path:
+    """A 600-row CSV (two features, a categorical column, groups a/b) under ``folder``."""
     rng = np.random.default_rng(0)
     n = 600
     table = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
                           "color": rng.choice(["red", "blue"], size=n),
                           "grp": rng.choice(["a", "b"], size=n)})
     table["label"] = (table.x1 + (table.grp == "a") * table.x2 > 0).astype(int)
-    csv = tmp_path / "data" / "table.csv"
-    csv.parent.mkdir()
-    table.to_csv(csv, index=False)
-    cfg = {
+    folder.mkdir(parents=True)
+    table.to_csv(folder / "table.csv", index=False)
+    return folder / "table.csv"
+
+
+def _table_config(csv: Path, executor: dict) -> dict:
+    return {
         "name": "table", "seed": 1,
         "dataset": {"kind": "table", "path": str(csv), "target": "label", "group": "grp",
                     "val_fraction": 0.2},
         "ratio_group": "a", "ratios": [0.2, 0.8], "train_size": 120, "replicates": 2,
         "model": {"hidden": [8]}, "train": {"epochs": 3, "batch_size": 32},
-        "ensemble": {"members": 3, "draws": 4}, "executor": {"kind": "serial"},
+        "ensemble": {"members": 3, "draws": 4}, "executor": executor,
     }
+
+
+def test_report_rebuilds_everything_after_the_dataset_is_deleted(tmp_path):
+    csv = _write_table(tmp_path / "data")
+    cfg = _table_config(csv, {"kind": "serial"})
     run = tmp_path / "run"
     res = run_cli("run", str(_write(tmp_path, "table.yaml", cfg)), "--out", str(run))
     assert res.returncode == 0, res.stderr
@@ -308,3 +452,49 @@ def test_fractional_cpus_per_unit_fit_the_local_ray_instance():
     with make_executor(ExecutorConfig(kind="ray", workers=1, cpus_per_unit=1.5)) as executor:
         got = dict(executor.run(lambda unit, progress: unit * 2, [1, 2, 3], lambda m: None))
     assert got == {0: 2, 1: 4, 2: 6}
+
+
+# ----------------------------------------------------------------------------- data on other nodes
+
+
+def test_ray_units_train_on_the_planned_table_without_reading_its_file(tmp_path):
+    csv = _write_table(tmp_path / "data")
+    local = validate(_table_config(csv, {"kind": "serial", "threads": 1}))
+    run_sweep(local, tmp_path / "local")
+
+    cfg = validate(_table_config(csv, {"kind": "ray", "workers": 2}))
+    plan, preview = plan_with_preview(cfg)
+    csv.unlink()  # the file exists only until planning, as on a disk only the driver sees
+    result = run_sweep(cfg, tmp_path / "ray", plan=plan, preview=preview)
+    assert len(result.trained) == len(plan.cells) == 4
+    evaluated = [evaluate_run(plan, RunStore(tmp_path / kind)).table for kind in ("ray", "local")]
+    pd.testing.assert_frame_equal(*evaluated)
+
+
+def test_a_ray_worker_that_cannot_read_the_image_folder_stops_with_one_line_naming_it_and_the_node(
+        tmp_path):
+    import ray
+
+    root = make_celeba(tmp_path / "celeba", n=48)
+    cfg = validate({
+        "name": "faces", "seed": 1,
+        "dataset": {"kind": "celeba", "root": str(root), "image_size": 8,
+                    "cache_dir": str(tmp_path / "cache")},
+        "ratios": [0.0, 1.0], "train_size": 8, "replicates": 1,
+        "model": {"hidden": [8]}, "train": {"epochs": 1, "batch_size": 8},
+        "ensemble": {"members": 2, "k": [1, 2], "draws": 2},
+        "executor": {"kind": "ray", "workers": 1},
+    })
+    plan, preview = plan_with_preview(cfg)  # decodes the images into the cache
+    folder = root / "img_align_celeba"
+    shutil.rmtree(folder)  # gone from this "node"; the decoded cache is still there
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        node = ray.get_runtime_context().get_node_id()
+        with pytest.raises(ExecutorError) as err:
+            run_sweep(cfg, tmp_path / "run", plan=plan, preview=preview)
+    finally:
+        ray.shutdown()
+    message = str(err.value)
+    assert "\n" not in message and str(folder) in message and node in message, message
+    assert not list((tmp_path / "run" / "cells").glob("*.json"))

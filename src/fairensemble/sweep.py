@@ -26,7 +26,7 @@ from .config import RunConfig, dump_config, validate
 from .data import Dataset, load_dataset
 from .data.base import preview_names
 from .data.sampling import mix_shares, plan_counts, sample_indices
-from .executors import make_executor, unit_threads
+from .executors import Executor, check_readable, make_executor, resolve, unit_threads
 from .plan import Cell, Plan, PointLayout, build_plan, moved_indices, n_mixes
 from .seeds import derive_seed
 from .store import CellRecord, RunStore, atomic_write_bytes
@@ -143,9 +143,11 @@ def plan_with_preview(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | N
     points = cfg.grid_points()
     layouts, preview = [], {}
     shown = sorted({0, len(points) - 1})
+    _PLANNED.clear()
     for pi, point in enumerate(points):
         pcfg = cfg.at(point)
         ds = loader(pcfg)
+        _PLANNED[_data_key(pcfg)] = ds  # what the units will train on (see _units)
         layouts.append(point_layout(pcfg, ds))
         check_model(pcfg, ds)
         if pcfg.dataset.kind == "synthetic" and pi in shown:
@@ -199,6 +201,13 @@ class Unit:
     cells: list[Cell]
     layout: PointLayout
     evaluate: CellEvaluator | None
+    data: Any = None  # Executor.share handle of the grid point's Dataset; None: load it here
+    image_roots: list[str] = field(default_factory=list)  # folders the unit's data reads
+
+
+# Datasets the last planning loaded, by _data_key: the driver ships tables from here, so that
+# units train on exactly the table that was planned and never read its file
+_PLANNED: dict[str, Dataset] = {}
 
 
 @dataclass
@@ -213,11 +222,15 @@ class CellResult:
 _DATA_CACHE: dict[str, Dataset] = {}
 
 
-def _dataset_for(pcfg: RunConfig) -> Dataset:
+def _data_key(pcfg: RunConfig) -> str:
     parts: list = [pcfg.dataset.model_dump(mode="json"), data_seed(pcfg)]
     if pcfg.model.freeze == "backbone":  # the features depend on the backbone
         parts += [pcfg.model.model_dump(mode="json"), pcfg.train.precision, pcfg.seed]
-    key = json.dumps(parts, sort_keys=True)
+    return json.dumps(parts, sort_keys=True)
+
+
+def _dataset_for(pcfg: RunConfig) -> Dataset:
+    key = _data_key(pcfg)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one grid point at a time keeps memory bounded
         _DATA_CACHE[key] = load_for(pcfg)
@@ -255,7 +268,8 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
     torch.set_num_threads(threads)
     cfg = validate(unit.cfg_json)
     pcfg = cfg.at(unit.cells[0].point)
-    ds = _dataset_for(pcfg)
+    check_readable(unit.image_roots)
+    ds = resolve(unit.data) if unit.data is not None else _dataset_for(pcfg)
     t0 = time.perf_counter()
     built = [build_cell_data(pcfg, ds, c, threads) for c in unit.cells]
     t_data = time.perf_counter() - t0
@@ -348,14 +362,14 @@ def run_sweep(
             for line in damaged:
                 warn(line)
         todo = [c for c in plan.cells if c.id not in done]
-        units = [Unit(cfg.model_dump(mode="json"), cells, plan.layouts[cells[0].point_index],
-                      evaluate) for cells in units_of(plan, todo)]
+
         result = SweepResult(plan, [])
         with make_executor(cfg.executor) as executor:
             for line in executor.notes:
                 warn(line)
+            units = _units(cfg, plan, todo, evaluate, executor)
             for _, cell_results in executor.run(train_unit, units,
-                                                lambda m: notify("members", m)):
+                                                lambda m: notify("members", m), warn):
                 for res in cell_results:
                     for name, data in res.models.items():
                         atomic_write_bytes(store.root / "models" / res.record.id / name, data)
@@ -365,4 +379,25 @@ def run_sweep(
                     result.trained.append(res.record.id)
                     result.eval_s += res.eval_s
                 notify("cell", len(cell_results))
+    _PLANNED.clear()
     return result
+
+
+def _units(cfg: RunConfig, plan: Plan, todo: list[Cell], evaluate: CellEvaluator | None,
+           executor: Executor) -> list[Unit]:
+    """The units of the missing cells. A grid point's table travels with them (one
+    ``executor.share`` per grid point: Ray's object store), so no worker reads its file; image
+    units carry the folders their data reads, which each worker checks before its first unit."""
+    per_point: dict[int, tuple[Any, list[str]]] = {}
+    units = []
+    for cells in units_of(plan, todo):
+        pi = cells[0].point_index
+        if pi not in per_point:
+            pcfg = cfg.at(cells[0].point)
+            ds = _PLANNED.get(_data_key(pcfg)) or load_for(pcfg)
+            shared = executor.share(ds) if ds.ship else None
+            per_point[pi] = (shared, [str(p) for p in ds.info.get("image_roots", [])])
+        data, roots = per_point[pi]
+        units.append(Unit(cfg.model_dump(mode="json"), cells, plan.layouts[pi], evaluate, data,
+                          roots))
+    return units

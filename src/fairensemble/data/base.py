@@ -62,7 +62,9 @@ class Dataset:
     a synthetic difficulty knob acts on (the default ratio group); ``hflip``: images may be
     flipped left-right while training; ``loader_workers``: processes that read image batches
     from the decoded file; ``cache_folder``: where the decoded images are cached (derived
-    caches, such as a frozen backbone's features, go beside them)."""
+    caches, such as a frozen backbone's features, go beside them); ``ship``: the data are read
+    once by the driver and travel to the workers with the units (tables, which fit in
+    memory), so no worker needs the file."""
 
     groups: list[str]
     classes: list[str]
@@ -80,6 +82,7 @@ class Dataset:
     hflip: bool = False
     loader_workers: int = 0
     cache_folder: str | None = None
+    ship: bool = False
 
     @property
     def n_classes(self) -> int:

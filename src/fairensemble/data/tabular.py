@@ -187,6 +187,7 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
         info=info,
         attributes=labelled.attributes,
         group_values=labelled.group_values,
+        ship=True,
     )
 
 
