@@ -1,6 +1,7 @@
 """The synthetic generator: its stated generative model, exchangeability and difficulty knobs."""
 
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fairensemble.data.synthetic import SyntheticData, load
@@ -80,3 +81,45 @@ def test_group_feature_appends_the_group_code():
     ds = load(SyntheticData(group_feature=True, n_features=3), 0)
     assert ds.pool.X.shape[1] == 4
     assert np.array_equal(ds.pool.X[:, -1], ds.pool.g.astype(np.float32))
+
+
+def _own_rule_accuracy(ds, cfg, j: int) -> float:
+    """Accuracy on group j's test rows of group j's own Bayes rule (the side of its boundary)."""
+    from fairensemble.data.synthetic import _directions
+
+    mus, vs, _ = _directions(cfg)
+    rows = ds.test.g == j
+    X = np.asarray(ds.test.X)[rows, :2]
+    pred = ((X - mus[j]) @ vs[j] > 0).astype(int)
+    return float((pred == ds.test.y[rows]).mean())
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0])
+def test_anisotropic_noise_makes_a_rotated_group_genuinely_harder_and_leaves_the_other(angle):
+    from fairensemble.data.synthetic import bayes_error
+
+    cfg = SyntheticData(rotation_deg=angle, anisotropy=3.0, test_size=40000)
+    ds = load(cfg, seed=0)
+    hard, easy = cfg.groups.index(cfg.hard), 1 - cfg.groups.index(cfg.hard)
+    # F's own rule errs as the formula says: its classes moved into its noisier direction
+    for j, is_hard in ((hard, True), (easy, False)):
+        assert 1 - _own_rule_accuracy(ds, cfg, j) == pytest.approx(bayes_error(cfg, is_hard),
+                                                                   abs=0.008)
+    assert bayes_error(cfg, False) == pytest.approx(0.0668, abs=1e-3)  # M: as without rotation
+    if angle:
+        assert bayes_error(cfg, True) > 0.15  # Phi(-1.5 / sqrt(cos^2 30 + 9 sin^2 30)) = 0.19
+    # the easy group's data do not depend on the rotation (common random numbers)
+    base = load(SyntheticData(anisotropy=3.0, test_size=40000), seed=0)
+    rows = ds.pool.g == easy
+    np.testing.assert_array_equal(np.asarray(ds.pool.X)[rows], np.asarray(base.pool.X)[rows])
+
+
+def test_isotropic_noise_is_the_default_and_rotation_then_keeps_each_task_as_easy():
+    from fairensemble.data.synthetic import bayes_error
+
+    cfg = SyntheticData(rotation_deg=45.0)
+    assert cfg.anisotropy == 1.0
+    assert bayes_error(cfg, True) == pytest.approx(bayes_error(cfg, False))
+    explicit = load(SyntheticData(rotation_deg=45.0, anisotropy=1.0), seed=0)
+    np.testing.assert_array_equal(np.asarray(load(cfg, seed=0).pool.X),
+                                  np.asarray(explicit.pool.X))

@@ -994,11 +994,12 @@ def fit_warnings(curves: Curves, pred: Prediction | None = None) -> list[str]:
             out.append(f"{g}: poor fit (R^2 {fit.r2:.2f} on {fit.n_points} design points, "
                        f"RMSE {fit.rmse:.3f})")
         if fit.interference.get("flagged") and not Form(fit.form).conflict:
+            why = ("the form AICc chose has no conflict term" if len(curves.shares) >= 3 else
+                   "measure at least 3 shares so that the conflict term can express it")
             out.append(f"{g}: the error rises with the other groups' data at the same own count "
                        f"(residuals vs size: Spearman {fit.interference['rho']:.2f}, p "
-                       f"{fit.interference['p_value']:.2g}), which the chosen form cannot "
-                       "express (measure at least 3 shares so that the conflict term can); "
-                       "its floor and predictions are unreliable")
+                       f"{fit.interference['p_value']:.2g}) and {why}; its floor and "
+                       "predictions may be off")
     if pred is not None:
         out += [f"extrapolation: {r}" for r in pred.extrapolation["reasons"]]
     return out

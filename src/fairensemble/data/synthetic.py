@@ -7,7 +7,9 @@ s_1 = +1; d = ``n_features``; e_1, e_2 the first two unit vectors; R(a) the rota
     y ~ Bernoulli(prevalence)
     mu_j = s_j * (group_sep / 2) * e_1                      # the groups occupy different regions
     v_j  = R(s_j * (45 deg + [j is hard] * rotation_deg)) e_2   # each group has its own boundary
-    x | y, j ~ N(mu_j + (2y - 1) * (class_sep / 2) * v_j, I_d)
+    u_j  = R(s_j * 45 deg) e_2                              # v_j before any rotation
+    x | y, j ~ N(mu_j + (2y - 1) * (class_sep / 2) * v_j, Sigma_j),
+    Sigma_j = u_j u_j^T + anisotropy^2 u_j^perp u_j^perp^T  (first two dims; I elsewhere)
 
 so the Bayes boundary of group j is the hyperplane through mu_j with normal v_j, and the two
 groups' boundaries are perpendicular: a model trained on one group alone is near chance on the
@@ -20,7 +22,14 @@ onto group 1's, so swapping the names gives the same learning problem. Difficult
 ``hard_group`` only:
 
 * ``rotation_deg`` in [0, 90] turns its class layout (and so its boundary) about mu_j, away from
-  the symmetric 45 deg; at large angles one of its classes moves towards the other group;
+  the symmetric 45 deg; at large angles one of its classes moves towards the other group.
+  With isotropic noise (``anisotropy`` 1, the default) this turns the group's boundary but
+  leaves its own task as easy as before: the two groups' boundaries conflict differently, for
+  both alike. With ``anisotropy`` a > 1 the noise of each group is a times larger across its
+  unrotated class direction u_j than along it, so rotating the hard group's classes moves them
+  into its noisier direction: its own Bayes error grows from Phi(-class_sep / 2) to
+  Phi(-(class_sep / 2) / sqrt(cos^2 t + a^2 sin^2 t)) at rotation t, while the other group's
+  task is unchanged (a genuinely harder group);
 * ``label_noise`` in [0, 0.5] flips exactly round(label_noise * n) of its labels, chosen at
   random, in pool and val (``label_noise_on: train``) or in every split (``all``);
   at 0.5 its training labels carry no information about x.
@@ -53,6 +62,9 @@ class SyntheticData(Strict):
     label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
     label_noise_on: Literal["train", "all"] = "train"
     rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
+    # noise std across each group's unrotated class direction (1 along it): > 1 makes a
+    # rotated boundary a harder task for its group
+    anisotropy: Annotated[float, Field(ge=1.0)] = 1.0
     group_feature: bool = False
     pool_size: PositiveInt = 20000
     val_size: Annotated[int, Field(ge=0)] = 0
@@ -74,22 +86,40 @@ class SyntheticData(Strict):
         return self.hard_group or self.groups[-1]
 
 
-def _directions(cfg: SyntheticData) -> tuple[np.ndarray, np.ndarray]:
-    """Centres mu [2, 2] and class directions v [2, 2] of the two groups (first two dims)."""
+def _directions(cfg: SyntheticData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centres mu [2, 2], class directions v [2, 2] and unrotated class directions u [2, 2] of
+    the two groups (first two dims)."""
     hard = cfg.groups.index(cfg.hard)
-    mus, vs = [], []
+    mus, vs, us = [], [], []
     for j, s in enumerate((-1.0, 1.0)):
         angle = math.radians(45.0 + (cfg.rotation_deg if j == hard else 0.0)) * s
+        base = math.radians(45.0) * s
         mus.append([s * cfg.group_sep / 2.0, 0.0])
         vs.append([-math.sin(angle), math.cos(angle)])
-    return np.array(mus), np.array(vs)
+        us.append([-math.sin(base), math.cos(base)])
+    return np.array(mus), np.array(vs), np.array(us)
 
 
-def _generate(cfg: SyntheticData, n: int, rng: np.random.Generator, mus, vs) -> Split:
+def bayes_error(cfg: SyntheticData, hard: bool) -> float:
+    """A group's error under its own Bayes rule (its labels as drawn, before label noise)."""
+    from scipy.special import ndtr
+
+    t = math.radians(cfg.rotation_deg) if hard else 0.0
+    spread = math.sqrt(math.cos(t) ** 2 + (cfg.anisotropy * math.sin(t)) ** 2)
+    return float(ndtr(-(cfg.class_sep / 2.0) / spread))
+
+
+def _generate(cfg: SyntheticData, n: int, rng: np.random.Generator, mus, vs, us) -> Split:
     g = np.repeat(np.arange(2), [n - n // 2, n // 2])
     y = (rng.random(n) < cfg.prevalence).astype(np.int64)
     eps = rng.standard_normal((n, cfg.n_features))
     X = eps
+    if cfg.anisotropy != 1.0:  # stretch the noise across each group's unrotated direction
+        u = us[g]
+        across = np.stack([-u[:, 1], u[:, 0]], axis=1)
+        along = (X[:, :2] * u).sum(axis=1, keepdims=True)
+        side = (X[:, :2] * across).sum(axis=1, keepdims=True)
+        X[:, :2] = along * u + cfg.anisotropy * side * across
     X[:, :2] += mus[g] + ((2 * y - 1) * cfg.class_sep / 2.0)[:, None] * vs[g]
     if cfg.group_feature:
         X = np.concatenate([X, g[:, None].astype(float)], axis=1)
@@ -107,16 +137,16 @@ def _flip(split: Split, group: int, fraction: float, rng: np.random.Generator) -
 
 def load(cfg: SyntheticData, seed: int) -> Dataset:
     """Draw pool / val / test for one grid point. ``seed`` fixes the base draws."""
-    mus, vs = _directions(cfg)
+    mus, vs, us = _directions(cfg)
     base = np.random.SeedSequence(seed)
     s_pool, s_val, s_test, s_noise = base.spawn(4)
-    pool = _generate(cfg, cfg.pool_size, np.random.default_rng(s_pool), mus, vs)
+    pool = _generate(cfg, cfg.pool_size, np.random.default_rng(s_pool), mus, vs, us)
     val = (
-        _generate(cfg, cfg.val_size, np.random.default_rng(s_val), mus, vs)
+        _generate(cfg, cfg.val_size, np.random.default_rng(s_val), mus, vs, us)
         if cfg.val_size
         else None
     )
-    test = _generate(cfg, cfg.test_size, np.random.default_rng(s_test), mus, vs)
+    test = _generate(cfg, cfg.test_size, np.random.default_rng(s_test), mus, vs, us)
 
     hard = cfg.groups.index(cfg.hard)
     noisy = [pool, val] + ([test] if cfg.label_noise_on == "all" else [])
@@ -126,9 +156,7 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
         if split is not None and cfg.label_noise > 0:
             flipped[name] = len(_flip(split, hard, cfg.label_noise, noise_rng))
 
-    from scipy.special import ndtr
-
-    bayes = float(ndtr(cfg.class_sep / 2.0))  # per-group accuracy of its own Bayes rule
+    bayes = {name: 1.0 - bayes_error(cfg, name == cfg.hard) for name in cfg.groups}
     return Dataset(
         groups=list(cfg.groups),
         classes=["0", "1"],
