@@ -120,15 +120,18 @@ def make_chexpert(root: Path, n_patients: int = 20, small: bool = True, seed: in
 
 
 def lesion_pixels(label: int, sex: str, rng: np.random.Generator, size=(20, 16)) -> np.ndarray:
-    """An RGB image [h, w, 3] whose class shows as a dark (melanoma) or light (naevus) centre
-    disc and whose group tints the background, with noise."""
+    """An RGB image [h, w, 3] whose class shows, not always clearly, as a darker (melanoma) or
+    lighter (naevus) centre disc of random size under random lighting; the group tints the
+    background, and the female group's images are noisier (a harder task)."""
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
-    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(w, h) / 3) ** 2
+    radius = min(w, h) / rng.uniform(2.6, 4.0)
+    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < radius ** 2
     base = np.array([200, 170, 150] if sex == "female" else [180, 160, 170], dtype=float)
     img = np.tile(base, (h, w, 1))
-    img[disc] = [105, 75, 60] if label == 1 else [150, 110, 90]
-    img += rng.normal(0, 45, img.shape)
+    shade = rng.normal(115 if label == 1 else 150, 14)
+    img[disc] = shade * np.array([1.0, 0.72, 0.6])
+    img += rng.normal(0, 15) + rng.normal(0, 45 if sex == "female" else 25, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

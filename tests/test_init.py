@@ -132,7 +132,7 @@ def test_init_table_comments_say_why_each_value(people):
     text = (folder / "people.yaml").read_text()
     comment = "\n".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
     assert "islands (39 rows)" in comment  # what was dropped, with its size
-    assert "the rarer value" in comment  # why 'yes' is positive
+    assert "'yes': an indicator's positive value" in comment  # why 'yes' is positive
     # 356 south rows x (1 - 0.3 - 0.15) = 195.8: the apportionment gives the pool 196
     assert "196 pool rows" in comment and "200 cannot be drawn" in comment  # why train_size
     assert "#   fairensemble init table people.csv --target outcome --group region" in text
@@ -189,7 +189,10 @@ def test_positive_class_rule():
         return scaffold.Counts(("g",), tuple(totals), np.array([list(totals.values())]))
 
     assert scaffold.pick_positive(counts({"<=50K": 300, ">50K": 100}))[0] == ">50K"
-    assert scaffold.pick_positive(counts({"0": 40, "1": 60}))[0] == "0"
+    # an indicator names its positive value, whichever is rarer
+    assert scaffold.pick_positive(counts({"0": 40, "1": 60}))[0] == "1"
+    assert scaffold.pick_positive(counts({"No": 70, "Yes": 30}))[0] == "Yes"
+    assert scaffold.pick_positive(counts({"1": 700, "2": 300}))[0] == "2"  # not an indicator
     assert scaffold.pick_positive(counts({"a": 50, "b": 50}))[0] == "b"  # tie: sorting last
     assert scaffold.pick_positive(counts({"lo": 5, "mid": 5, "hi": 5}))[0] is None
 

@@ -27,6 +27,7 @@ value is and why.
 from __future__ import annotations
 
 import difflib
+import glob
 import math
 import re
 import shlex
@@ -94,6 +95,14 @@ class Counts:
     def rows(self, group: str) -> int:
         return int(self.n[self.groups.index(group)].sum())
 
+    def in_class_order(self, classes: list[str] | tuple[str, ...]) -> Counts:
+        """The same counts with the columns in ``classes``' order (when they are the same
+        classes), so that tables made before and after the positive class was chosen align."""
+        if sorted(classes) != sorted(self.classes):
+            return self
+        order = [self.classes.index(c) for c in classes]
+        return Counts(self.groups, tuple(classes), self.n[:, order])
+
     def lines(self, title: str) -> list[str]:
         """An aligned text table: one line per group with its class counts and total."""
         head = [title, *self.classes, "total"]
@@ -156,13 +165,24 @@ class Proposal:
 # ----------------------------------------------------------------------------- pure rules
 
 
+# two-valued targets that name their positive value: 1, true, yes
+INDICATORS = {frozenset({"0", "1"}): "1", frozenset({"false", "true"}): "true",
+              frozenset({"no", "yes"}): "yes", frozenset({"n", "y"}): "y"}
+
+
 def pick_positive(counts: Counts) -> tuple[str | None, str]:
-    """The positive class of a two-valued target: the rarer (ties: the one sorting last, the
-    loader's class 1). More than two classes: ``None`` (multi-class)."""
+    """The positive class of a two-valued target: the value an indicator calls positive (1,
+    true, yes), else the rarer (ties: the one sorting last, the loader's class 1). More than
+    two classes: ``None`` (multi-class)."""
     totals = counts.n.sum(0)
     if len(counts.classes) != 2:
         return None, (f"{len(counts.classes)} classes, kept multi-class (no positive class; "
                       f"--positive VALUE makes it binary)")
+    named = INDICATORS.get(frozenset(c.lower() for c in counts.classes))
+    if named is not None:
+        pos = next(c for c in counts.classes if c.lower() == named)
+        share = totals[counts.classes.index(pos)] / totals.sum()
+        return pos, f"{pos!r}: an indicator's positive value ({share:.0%} of rows)"
     if totals[0] == totals[1]:
         pos = counts.classes[1]
         return pos, f"{pos!r}: both values are equally common, so the one sorting last"
@@ -376,7 +396,7 @@ def propose_table(
         notes.append("missing values written as " + ", ".join(repr(v) for v in na_values)
                      + " (numeric columns " + preview_names(list(markers)) + " are numbers apart "
                      "from them): read as missing (dataset.na_values)")
-    plan = _plan_groups_and_markers(counts, counts.n * TEST_FRACTION, ratio_group, notes)
+    plan = _plan_groups_and_markers(counts, counts.n * TEST_FRACTION, ratio_group)
     spec = base.model_copy(update={"positive": pos, "min_group_size": plan.min_group_size,
                                    "groups": plan.groups})
     ds = ds0 if spec == base else load_table(spec, seed, frame)
@@ -457,8 +477,8 @@ def _sniffed_header(path: Path) -> bool | None:
     return None if sniff(path)[1] else False
 
 
-def _plan_groups_and_markers(counts: Counts, expected_test: np.ndarray, keep: str | None,
-                             notes: list[str]) -> GroupPlan:
+def _plan_groups_and_markers(counts: Counts, expected_test: np.ndarray, keep: str | None
+                             ) -> GroupPlan:
     """``plan_groups``, after leaving out groups whose name is a missing-value marker
     ('unknown', '?', ...: a missing attribute, not a group), which ``groups`` then lists
     without them."""
@@ -470,11 +490,10 @@ def _plan_groups_and_markers(counts: Counts, expected_test: np.ndarray, keep: st
     sub = Counts(tuple(counts.groups[i] for i in kept), counts.classes, counts.n[kept])
     plan = plan_groups(sub, expected_test[kept], keep=keep)
     left_out = ", ".join(f"{counts.groups[i]} ({int(counts.n[i].sum()):,} rows)" for i in marked)
-    notes.append(f"groups left out: {left_out}; a missing-value marker, not a group")
     groups = plan.groups if plan.groups is not None else list(sub.groups)
     note = plan.note or ""
-    note = (f"{note}; " if note else "") + (f"left out {left_out}: a missing-value marker, not a "
-                                            "group; delete `groups` to keep them")
+    note = (f"{note}; " if note else "") + (f"left out: {left_out}, a missing-value marker "
+                                            "rather than a group; delete `groups` to keep them")
     return GroupPlan(plan.min_group_size, groups, plan.merged,
                      {**plan.dropped, **{counts.groups[i]: int(counts.n[i].sum())
                                           for i in marked}}, note)
@@ -692,7 +711,7 @@ def propose_images(
     notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
     expected = (_split_counts(rows0)["test"].n if split is not None
                 else counts.n * TEST_FRACTION)
-    plan = _plan_groups_and_markers(counts, expected, ratio_group, notes)
+    plan = _plan_groups_and_markers(counts, expected, ratio_group)
     sizes = image_sizes(rows0)
     color = "gray" if sizes["modes"] and all(m in GRAY_MODES for m in sizes["modes"]) else "rgb"
     smallest = min(sizes["min_side"], CPU_IMAGE_SIZE) if sizes["min_side"] else CPU_IMAGE_SIZE
@@ -777,12 +796,15 @@ def guess_suffix(values: pd.Series, roots: list[Path], tries: int = 20) -> str |
     from .data.images import IMAGE_EXTENSIONS
 
     found: set[str] = set()
-    names = [v for v in values.dropna().astype(str).head(500)
-             if v and Path(v).suffix.lower() not in IMAGE_EXTENSIONS][:tries]
+    names = [v.strip() for v in values.head(500) if isinstance(v, str) and v.strip()
+             and Path(v.strip()).suffix.lower() not in IMAGE_EXTENSIONS][:tries]
     for name in names:
         for root in roots:
-            hits = [p.suffix for p in root.glob(f"{name}.*")
-                    if p.suffix.lower() in IMAGE_EXTENSIONS]
+            try:
+                hits = [p.suffix for p in root.glob(f"{glob.escape(name)}.*")
+                        if p.suffix.lower() in IMAGE_EXTENSIONS]
+            except OSError:  # a name the file system cannot hold is no file name
+                hits = []
             if hits:
                 found.update(hits)
                 break
@@ -889,6 +911,7 @@ def _finish(
         pool_y, pool_g = pool_parts
         groups, classes = list(test.groups), list(test.classes)  # after dropping or merging
     pool = Counts.of(pool_y, pool_g, groups, classes)
+    counts = counts.in_class_order(classes)
     rg, rg_why = pick_ratio_group(pool, requested_rg, merged=dataset.get("min_group_size", 0) > 0,
                                   group_values=group_values, attribute=(attributes or [""])[0])
     moved = moved_indices(rg, groups, group_values or [])
