@@ -351,12 +351,10 @@ BUDGET_SHARES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)  # at least three inside (0,
 def budget_sizes(largest: int) -> list[int]:
     """Three training-set sizes up to ``largest``: a quarter, a half and all of it, each
     rounded down to two significant figures."""
-    out = []
-    for fraction in (0.25, 0.5, 1.0):
-        n = int(largest * fraction)
-        step = 10 ** max(len(str(n)) - 2, 0)
-        out.append(n // step * step)
-    sizes = sorted({n for n in out if n >= 10})
+    from .data.sampling import readable_floor
+
+    sizes = sorted({n for n in (readable_floor(int(largest * f))[0] for f in (0.25, 0.5, 1.0))
+                    if n >= 10})
     if len(sizes) < 2:
         raise RecommendError(f"--budget: the pool draws at most {largest} samples at every "
                              "share; learning curves need at least two sizes of 10 or more")

@@ -46,7 +46,7 @@ from .data.base import DataError, preview_names
 from .data.celeba import CelebAData
 from .data.chexpert import CheXpertData
 from .data.images import Rows
-from .data.sampling import drawable, largest_train_size, stratified_subsample
+from .data.sampling import drawable, largest_train_size, readable_floor, stratified_subsample
 from .data.tabular import TableData
 from .plan import moved_indices
 
@@ -263,12 +263,6 @@ def pick_ratio_group(pool: Counts, requested: str | None, merged: bool = False,
     return name, f"{name!r}: the smallest group in the pool ({sizes[name]:,} rows)"
 
 
-def readable_floor(n: int) -> tuple[int, int]:
-    """``n`` rounded down to two significant figures, and the unit of the second figure."""
-    step = 10 ** max(len(str(n)) - 2, 0)
-    return n // step * step, step
-
-
 def readable_between(low: int, high: int) -> int:
     """The number with fewest significant figures in (``low``, ``high``]."""
     first = low + 1
@@ -385,13 +379,7 @@ def propose_table(
     _require_ratio_group(ratio_group, counts, columns_of, source, ds0.group_values)
     notes: list[str] = []
     comments: dict[str, str] = {}
-    if positive is not None:
-        pos, why = positive, f"{positive!r}, as asked (--positive); every other value is negative"
-    else:
-        pos, why = pick_positive(counts)
-    if pos is not None:
-        comments["dataset.positive"] = f"positive class: {why}"
-    notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
+    pos, why = _positive(counts, positive, target, comments, notes)
     if markers:
         notes.append("missing values written as " + ", ".join(repr(v) for v in na_values)
                      + " (numeric columns " + preview_names(list(markers)) + " are numbers apart "
@@ -450,6 +438,20 @@ def propose_table(
         requested_rg=ratio_group, facts=facts, notes=notes, comments=comments,
         attributes=list(ds.attributes), group_values=list(ds.group_values),
     )
+
+
+def _positive(counts: Counts, positive: str | None, target: str, comments: dict[str, str],
+              notes: list[str]) -> tuple[str | None, str]:
+    """The positive class (``--positive``, else ``pick_positive``) and why, noted and
+    commented."""
+    if positive is not None:
+        pos, why = positive, f"{positive!r}, as asked (--positive); every other value is negative"
+    else:
+        pos, why = pick_positive(counts)
+    if pos is not None:
+        comments["dataset.positive"] = f"positive class: {why}"
+    notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
+    return pos, why
 
 
 def _group_list(group: str | list[str]) -> list[str]:
@@ -702,13 +704,7 @@ def propose_images(
     counts = Counts.of(rows0.y, rows0.g, rows0.groups, rows0.classes)
     _require_ratio_group(ratio_group, counts, columns_of, source, rows0.group_values)
     comments: dict[str, str] = {}
-    if positive is not None:
-        pos, why = positive, f"{positive!r}, as asked (--positive); every other value is negative"
-    else:
-        pos, why = pick_positive(counts)
-    if pos is not None:
-        comments["dataset.positive"] = f"positive class: {why}"
-    notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
+    pos, why = _positive(counts, positive, target, comments, notes)
     expected = (_split_counts(rows0)["test"].n if split is not None
                 else counts.n * TEST_FRACTION)
     plan = _plan_groups_and_markers(counts, expected, ratio_group)

@@ -161,6 +161,13 @@ def largest_train_size(
     return lo
 
 
+def readable_floor(n: int) -> tuple[int, int]:
+    """``n`` rounded down to two significant figures, and the unit of the second figure (a
+    proposed training-set size reads well and can be drawn)."""
+    step = 10 ** max(len(str(n)) - 2, 0)
+    return n // step * step, step
+
+
 def sample_indices(
     counts: np.ndarray, pool_y: np.ndarray, pool_g: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -194,4 +201,4 @@ def stratified_subsample(
 
 
 __all__ = ["SamplingError", "drawable", "largest_remainder", "largest_train_size", "mix_shares",
-           "plan_counts", "sample_indices", "stratified_subsample"]
+           "plan_counts", "readable_floor", "sample_indices", "stratified_subsample"]
