@@ -14,13 +14,11 @@ from typing import Any
 from .base import DataError, Dataset, Split
 from .registry import SOURCES, Source
 
-_HELPERS = {"base", "registry", "sampling", "reader", "frame", "decode"}
-
-
 def sources() -> dict[str, Source]:
-    """Every registered source by kind (importing the source modules on first use)."""
+    """Every registered source by kind (importing the package's modules on first use; the
+    helper modules among them register nothing)."""
     for info in pkgutil.iter_modules(__path__):
-        if info.name not in _HELPERS and not info.name.startswith("_"):
+        if not info.name.startswith("_"):
             import_module(f"{__name__}.{info.name}")
     return SOURCES
 
