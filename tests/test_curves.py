@@ -363,6 +363,20 @@ def test_difficulty_tells_a_high_floor_from_a_steep_curve():
     assert "steeper curve" in d_steep["statement"]
 
 
+def test_a_prediction_that_barely_varies_with_the_share_is_called_flat():
+    # both groups on one floor with curves so shallow that shares change the error by far
+    # less than the replicate noise: the share picked cannot be trusted, and the JSON says so
+    flat = {"M": (0.20, 0.002, 0.5, 0.0, NO_TOTAL), "F": (0.20, 0.002, 0.5, 0.0, NO_TOTAL)}
+    curves = fit_curves(generate(flat, SIZES, SHARES, noise=0.01), 1, n_boot=20)
+    got = curves_json(curves, budget=2000)
+    assert all(got["predicted"][name]["flat"] for name in ("gap", "overall", "worst"))
+    assert any(w.startswith("gap: flat") for w in got["warnings"])
+    # a real difference between the groups' curves is not flat
+    steep = {"M": (0.03, 3.0, 0.5, 0.0, NO_TOTAL), "F": (0.15, 1.0, 0.5, 0.0, NO_TOTAL)}
+    got = curves_json(fit_curves(generate(steep, SIZES, SHARES), 1, n_boot=20), budget=2000)
+    assert not got["predicted"]["gap"]["flat"]
+
+
 def test_a_conflict_between_the_groups_is_fitted_by_the_conflict_term():
     # error rising with the other group's share beyond what the own count explains: Rolf's
     # form (b >= 0) cannot express it; the conflict term c (1 - s)^r can, and the floors stay

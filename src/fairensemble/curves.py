@@ -64,9 +64,12 @@ Budget predictions put the fits at training-set size N and a grid of shares of t
 (best equal-weight mean of groups, the ``balanced`` test mix, or given weights), worst (best
 worst group) and pareto (the smallest gap among shares whose overall cannot be told apart from
 the best, by the paired bootstrap). The recommended share's interval is the percentile interval
-of the refits' own optima. Extrapolation is flagged (``supported`` False) when N lies more than
-``MAX_FACTOR`` times beyond the measured sizes or the 95 % interval of a group's predicted metric
-at the gap-minimising share is wider than ``MAX_WIDTH``.
+of the refits' own optima; the refits keep the chosen form, so these intervals do not carry the
+uncertainty of the form itself. An objective whose predicted values vary across the shares by
+less than ``FLAT_RMSE`` times the fits' RMSE is called flat: the share it picks rests on
+differences smaller than what the fits miss. Extrapolation is flagged (``supported`` False)
+when N lies more than ``MAX_FACTOR`` times beyond the measured sizes or the 95 % interval of a
+group's predicted metric at the gap-minimising share is wider than ``MAX_WIDTH``.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ MAX_FACTOR = 4.0  # how far beyond the measured sizes a prediction is trusted
 MAX_WIDTH = 0.10  # widest 95 % interval of a group's predicted metric a prediction is trusted at
 SHARE_STEP = 0.01
 INTERFERENCE_P = 0.05  # residuals rising with the total at this level flag interference
+FLAT_RMSE = 2.0  # an objective whose prediction varies less than this times the fits' RMSE is flat
 POOR_R2 = 0.8  # a group's fit explaining less of its design points' variance is called poor
 
 
@@ -960,6 +964,9 @@ def curves_json(curves: Curves, budget: int | None = None, shares: Sequence[floa
         }
     recommended = {name: {k: v for k, v in c.items() if k != "index"}
                    for name, c in pred.recommended.items()}
+    flats = flat_objectives(curves, pred)
+    for name, flat in flats.items():
+        recommended[name].update(flat)
     per_share: dict[str, Any] = {"share": pred.shares.tolist()}
     for label in [*curves.groups, "overall", "gap", "worst"]:
         lo, hi = pred.interval(label)
@@ -974,7 +981,11 @@ def curves_json(curves: Curves, budget: int | None = None, shares: Sequence[floa
             for name, c in p.recommended.items()}})
     return {
         "k": curves.k, "metric": curves.metric, "direction": curves.direction,
-        "warnings": fit_warnings(curves, pred),
+        "warnings": fit_warnings(curves, pred) + [
+            f"{name}: flat, the predicted {f['label']} varies by only {f['span']:.4f} across "
+            f"shares {pred.shares[0]:g}-{pred.shares[-1]:g}, within {FLAT_RMSE:g} times the fits' "
+            f"RMSE ({f['rmse']:.4f}): the data cannot single out a share"
+            for name, f in flats.items() if f["flat"]],
         "moved_group": curves.moved_group, "measured_sizes": curves.sizes,
         "measured_shares": curves.shares, "groups": groups,
         "fit": _pooled_fit(curves),
@@ -983,6 +994,21 @@ def curves_json(curves: Curves, budget: int | None = None, shares: Sequence[floa
         "predicted": recommended, "per_share": per_share, "by_budget": by_budget,
         "difficulty": diff["statement"], "harder": diff["harder"],
     }
+
+
+def flat_objectives(curves: Curves, pred: Prediction) -> dict[str, dict[str, Any]]:
+    """Per objective, how much its predicted value varies across the shares (``span``) against
+    the fits' own error (pooled RMSE): ``flat`` when the span is within ``FLAT_RMSE`` times it,
+    so that the recommended share rests on differences smaller than what the fits miss."""
+    rmse = _pooled_fit(curves)["rmse"]
+    out = {}
+    for name, label in (("gap", "gap"), ("overall", "overall"), ("worst", "worst"),
+                        ("pareto", "gap")):
+        values = pred.values[label][np.isfinite(pred.values[label])]
+        span = float(values.max() - values.min()) if len(values) else float("nan")
+        out[name] = {"label": label, "span": _num(span), "rmse": rmse,
+                     "flat": bool(np.isfinite(span) and span < FLAT_RMSE * rmse)}
+    return out
 
 
 def fit_warnings(curves: Curves, pred: Prediction | None = None) -> list[str]:

@@ -480,7 +480,8 @@ def _curve_parts(entry: dict[str, Any], budget: int | None = None) -> list[str |
             prow: list[Row] = []
             for name, c in part["predicted"].items():
                 lo, hi = c["interval"]
-                prow.append([Cell(name), _share(c["share"]),
+                prow.append([Cell(name + ("  (flat)" if c.get("flat") else "")),
+                             _share(c["share"]),
                              Cell("n/a" if lo is None else f"{lo:g} - {hi:g}", lo),
                              Cell(f"{c['value']:.3f}{_ci(*c['value_ci'])}", c["value"]),
                              Cell("{:g} - {:g}".format(*c["indistinguishable"]),

@@ -14,6 +14,7 @@ from typing import Any
 from .base import DataError, Dataset, Split
 from .registry import SOURCES, Source
 
+
 def sources() -> dict[str, Source]:
     """Every registered source by kind (importing the package's modules on first use; the
     helper modules among them register nothing)."""
