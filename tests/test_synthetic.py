@@ -83,14 +83,20 @@ def test_group_feature_appends_the_group_code():
     assert np.array_equal(ds.pool.X[:, -1], ds.pool.g.astype(np.float32))
 
 
-def _own_rule_accuracy(ds, cfg, j: int) -> float:
-    """Accuracy on group j's test rows of group j's own Bayes rule (the side of its boundary)."""
+def _own_rule_accuracy(ds, cfg, j: int, mahalanobis: bool = True) -> float:
+    """Accuracy on group j's test rows of group j's own Bayes rule: the side of the boundary
+    with normal Sigma_j^-1 v_j (the Mahalanobis rule); or, without ``mahalanobis``, normal v_j
+    (the rule that ignores the noise's shape)."""
     from fairensemble.data.synthetic import _directions
 
-    mus, vs, _ = _directions(cfg)
+    mus, vs, us = _directions(cfg)
+    u = us[j]
+    across = np.array([-u[1], u[0]])
+    precision = np.outer(u, u) + np.outer(across, across) / cfg.anisotropy ** 2
+    normal = precision @ vs[j] if mahalanobis else vs[j]
     rows = ds.test.g == j
     X = np.asarray(ds.test.X)[rows, :2]
-    pred = ((X - mus[j]) @ vs[j] > 0).astype(int)
+    pred = ((X - mus[j]) @ normal > 0).astype(int)
     return float((pred == ds.test.y[rows]).mean())
 
 
@@ -101,13 +107,17 @@ def test_anisotropic_noise_makes_a_rotated_group_genuinely_harder_and_leaves_the
     cfg = SyntheticData(rotation_deg=angle, anisotropy=3.0, test_size=40000)
     ds = load(cfg, seed=0)
     hard, easy = cfg.groups.index(cfg.hard), 1 - cfg.groups.index(cfg.hard)
-    # F's own rule errs as the formula says: its classes moved into its noisier direction
+    # F's own Bayes rule errs as the formula says: its classes moved into its noisier direction
     for j, is_hard in ((hard, True), (easy, False)):
         assert 1 - _own_rule_accuracy(ds, cfg, j) == pytest.approx(bayes_error(cfg, is_hard),
                                                                    abs=0.008)
     assert bayes_error(cfg, False) == pytest.approx(0.0668, abs=1e-3)  # M: as without rotation
     if angle:
-        assert bayes_error(cfg, True) > 0.15  # Phi(-1.5 / sqrt(cos^2 30 + 9 sin^2 30)) = 0.19
+        # Phi(-1.5 * sqrt(cos^2 30 + sin^2 30 / 9)) = 0.093, and ignoring the noise's shape
+        # (the boundary normal to v) errs more: Phi(-1.5 / sqrt(cos^2 30 + 9 sin^2 30)) = 0.19
+        assert bayes_error(cfg, True) == pytest.approx(0.093, abs=0.001)
+        assert 1 - _own_rule_accuracy(ds, cfg, hard, mahalanobis=False) == pytest.approx(
+            0.193, abs=0.008)
     # the easy group's data do not depend on the rotation (common random numbers)
     base = load(SyntheticData(anisotropy=3.0, test_size=40000), seed=0)
     rows = ds.pool.g == easy

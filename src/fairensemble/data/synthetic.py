@@ -27,9 +27,10 @@ onto group 1's, so swapping the names gives the same learning problem. Difficult
   leaves its own task as easy as before: the two groups' boundaries conflict differently, for
   both alike. With ``anisotropy`` a > 1 the noise of each group is a times larger across its
   unrotated class direction u_j than along it, so rotating the hard group's classes moves them
-  into its noisier direction: its own Bayes error grows from Phi(-class_sep / 2) to
-  Phi(-(class_sep / 2) / sqrt(cos^2 t + a^2 sin^2 t)) at rotation t, while the other group's
-  task is unchanged (a genuinely harder group);
+  into its noisier direction: its own Bayes error (the Mahalanobis rule's, the classes being
+  Gaussian with a shared covariance) grows from Phi(-class_sep / 2) to
+  Phi(-(class_sep / 2) * sqrt(cos^2 t + sin^2 t / a^2)) at rotation t, while the other
+  group's task is unchanged (a genuinely harder group);
 * ``label_noise`` in [0, 0.5] flips exactly round(label_noise * n) of its labels, chosen at
   random, in pool and val (``label_noise_on: train``) or in every split (``all``);
   at 0.5 its training labels carry no information about x.
@@ -101,12 +102,15 @@ def _directions(cfg: SyntheticData) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def bayes_error(cfg: SyntheticData, hard: bool) -> float:
-    """A group's error under its own Bayes rule (its labels as drawn, before label noise)."""
+    """A group's error under its own Bayes rule (its labels as drawn, before label noise):
+    Phi(-D / 2) with D the Mahalanobis distance between its class means, class_sep * sqrt(
+    cos^2 t + sin^2 t / a^2) for rotation t and anisotropy a."""
     from scipy.special import ndtr
 
     t = math.radians(cfg.rotation_deg) if hard else 0.0
-    spread = math.sqrt(math.cos(t) ** 2 + (cfg.anisotropy * math.sin(t)) ** 2)
-    return float(ndtr(-(cfg.class_sep / 2.0) / spread))
+    distance = cfg.class_sep * math.sqrt(math.cos(t) ** 2
+                                         + (math.sin(t) / cfg.anisotropy) ** 2)
+    return float(ndtr(-distance / 2.0))
 
 
 def _generate(cfg: SyntheticData, n: int, rng: np.random.Generator, mus, vs, us) -> Split:
