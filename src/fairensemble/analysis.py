@@ -173,7 +173,7 @@ def evaluate_run(plan: Plan, store: RunStore,
     (``evaluate_cells``: each cell read at most once; a damaged cell stops it, naming its
     file). ``prune`` drops cached evaluations of other specs."""
     check_complete(plan, store)
-    evaluate = Evaluator.of(plan.cfg)
+    evaluate = Evaluator.of(plan.cfg, plan.layouts)
     got, _ = evaluate_cells(store, evaluate, [c.id for c in plan.cells], plan.cfg.executor,
                             on_start=on_start, on_progress=on_progress)
     if prune:

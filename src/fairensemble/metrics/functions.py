@@ -45,14 +45,16 @@ def auc(ctx: Context) -> np.ndarray:
     """
     sl = ctx.slices
     classes = [1] if ctx.C == 2 else range(ctx.C)
-    out = np.empty((sl.R, sl.G + 1, ctx.D, len(classes)))
+    out = np.empty((sl.R, sl.L, ctx.D, len(classes)))
     for i, c in enumerate(classes):
         M = ctx.pair_counts(c)
         P = ctx.class_totals[..., c]
         N = ctx.totals - P
         diag = np.diagonal(M, axis1=1, axis2=2).transpose(0, 2, 1)  # [R, G, D]
         whole = np.einsum("j,h,rjhd->rd", sl.overall, sl.overall, M)[:, None]
-        out[..., i] = np.concatenate([diag, whole], axis=1) / (P * N)
+        # a margin's pairs: positives and negatives both in one of the groups it unites
+        margins = [M[:, list(m)][:, :, list(m)].sum(axis=(1, 2))[:, None] for m in sl.margins]
+        out[..., i] = np.concatenate([diag, whole, *margins], axis=1) / (P * N)
     return out
 
 
