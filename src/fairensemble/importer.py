@@ -107,15 +107,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def check_probabilities(columns: list[np.ndarray], names: list[str], logits: bool,
-                        where: Callable[[int], str]) -> list[np.ndarray]:
+                        where: Callable[[int], str], source: str | None = None
+                        ) -> list[np.ndarray]:
     """Probability columns (one per class, or one ``p`` of the positive class) checked, or
     turned into probabilities when ``logits``: float32, the classes' columns in order (two for
-    a single ``p``). ``where(i)`` names the position of the i-th value in an error."""
+    a single ``p``). ``where(i)`` names the position of the i-th value in an error, ``source``
+    (a file) starts it."""
+    head = f"{source}: " if source else ""
     for col, name in zip(columns, names):
         bad = np.flatnonzero(~np.isfinite(col))
         if len(bad):
-            raise DataError(f"{name}: {'NaN' if np.isnan(col[bad[0]]) else col[bad[0]]} "
-                            f"{where(int(bad[0]))}; expected a probability")
+            value = "NaN" if np.isnan(col[bad[0]]) else str(col[bad[0]])
+            raise DataError(f"{head}{name}: {value} {where(int(bad[0]))}; expected a "
+                            "probability")
     single = len(columns) == 1
     if logits:
         if single:
@@ -124,20 +128,21 @@ def check_probabilities(columns: list[np.ndarray], names: list[str], logits: boo
         return _softmax(columns)
     hint = ("pass --logits (logits=True) to apply a sigmoid" if single else
             "pass --logits (logits=True) to apply a softmax")
+    if not single:
+        total = np.add.reduce([c.astype(np.float32, copy=False) for c in columns])
+        off = np.flatnonzero(np.abs(total - 1) > SUM_TOLERANCE)
+        if len(off):
+            raise DataError(f"{head}{', '.join(names)}: the probabilities "
+                            f"{where(int(off[0]))} sum to {float(total[off[0]]):.4g}, not 1 "
+                            f"({len(off):,} such rows): logits or scores? {hint}")
     for col, name in zip(columns, names):
         out = np.flatnonzero((col < 0) | (col > 1))
         if len(out):
-            raise DataError(f"{name}: {float(col[out[0]]):g} {where(int(out[0]))} is not a "
-                            f"probability (outside [0, 1]): logits? {hint}")
+            raise DataError(f"{head}{name}: {float(col[out[0]]):g} {where(int(out[0]))} is not "
+                            f"a probability (outside [0, 1]): logits? {hint}")
     if single:
         p = columns[0].astype(np.float32, copy=False)
         return [1 - p, p]
-    total = np.add.reduce([c.astype(np.float32, copy=False) for c in columns])
-    off = np.flatnonzero(np.abs(total - 1) > SUM_TOLERANCE)
-    if len(off):
-        raise DataError(f"{', '.join(names)}: the probabilities {where(int(off[0]))} sum to "
-                        f"{float(total[off[0]]):.4g}, not 1 ({len(off):,} such rows): logits "
-                        f"or scores? {hint}")
     return [c.astype(np.float32, copy=False) for c in columns]
 
 
@@ -299,9 +304,11 @@ def _check_columns(names: list[str], group: Sequence[str] | None, grid: Sequence
         raise DataError(f"{source}: no probability columns: expected one {PROB_PREFIX}<class> "
                         f"column per class, or one {PROB!r} column (binary, the positive class)"
                         f"{_close(PROB_PREFIX + '1', names)}{listed}")
-    for name in (MEMBER, SAMPLE, LABEL):
+    roles = {MEMBER: "each row's member", SAMPLE: "an id a sample keeps across members",
+             LABEL: "the label"}
+    for name, role in roles.items():
         if name not in names:
-            raise DataError(f"{source}: required column {name!r} not found"
+            raise DataError(f"{source}: required column {name!r} ({role}) not found"
                             f"{_close(name, names)}{listed}")
     for name in grid:
         if name not in names:
@@ -442,17 +449,19 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
     del attr_codes
     for what, per_row in (("y", y), ("group", g)):
         per_key = np.empty(K, dtype=per_row.dtype)
-        per_key[key] = per_row
+        per_key[key[::-1]] = per_row[::-1]  # the first row of each sample
         differs = np.flatnonzero(per_key[key] != per_row)
         if len(differs):
             i = int(differs[0])
+            first = int(np.flatnonzero(key == key[i])[0])
             raise DataError(f"{source}: {describe(int(key[i]))} has another {what} in member "
-                            f"{members[member[i]]!r}'s row (data row {i + 1}) than in another "
-                            f"member's; a sample's {what} is the same in every member's row")
+                            f"{members[member[i]]!r} (data row {i + 1}) than in member "
+                            f"{members[member[first]]!r} (data row {first + 1}); a sample's "
+                            f"{what} is the same in every member's row")
 
     # probabilities, then each cell's arrays
     columns = [_floats(table(c), c, source) for c in prob_cols]
-    columns = check_probabilities(columns, prob_cols, logits, row)
+    columns = check_probabilities(columns, prob_cols, logits, row, source)
     position = np.empty(K, dtype=np.int64)
     for cs in np.unique(key_cs):
         ks = np.flatnonzero(key_cs == cs)
@@ -619,7 +628,7 @@ def from_arrays(probs: Any, y: Any, groups: Any, *, probs_val: Any = None, y_val
         def at(i: int, E: int = E, n: int = n) -> str:
             return f"at member {i // n}, sample {i % n}"
 
-        columns = check_probabilities(columns, names, logits, at)
+        columns = check_probabilities(columns, names, logits, at, source)
         raw.append((tag, np.stack(columns, axis=-1).reshape(E, n, len(columns)), labels, cols))
     E, C = raw[0][1].shape[0], raw[0][1].shape[2]
     if len(raw) > 1 and raw[1][1].shape[::2] != (E, C):
@@ -820,7 +829,7 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
         dataset={"kind": "imported", "path": imp.source, "format": imp.format,
                  "sha256": file_sha256(imp.source, "predictions") if imp.source else None,
                  "members": imp.members, "group": imp.attributes, "probs": imp.prob_columns,
-                 "logits": imp.logits},
+                 "logits": imp.logits, "ratio": "column" if has_ratio else "test_share"},
         ratio_group=ratio_group, ratios=ratios, replicates=len(replicates),
         grid=grid_lists, mixes=mixes)
     data["ensemble"]["members"] = len(imp.members)

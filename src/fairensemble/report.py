@@ -295,6 +295,41 @@ def _benefits_html(summary: dict[str, Any]) -> str:
             "Brier score minus the ensemble's: what averaging removes).</p>" + "".join(parts))
 
 
+def _margins_html(summary: dict[str, Any]) -> str:
+    """Intersectional groups beside their per-attribute margins: the primary metric at k = 1
+    and k = E and its change, per mix."""
+    parts = []
+    E, pm = summary["members"], summary["primary_metric"]
+    for p in summary["grid_points"]:
+        margins = p.get("margins")
+        if not margins:
+            continue
+        xcol = "mix" if "mix" in margins[0] else "ratio"
+        level = {(str(lv[xcol]), lv["group"], lv["k"]): lv["mean"] for lv in p["levels"]}
+        change = {(str(v[xcol]), g): v["change"][g] for v in p["verdicts"] for g in p["groups"]}
+        rows = []
+        for x in dict.fromkeys(m[xcol] for m in margins):
+            for g in p["groups"]:
+                ch = change.get((str(x), g), {"mean": None, "ci95": None})
+                rows.append([_share(x), Cell(g), Cell("combination"),
+                             _value(level.get((str(x), g, 1))), _value(level.get((str(x), g, E))),
+                             _signed(ch["mean"], ch["ci95"])])
+            rows += [[_share(x), Cell(m["group"]),
+                      Cell(f"margin of {len(m['combinations'])} combinations"),
+                      _value(m["k=1"]), _value(m[f"k={E}"]), _signed(m["change"], m["ci95"])]
+                     for m in margins if m[xcol] == x]
+        title = _point_label(p["point"]) or "all cells"
+        headers = ["mix", "group", "kind", f"{pm} (k=1)", f"{pm} (k={E})",
+                   f"\u0394 {pm}, k=1 \u2192 {E}"]
+        parts.append(f"<h3>{html.escape(title)}</h3>{html_table(headers, rows)}")
+    if not parts:
+        return ""
+    return ("<h2>Intersectional groups and their margins</h2><p>Each group is a combination "
+            "of several attributes' values; a margin (<code>attribute=value</code>) pools the "
+            "combinations holding that value, as a one-attribute analysis would see it. Gaps, "
+            "worst groups and verdicts are over the combinations.</p>" + "".join(parts))
+
+
 def _post_html(summary: dict[str, Any]) -> str:
     parts = []
     E = summary["members"]
@@ -456,6 +491,15 @@ pre { font-size: 0.8em; }
 """
 
 
+def _imported_html(cfg: RunConfig) -> str:
+    """Where an imported run's predictions came from (nothing for a trained run)."""
+    if cfg.dataset.kind != "imported":
+        return ""
+    from .data.imported import describe
+
+    return f"<p>{html.escape(describe(cfg.dataset))} by <code>fairensemble analyze</code>.</p>"
+
+
 def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Drawn],
                 recommendation: dict[str, Any] | None = None) -> str:
     imgs = []
@@ -477,7 +521,8 @@ overall {html.escape(cfg.primary)}? Overall metrics use the <b>{cfg.test_mix}</b
 mix. Intervals: {html.escape(intervals)}. Click a column's header to sort a table by it.</p>
 {_recommendation_html(recommendation)}
 <h2>Summary</h2>
-{_summary_html(summary)}
+{_imported_html(cfg)}{_summary_html(summary)}
+{_margins_html(summary)}
 <h2>Figures</h2>
 {''.join(imgs)}
 {_benefits_html(summary)}

@@ -33,6 +33,9 @@ class ImportedData(Strict):
     group: list[str] = []  # the group columns (several: intersectional groups)
     probs: list[str] = []  # the probability (or logit) columns read
     logits: bool = False  # a softmax (a sigmoid for one `p` column) was applied
+    # where the mix coordinate comes from: the file's ratio column, or (the training mix not
+    # being known) the ratio group's share of the test samples
+    ratio: Literal["column", "test_share"] = "test_share"
 
 
 def load_imported(cfg: ImportedData, seed: int) -> Dataset:
@@ -47,7 +50,9 @@ def describe(cfg: Any) -> str:
     """Where an imported run's predictions came from, in words (the report)."""
     where = cfg.path or "arrays handed to fairensemble.analyze"
     how = ", logits turned into probabilities" if cfg.logits else ""
-    return f"{len(cfg.members)} members' predictions imported from {where}{how}"
+    mix = ("" if cfg.ratio == "column" else "; the training mix is not known: the mix "
+           "coordinate is the ratio group's share of the test samples")
+    return f"{len(cfg.members)} members' predictions imported from {where}{how}{mix}"
 
 
 register(ImportedData, load_imported)
