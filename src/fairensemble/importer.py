@@ -185,10 +185,16 @@ def name_groups(codes: list[np.ndarray], values: list[list[str]], attributes: li
     index = {g: i for i, g in enumerate(ranked)}
     lookup = np.array([index[n] for n in names], dtype=np.int64)
     group_values = [list(tuples[names.index(g)]) for g in ranked] if len(codes) > 1 else []
-    return lookup[combined], ranked, group_values
+    return lookup.astype(_small(len(ranked)))[combined], ranked, group_values
 
 
 # ----------------------------------------------------------------------------- the long form
+
+
+def _small(n: int) -> type:
+    """The smallest signed integer type holding codes 0..n-1 (per-row codes of millions of
+    rows: int8 where int64 would take eight times the memory)."""
+    return next(t for t in (np.int8, np.int16, np.int32, np.int64) if n <= np.iinfo(t).max)
 
 
 def _close(name: str, choices: list[str]) -> str:
@@ -221,6 +227,8 @@ class _Columns:
             except (OSError, pa.ArrowException) as err:
                 raise DataError(f"{path}: not a readable Parquet file ({err})") from None
             self.names = [n for n in schema.names if not n.startswith("__index_level_")]
+            self.text = {f.name for f in schema if pa.types.is_string(f.type)
+                         or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)}
             raw = (pq.read_metadata(self.files[0]).metadata or {}).get(META_KEY)
             if raw:
                 self.meta = json.loads(raw)
@@ -239,7 +247,10 @@ class _Columns:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        parts = [pq.read_table(f, columns=[name]).column(0) for f in self.files]
+        # text read as dictionary codes: a few distinct values over millions of rows
+        text = [name] if name in self.text else None
+        parts = [pq.read_table(f, columns=[name], read_dictionary=text).column(0)
+                 for f in self.files]
         return parts[0] if len(parts) == 1 else pa.chunked_array(
             [c for p in parts for c in p.chunks])
 
@@ -256,16 +267,27 @@ def _codes(col: Any, name: str, source: str) -> tuple[np.ndarray, list[Any]]:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.cast(arr.type.value_type)
-        if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
-            codes, uniques = pd.factorize(arr.to_numpy(zero_copy_only=False))
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            codes, uniques = pd.factorize(col.to_numpy())
             values = uniques.tolist()
         else:
-            enc = pc.dictionary_encode(arr)
-            codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-            values = enc.dictionary.to_pylist()
+            # text as dictionary codes, chunk by chunk (never 50 million Python strings): each
+            # chunk's dictionary mapped onto one list of values, then ordered by first row
+            index: dict[Any, int] = {}
+            parts = []
+            for chunk in chunks:
+                if not pa.types.is_dictionary(chunk.type):
+                    chunk = pc.dictionary_encode(chunk)
+                lut = np.array([index.setdefault(v, len(index))
+                                for v in chunk.dictionary.to_pylist()] + [-1], dtype=np.int64)
+                parts.append(lut[chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)])
+            joined = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            del parts
+            codes, first = pd.factorize(joined)
+            everything = list(index)
+            values = [everything[u] if u >= 0 else None for u in first.tolist()]
+            codes[joined < 0] = -1
     missing = np.flatnonzero(codes < 0)
     if len(missing):
         raise DataError(f"{source}: column {name!r} is empty in data row {missing[0] + 1}")
@@ -358,15 +380,16 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
 
     # the cell of every row: its grid, ratio, replicate and mix_index values
     coord_cols = [c for c in (*grid, RATIO, REPLICATE, MIX) if c in names]
-    cell_codes = np.zeros(n, dtype=np.int64)
+    import pandas as pd
+
+    cell_codes: Any = 0  # one cell, unless coordinate columns say otherwise
     coord_values: list[list[Any]] = []
     for name in coord_cols:
         codes, values = _codes(table(name), name, source)
         coord_values.append([_coordinate(v, name, source) for v in values])
-        cell_codes = cell_codes * len(values) + codes
-    import pandas as pd
-
-    cell_codes, cell_keys = pd.factorize(cell_codes)
+        cell_codes = cell_codes * len(values) + codes.astype(np.int64)
+    cell_codes, cell_keys = pd.factorize(np.atleast_1d(cell_codes))
+    cell_codes = cell_codes.astype(np.int32) if coord_cols else 0
     cells_labels = []
     for key in cell_keys.tolist():
         labels = {}
@@ -388,15 +411,16 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
         split = np.array([w == "val" for w in words], dtype=np.int8)[codes]
 
     member, member_values = _codes(table(MEMBER), MEMBER, source)
+    member = member.astype(_small(len(member_values)))
     members = [text_of(v) for v in member_values]
     E = len(members)
 
     # every (cell, split, sample) once per member, in order of first appearance
     sample, sample_values = _codes(table(SAMPLE), SAMPLE, source)
     U = len(sample_values)
-    key, keys = pd.factorize((cell_codes * 2 + split) * U + sample)
-    del sample
-    key = key.astype(np.int64)
+    key, keys = pd.factorize((split + 2 * np.asarray(cell_codes, dtype=np.int64)) * U + sample)
+    del sample, cell_codes
+    key = key.astype(np.int32 if len(keys) < 2**31 else np.int64)
     K = len(keys)
     key_cs, key_sample = keys // U, keys % U
 
@@ -407,7 +431,7 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
             cells_labels) > 1 else ""
         return f"sample {sample_values[key_sample[k]]!r} ({'val' if cs % 2 else 'test'}{cell})"
 
-    occurrences = np.bincount(key * E + member, minlength=K * E)
+    occurrences = np.bincount(key.astype(np.int64) * E + member, minlength=K * E)
     twice = np.flatnonzero(occurrences > 1)
     if len(twice):
         k, m = divmod(int(twice[0]), E)
@@ -437,7 +461,7 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
                             f"the classes {classes} (named by the {', '.join(prob_cols)} "
                             "column(s))")
         class_of.append(classes.index(name))
-    y = np.array(class_of, dtype=np.int64)[y_codes]
+    y = np.array(class_of, dtype=_small(len(classes)))[y_codes]
     del y_codes
     attr_codes, attr_values = [], []
     for name in group_cols:
@@ -462,7 +486,7 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
     # probabilities, then each cell's arrays
     columns = [_floats(table(c), c, source) for c in prob_cols]
     columns = check_probabilities(columns, prob_cols, logits, row, source)
-    position = np.empty(K, dtype=np.int64)
+    position = np.empty(K, dtype=key.dtype)
     for cs in np.unique(key_cs):
         ks = np.flatnonzero(key_cs == cs)
         position[ks] = np.arange(len(ks))
