@@ -366,7 +366,7 @@ def test_two_group_columns_make_combinations_with_margins_beside_them(tmp_path):
     margin = {m["group"]: m for m in point["margins"]}
     assert margin["sex=Male"]["combinations"] == ["north & Male", "south & Male"]
     html = (tmp_path / "run" / "report.html").read_text()
-    assert "Intersectional groups and their margins" in html and "sex=Female" in html
+    assert "Per group (intersectional, with margins)" in html and "sex=Female" in html
 
 
 def test_a_trained_table_run_with_two_group_columns_reports_margins(tmp_path):

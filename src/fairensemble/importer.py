@@ -847,7 +847,7 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
         ratios = [r for r in given if r in ratios] + sorted(r for r in ratios if r not in given)
     else:  # the training mix is not known: the ratio group's share of the test samples
         test_g = np.concatenate([c.test.g for c in imp.cells])
-        ratios = [round(float(np.isin(test_g, moved).mean()), 6)]
+        ratios = [round(float(np.isin(test_g, moved).mean()), 3)]
 
     data.update(
         dataset={"kind": "imported", "path": imp.source, "format": imp.format,
