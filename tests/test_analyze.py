@@ -396,6 +396,13 @@ def test_a_trained_table_run_with_two_group_columns_reports_margins(tmp_path):
     assert acc["sex=F"] == pytest.approx(np.mean(pred[female] == record.y_test[female]),
                                          abs=1e-12)
     assert "sex=F" in (tmp_path / "run" / "report.html").read_text()
+    # exported, the groups are one column per attribute, and analyze finds the same margins
+    assert cli("export", str(tmp_path / "run")).returncode == 0
+    exported = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
+    assert {"race", "sex"} <= set(exported.columns)
+    fe.analyze(tmp_path / "run" / "predictions.parquet", out=tmp_path / "again")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again" / "metrics.parquet"),
+                                  pd.read_parquet(tmp_path / "run" / "metrics.parquet"))
 
 
 # ----------------------------------------------------------------------------- memory

@@ -307,29 +307,26 @@ def analyze(
 ) -> None:
     """Analyze an ensemble you already have: member predictions made elsewhere in, a run
     directory out (metrics, summary, figures, report.html), as if fairensemble trained it."""
-    from .importer import analyze as analyze_predictions
+    from .importer import prepare, write_run
     from .report import print_summary
-
-    def on_read(imp, cfg, run_dir: Path) -> None:
-        n_test = sum(c.test.y.size for c in imp.cells)
-        n_val = sum(c.val.y.size for c in imp.cells if c.val is not None)
-        rows = f"{imp.rows:,} rows: " if imp.rows else ""
-        console.print(f"[bold]{cfg.name}[/]: {rows}{len(imp.members)} members, "
-                      f"{len(imp.cells)} cell(s), {n_test:,} test and {n_val:,} val samples, "
-                      f"{len(imp.groups)} groups, {len(imp.classes)} classes -> {run_dir}",
-                      highlight=False)
 
     with user_errors():
         t0 = time.perf_counter()
+        prepared = prepare(predictions, out=out_dir, overrides=set_, group=group or None,
+                           grid=grid or None, logits=logits, name=name)
+        imp = prepared.imported
+        n_test = sum(c.test.y.size for c in imp.cells)
+        n_val = sum(c.val.y.size for c in imp.cells if c.val is not None)
+        rows = f"{imp.rows:,} rows: " if imp.rows else ""
+        console.print(f"[bold]{prepared.cfg.name}[/]: {rows}{len(imp.members)} members, "
+                      f"{len(imp.cells)} cell(s), {n_test:,} test and {n_val:,} val samples, "
+                      f"{len(imp.groups)} groups, {len(imp.classes)} classes -> "
+                      f"{prepared.run_dir}", highlight=False)
         with evaluation_progress() as (on_start, on_progress):
-            summary = analyze_predictions(
-                predictions, out=out_dir, overrides=set_, group=group or None,
-                grid=grid or None, logits=logits, name=name, on_read=on_read,
-                on_start=on_start, on_progress=on_progress)
+            summary = write_run(prepared, on_start, on_progress)
         print_summary(summary, out)
-        target = out_dir or Path("runs") / summary["name"]
         console.print(f"total {time.perf_counter() - t0:.1f} s; report: "
-                      f"{target / 'report.html'}", highlight=False)
+                      f"{prepared.run_dir / 'report.html'}", highlight=False)
 
 
 @app.command()

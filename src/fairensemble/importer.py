@@ -931,16 +931,26 @@ def is_imported(run_dir: Path) -> bool | None:
     return "imported" in store.read_plan_json()
 
 
-def write_run(run_dir: str | Path, cfg: RunConfig, plan: Plan, records: list[CellRecord],
-              imp: Imported, on_start: Callable[[int], None] | None = None,
+@dataclass
+class Prepared:
+    """An import checked and planned, nothing written yet: what ``write_run`` writes."""
+
+    imported: Imported
+    cfg: RunConfig
+    plan: Plan
+    records: list[CellRecord]
+    run_dir: Path
+
+
+def write_run(prepared: Prepared, on_start: Callable[[int], None] | None = None,
               on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Write the imported cells, the config and the plan into ``run_dir``, then build the
-    report; returns the summary. A directory holding a trained run is refused; one holding
-    an earlier import is replaced (its outputs first, so none outlives its plan)."""
+    """Write the imported cells, the config and the plan into the run directory, then build
+    the report; returns the summary. A directory holding a trained run is refused; one
+    holding an earlier import is replaced (its outputs first, so none outlives its plan)."""
     from .config import dump_config
     from .report import build_report
 
-    run_dir = Path(run_dir)
+    run_dir, records = prepared.run_dir, prepared.records
     if is_imported(run_dir) is False:
         raise StoreError(f"{run_dir}: holds a run trained by `fairensemble run`; analyze "
                          "writes imported predictions into a directory of its own (--out)")
@@ -949,30 +959,22 @@ def write_run(run_dir: str | Path, cfg: RunConfig, plan: Plan, records: list[Cel
         for record in records:
             store.write_cell(record)
         records.clear()  # the cells are on disk: the evaluation reads them from there
+        prepared.imported.cells.clear()
         for name in ("metrics.parquet", "summary.json", "report.html"):
             (store.root / name).unlink(missing_ok=True)
-        store.prepare(dump_config(cfg), plan_json(plan, imp))
-        return build_report(run_dir, plan=plan, on_start=on_start, on_progress=on_progress)
+        store.prepare(dump_config(prepared.cfg), plan_json(prepared.plan, prepared.imported))
+        return build_report(run_dir, plan=prepared.plan, on_start=on_start,
+                            on_progress=on_progress)
 
 
-def analyze(predictions: str | Path | None = None, *, out: str | Path | None = None,
+def prepare(predictions: str | Path | None = None, *, out: str | Path | None = None,
             overrides: Sequence[str] = (), group: Sequence[str] | None = None,
             grid: Sequence[str] | None = None, logits: bool = False, name: str | None = None,
             probs: Any = None, y: Any = None, groups: Any = None, probs_val: Any = None,
             y_val: Any = None, groups_val: Any = None, classes: Sequence[str] | None = None,
-            members: Sequence[str] | None = None,
-            on_read: Callable[[Imported, RunConfig, Path], None] | None = None,
-            on_start: Callable[[int], None] | None = None,
-            on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Analyze member predictions made elsewhere: a run directory (``out``, default
-    ``runs/<name>``) with every output ``report`` writes; returns the summary.
-
-    ``predictions``: a long-form table or an .npz (see the module docstring), or ``probs``
-    [E, n, C] (numpy or torch), ``y`` [n] and ``groups`` (values [n], [n, A], or a mapping of
-    attribute -> values) with optional ``*_val`` arrays. ``overrides``: ``--set`` lines
-    (metrics, ensemble.k, analysis.n_boot, ratio_group, ...); ``group``/``grid``: the long
-    form's group and grid columns (default: every column that is not reserved is a group
-    column); ``logits``: the inputs are logits (softmax, or sigmoid for one ``p``)."""
+            members: Sequence[str] | None = None) -> Prepared:
+    """Read and check member predictions and plan their run (see ``analyze``); nothing is
+    written."""
     if (predictions is None) == (probs is None):
         raise DataError("analyze: expected a predictions file or probs=... arrays (one of them)")
     if predictions is not None:
@@ -983,12 +985,27 @@ def analyze(predictions: str | Path | None = None, *, out: str | Path | None = N
                           logits=logits)
     cfg, plan, records = build_run(imp, overrides, name)
     run_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    if on_read is not None:
-        on_read(imp, cfg, run_dir)
-    imp.cells.clear()  # the records hold the arrays now
-    return write_run(run_dir, cfg, plan, records, imp, on_start, on_progress)
+    return Prepared(imp, cfg, plan, records, run_dir)
 
 
-__all__ = ["Imported", "ImportedCell", "Part", "analyze", "build_run", "cell_digest",
-           "check_probabilities", "from_arrays", "name_groups", "read_long", "read_npz",
-           "read_predictions", "write_run"]
+def analyze(predictions: str | Path | None = None, *,
+            on_start: Callable[[int], None] | None = None,
+            on_progress: Callable[[float], None] | None = None, **kwargs: Any
+            ) -> dict[str, Any]:
+    """Analyze member predictions made elsewhere: a run directory (``out``, default
+    ``runs/<name>``) with every output ``report`` writes; returns the summary.
+
+    ``predictions``: a long-form table or an .npz (see the module docstring), or ``probs``
+    [E, n, C] (numpy or torch), ``y`` [n] and ``groups`` (values [n], [n, A], or a mapping of
+    attribute -> values) with optional ``*_val`` arrays, ``classes`` and ``members`` names.
+    ``overrides``: ``--set`` lines (metrics, ensemble.k, analysis.n_boot, ratio_group, ...);
+    ``group``/``grid``: the long form's group and grid columns (default: every column that is
+    not reserved is a group column); ``logits``: the inputs are logits (softmax, or a sigmoid
+    for one ``p``); ``name``: the run's name. Everything is checked before anything is
+    written."""
+    return write_run(prepare(predictions, **kwargs), on_start, on_progress)
+
+
+__all__ = ["Imported", "ImportedCell", "Part", "Prepared", "analyze", "build_run",
+           "cell_digest", "check_probabilities", "from_arrays", "name_groups", "prepare",
+           "read_long", "read_npz", "read_predictions", "write_run"]
