@@ -273,6 +273,33 @@ def test_unknown_and_misspelt_columns_are_named_with_close_matches(tmp_path):
     assert res.returncode == 2 and "no probability columns" in res.stderr
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--set", "replicates=3"], "--set replicates: set by the imported predictions"),
+    (["--set", "metrics=[accuracy,f1]"], "metrics[1]: expected one of"),
+    (["--set", "ratio_group=west"], "ratio_group: expected one of the groups"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, args, expected):
+    long_form().to_parquet(tmp_path / "p.parquet", index=False)
+    res = cli("analyze", str(tmp_path / "p.parquet"), "--out", str(tmp_path / "run"), *args)
+    assert res.returncode == 2 and expected in res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_ratio_column_needs_its_group_named_and_makes_one_cell_per_share(tmp_path):
+    df = pd.concat([long_form(seed=1).assign(ratio=0.2), long_form(seed=2).assign(ratio=0.8)])
+    df.to_parquet(tmp_path / "p.parquet", index=False)
+    res = cli("analyze", str(tmp_path / "p.parquet"), "--out", str(tmp_path / "run"))
+    assert res.returncode == 2 and "--set ratio_group=GROUP" in res.stderr
+    summary = fe.analyze(tmp_path / "p.parquet", out=tmp_path / "run",
+                         overrides=["ratio_group=south", "analysis.n_boot=20"])
+    assert [v["ratio"] for v in summary["grid_points"][0]["verdicts"]] == [0.2, 0.8]
+    assert (tmp_path / "run" / "figures" / "gap_vs_ratio.png").is_file()
+    table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    at = table[(table["ratio"] == 0.8) & (table["k"] == 4) & (table["metric"] == "accuracy")]
+    assert at.set_index("group")["mean"][["north", "south"]].to_dict() == pytest.approx(
+        direct_accuracy(long_form(seed=2)), abs=1e-12)
+
+
 def test_analyze_never_writes_over_a_trained_run(tmp_path):
     from fake_runs import make_run_dir
 

@@ -49,6 +49,10 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None) -> tuple[R
 
 def check_complete(plan: Plan, store: RunStore) -> None:
     missing = [c for c in plan.cells if not store.has_cell(c.id)]
+    if missing and plan.cfg.dataset.kind == "imported":
+        raise MissingCells(f"{store.root}: {len(missing)} of {len(plan.cells)} imported cells "
+                           "are missing; import the predictions again with `fairensemble "
+                           "analyze`")
     if missing:
         raise MissingCells(
             f"{store.root}: {len(missing)} of {len(plan.cells)} cells are not trained yet; "
