@@ -208,6 +208,21 @@ def test_one_p_column_is_the_positive_class_and_takes_a_sigmoid_with_logits(tmp_
     assert (a - b).abs().max() < 1e-6
 
 
+def test_a_folder_of_parquet_shards_and_boolean_labels_are_read(tmp_path):
+    df = long_form(n=300, val=100)
+    (tmp_path / "shards").mkdir()
+    df.iloc[:1000].to_parquet(tmp_path / "shards" / "part-0.parquet", index=False)
+    df.iloc[1000:].to_parquet(tmp_path / "shards" / "part-1.parquet", index=False)
+    fe.analyze(tmp_path / "shards", out=tmp_path / "a", overrides=["analysis.n_boot=20"])
+    assert metric(tmp_path / "a").loc[["north", "south"]].to_dict() == pytest.approx(
+        direct_accuracy(df), abs=1e-12)
+    booleans = df.assign(y=df["y"] == "yes").rename(columns={"p_yes": "p"}).drop(
+        columns="p_no")
+    booleans.to_csv(tmp_path / "b.csv", index=False)  # y: True / False, p: of True
+    fe.analyze(tmp_path / "b.csv", out=tmp_path / "b", overrides=["analysis.n_boot=20"])
+    assert (metric(tmp_path / "b") - metric(tmp_path / "a")).abs().max() < 1e-6
+
+
 def bad(df: pd.DataFrame, what: str) -> pd.DataFrame:
     df = df.copy()
     if what == "nan":

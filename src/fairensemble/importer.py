@@ -262,7 +262,7 @@ def _codes(col: Any, name: str, source: str) -> tuple[np.ndarray, list[Any]]:
 
     if isinstance(col, pd.Series):
         codes, uniques = pd.factorize(col)
-        values = list(uniques)
+        values = uniques.tolist()  # Python values: True, not numpy.True_
     else:
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -490,9 +490,12 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
     for cs in np.unique(key_cs):
         ks = np.flatnonzero(key_cs == cs)
         position[ks] = np.arange(len(ks))
-    by_cs = None if len(np.unique(key_cs)) == 1 else np.argsort(key_cs[key], kind="stable")
-    bounds = np.searchsorted(key_cs[key][by_cs] if by_cs is not None else key_cs[key],
-                             np.arange(2 * len(cells_labels) + 1))
+    by_cs = bounds = None  # several (cell, split)s: the rows ordered by them, stably
+    if len(np.unique(key_cs)) > 1:
+        row_cs = key_cs[key]
+        by_cs = np.argsort(row_cs, kind="stable")
+        bounds = np.searchsorted(row_cs[by_cs], np.arange(2 * len(cells_labels) + 1))
+        del row_cs
     C = len(columns)
     parts: dict[int, Part] = {}
     for cs in np.unique(key_cs).tolist():
@@ -851,7 +854,8 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
 
     data.update(
         dataset={"kind": "imported", "path": imp.source, "format": imp.format,
-                 "sha256": file_sha256(imp.source, "predictions") if imp.source else None,
+                 "sha256": (file_sha256(imp.source, "predictions")
+                            if imp.source and Path(imp.source).is_file() else None),
                  "members": imp.members, "group": imp.attributes, "probs": imp.prob_columns,
                  "logits": imp.logits, "ratio": "column" if has_ratio else "test_share"},
         ratio_group=ratio_group, ratios=ratios, replicates=len(replicates),
