@@ -2,9 +2,10 @@
 
 The handful of names a notebook needs; the rest lives in the submodules::
 
-    from fairensemble import load_config, run, evaluate_cell
+    from fairensemble import load_config, run, analyze
     cfg = load_config("configs/demo.yaml", ["train.epochs=10"])
     summary = run(cfg, "runs/demo")
+    summary = analyze("predictions.parquet", out="runs/mine")   # an ensemble made elsewhere
 """
 
 from __future__ import annotations
@@ -43,10 +44,19 @@ def run(cfg: Any, run_dir: str) -> dict:
     return run_pipeline(cfg, run_dir)
 
 
+def analyze(predictions: Any = None, **kwargs: Any) -> dict:
+    """Analyze member predictions made elsewhere (a long-form table, an .npz, or arrays:
+    ``probs=``, ``y=``, ``groups=``) into a run directory (``out=``) with every output of
+    ``report``; returns the summary (what ``fairensemble analyze`` does)."""
+    from .importer import analyze as analyze_predictions
+
+    return analyze_predictions(predictions, **kwargs)
+
+
 def __getattr__(name: str) -> Any:  # imports on first use keep `import fairensemble` light
     if name in _EXPORTS:
         return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["run", "__version__", *_EXPORTS]
+__all__ = ["analyze", "run", "__version__", *_EXPORTS]

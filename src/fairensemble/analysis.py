@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import metrics as M
 from .config import ExecutorConfig, RunConfig, load_config
-from .evaluation import Evaluator
+from .evaluation import Evaluator, margins_of
 from .executors import make_executor
 from .intervals import (
     boot_columns,
@@ -49,6 +49,10 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None) -> tuple[R
 
 def check_complete(plan: Plan, store: RunStore) -> None:
     missing = [c for c in plan.cells if not store.has_cell(c.id)]
+    if missing and plan.cfg.dataset.kind == "imported":
+        raise MissingCells(f"{store.root}: {len(missing)} of {len(plan.cells)} imported cells "
+                           "are missing; import the predictions again with `fairensemble "
+                           "analyze`")
     if missing:
         raise MissingCells(
             f"{store.root}: {len(missing)} of {len(plan.cells)} cells are not trained yet; "
@@ -173,7 +177,7 @@ def evaluate_run(plan: Plan, store: RunStore,
     (``evaluate_cells``: each cell read at most once; a damaged cell stops it, naming its
     file). ``prune`` drops cached evaluations of other specs."""
     check_complete(plan, store)
-    evaluate = Evaluator.of(plan.cfg)
+    evaluate = Evaluator.of(plan.cfg, plan.layouts)
     got, _ = evaluate_cells(store, evaluate, [c.id for c in plan.cells], plan.cfg.executor,
                             on_start=on_start, on_progress=on_progress)
     if prune:
@@ -365,6 +369,9 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         entry["benefits"] = _benefits(all_rows, changes, pm, groups, E, xcol, mixes)
         entry["levels"] = _levels(all_rows, point_boot, pm, [*groups, "overall", "gap"], xcol,
                                   mixes)
+        margins = margins_of(plan.layouts[pi]) if plan.layouts else []
+        if margins:
+            entry["margins"] = _margins(all_rows, changes, pm, margins, groups, E, xcol, mixes)
         if not post_rows.empty:
             entry["post"] = _post(_point_rows(post_rows, fields, point), all_rows, pm, E, xcol)
         points.append(entry)
@@ -444,6 +451,25 @@ def _levels(rows: pd.DataFrame, boot: pd.DataFrame | None, metric: str, labels: 
                     else (None, None)
                 out.append({xcol: coord_value(x), "group": label, "k": int(k),
                             "mean": _none_if_nan(pd.Series(values).mean()), "ci95": [lo, hi]})
+    return out
+
+
+def _margins(rows: pd.DataFrame, changes: Changes, pm: str, margins: list, groups: list[str],
+             E: int, xcol: str, mixes: list[Any]) -> list[dict[str, Any]]:
+    """Intersectional groups' per-attribute margins: per mix, each attribute value's primary
+    metric over the combinations holding it at k = 1 and k = E, and its change with the
+    interval. Gaps, worst groups and verdicts stay over the combinations."""
+    sel = rows[rows["metric"] == pm]
+    mean = sel.groupby([xcol, "group", "k"], sort=False)["mean"].mean()
+    out = []
+    for x in mixes:
+        for label, members in margins:
+            ch = changes(x, label, pm)
+            out.append({xcol: coord_value(x), "group": label,
+                        "combinations": [groups[j] for j in members],
+                        **{f"k={k}": _none_if_nan(mean.get((x, label, k), np.nan))
+                           for k in sorted({1, E})},
+                        "change": ch["mean"], "ci95": ch["ci95"]})
     return out
 
 

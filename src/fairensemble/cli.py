@@ -1,4 +1,5 @@
-"""Command line: ``fairensemble run|report|demo``. Errors are one line and exit code 2."""
+"""Command line: ``fairensemble run|report|recommend|analyze|export|demo``. Errors are one line
+and exit code 2."""
 
 from __future__ import annotations
 
@@ -298,6 +299,63 @@ def recommend(
         console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
                       f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",
                       highlight=False)
+
+
+@app.command()
+def analyze(
+    predictions: Path = typer.Argument(..., help="Member predictions: a long-form table "
+                                       "(Parquet, CSV) or an .npz."),
+    out_dir: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    set_: list[str] = typer.Option([], "--set", help="Override an evaluation field (metrics, "
+                                   "ensemble.k, analysis.n_boot, ratio_group, ...). "
+                                   "Repeatable."),
+    group: list[str] = typer.Option([], "--group", help="A group column (repeat for "
+                                    "intersectional groups; default: every column that is "
+                                    "not reserved)."),
+    grid: list[str] = typer.Option([], "--grid", help="A grid column: one cell per value "
+                                   "(repeatable)."),
+    logits: bool = typer.Option(False, "--logits", help="The p_<class> columns hold logits "
+                                "(softmax applied; a sigmoid for one p column)."),
+    name: str | None = typer.Option(None, "--name", help="The run's name (default: the "
+                                    "file's name)."),
+) -> None:
+    """Analyze an ensemble you already have: member predictions made elsewhere in, a run
+    directory out (metrics, summary, figures, report.html), as if fairensemble trained it."""
+    from .importer import prepare, write_run
+    from .report import print_summary
+
+    with user_errors():
+        t0 = time.perf_counter()
+        prepared = prepare(predictions, out=out_dir, overrides=set_, group=group or None,
+                           grid=grid or None, logits=logits, name=name)
+        imp = prepared.imported
+        n_test = sum(c.test.y.size for c in imp.cells)
+        n_val = sum(c.val.y.size for c in imp.cells if c.val is not None)
+        rows = f"{imp.rows:,} rows: " if imp.rows else ""
+        console.print(f"[bold]{prepared.cfg.name}[/]: {rows}{len(imp.members)} members, "
+                      f"{len(imp.cells)} cell(s), {n_test:,} test and {n_val:,} val samples, "
+                      f"{len(imp.groups)} groups, {len(imp.classes)} classes -> "
+                      f"{prepared.run_dir}", highlight=False)
+        with evaluation_progress() as (on_start, on_progress):
+            summary = write_run(prepared, on_start, on_progress)
+        print_summary(summary, out)
+        console.print(f"total {time.perf_counter() - t0:.1f} s; report: "
+                      f"{prepared.run_dir / 'report.html'}", highlight=False)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out_file: Path | None = typer.Option(None, "--out", help="The file to write: .parquet "
+                                         "(default RUN_DIR/predictions.parquet) or .csv."),
+) -> None:
+    """Write a run's member predictions in the long form `analyze` reads (one row per
+    sample and member)."""
+    from .export import export_run
+
+    with user_errors():
+        path = export_run(run_dir, out_file)
+        console.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

@@ -13,12 +13,14 @@ from fairensemble.metrics import (
     DERIVED_LABELS,
     DISPARITY,
     Context,
+    Margins,
     Members,
     get,
     group_slices,
     labels,
     notes,
     score,
+    with_margins,
 )
 
 # elements in one block of averaged probabilities [draws, n, C] (float64: 16 MB); the metric
@@ -115,6 +117,7 @@ def evaluate_cell(
     seed: int,
     n_boot: int = 0,
     boot_seed: int = 0,
+    margins: Margins = (),
 ) -> Evaluation:
     """Metrics of k-member ensembles for every k in ``ks``, summarised over draws.
 
@@ -131,6 +134,11 @@ def evaluate_cell(
     replacement to the group's own size, from ``np.random.default_rng(boot_seed)``, as
     multinomial counts used as sample weights (the same resamples for both k). ``boot`` then
     holds, for each resample, every label and metric's mean over the same draws as the table.
+
+    ``margins``: ``(label, group indices)`` of unions of groups (intersectional groups: an
+    attribute's value over the combinations holding it), scored by every per-group metric
+    beside the groups, after them in the table; gap, worst and disparities stay between the
+    groups.
     """
     member_probs = np.asarray(member_probs)
     if member_probs.ndim != 3:
@@ -148,8 +156,11 @@ def evaluate_cell(
         raise ValueError(f"n_boot: expected a number of resamples >= 0, got {n_boot}")
     registered = [get(m) for m in metrics]
     order, slices = group_slices(y, g, groups, test_mix, C)
+    slices, margin_labels = with_margins(slices, groups, margins)
     # groups made contiguous once: every per-group sum is then a slice of the sample axis
-    member_probs, y = np.take(member_probs, order, axis=1), y[order].astype(np.int64, copy=False)
+    if not np.array_equal(order, np.arange(n)):  # no copy of samples already in group order
+        member_probs, y = np.take(member_probs, order, axis=1), y[order]
+    y = y.astype(np.int64, copy=False)
     members = None
     if any("members" in m.needs for m in registered):
         members = Members.from_probs(member_probs, y)
@@ -158,7 +169,10 @@ def evaluate_cell(
 
     drawn = subsets_by_k(E, ks, draws, seed)
     keys = [(label, m) for m in metrics for label in labels(m, groups)]
-    keys.sort(key=lambda key: _label_rank(key[0], groups))  # labels outer, metrics inner
+    keys += [(label, m) for m in metrics if get(m).scope == "group" for label in margin_labels]
+    rank = {label: i for i, label in enumerate([*groups, *margin_labels, *DERIVED_LABELS,
+                                                DISPARITY])}
+    keys.sort(key=lambda key: rank[key[0]])  # labels outer, metrics inner
     block = max(1, _BLOCK_ELEMENTS // max(1, n * C))
     rows: dict[str, list] = {c: [] for c in ("k", "group", "metric", "mean", "std", "n_draws")}
     boot_rows: list[tuple[int, str, str, np.ndarray]] = []
@@ -171,12 +185,13 @@ def evaluate_cell(
             sub = subsets[i : i + block]
             ctx = Context(y, slices, probs=average_members(member_probs, sub),
                           members=None if members is None else members.for_draws(sub))
-            parts.append(score(ctx, metrics, groups))
+            parts.append(score(ctx, metrics, groups, margin_labels))
             if boot_sum is not None:
                 step = max(1, _BOOT_ELEMENTS // (len(sub) * n))
                 for r in range(0, n_boot, step):
                     weights = counts[r : r + step]
-                    for key, v in score(ctx.reweighted(weights), metrics, groups).items():
+                    scored = score(ctx.reweighted(weights), metrics, groups, margin_labels)
+                    for key, v in scored.items():
                         boot_sum[key][r : r + step] += v.sum(axis=1)
         values = {key: np.concatenate([p[key][0] for p in parts]) for key in keys}
         for label, metric in keys:
@@ -207,20 +222,22 @@ def evaluate_cell(
     return Evaluation(table, boot, cell_notes)
 
 
-def _label_rank(label: str, groups: list[str]) -> int:
-    return [*groups, *DERIVED_LABELS, DISPARITY].index(label)
-
-
 def _boot_counts(ranges: list[tuple[int, int]], n: int, n_boot: int, seed: int) -> np.ndarray:
     """int16 (int64 past 32,767) [n_boot, n]: how often each sample is drawn in each
     resample, every group (a range of samples) resampled with replacement to its own size:
     multinomial counts, obtained by drawing indices uniformly within the group and counting
-    them."""
+    them.
+
+    Group by group, the indices come from ``rng.integers(a, b)`` one resample at a time,
+    which gives the numbers one call for the group's [n_boot, size] indices gives, in the
+    same order, without holding them: at a million test samples the one call and its counts
+    took gigabytes."""
     rng = np.random.default_rng(seed)
-    counts = np.zeros((n_boot, n), dtype=np.int64)
+    counts = np.zeros((n_boot, n), dtype=np.int16)
     for a, b in ranges:
-        if b == a:
-            continue
-        picks = rng.integers(a, b, size=(n_boot, b - a)) + n * np.arange(n_boot)[:, None]
-        counts += np.bincount(picks.ravel(), minlength=n_boot * n).reshape(n_boot, n)
-    return counts.astype(np.int16) if counts.max(initial=0) < 2**15 else counts
+        for r in range(n_boot if b > a else 0):
+            row = np.bincount(rng.integers(a, b, size=b - a) - a, minlength=b - a)
+            if counts.dtype == np.int16 and row.max() >= 2**15:
+                counts = counts.astype(np.int64)
+            counts[r, a:b] = row
+    return counts

@@ -10,6 +10,10 @@ the cell's validation probabilities (the same member subsets as the table's draw
 to its test probabilities; the rows carry ``post`` = ``threshold_eo`` (equalized odds) or
 ``threshold_dp`` (demographic parity) and hold the metrics that need only predicted labels.
 Binary tasks with a validation split only.
+
+Intersectional groups (several group columns) are also scored per attribute value over the
+combinations holding it (a margin, labelled ``"sex=Female"``): rows of per-group metrics beside
+the combinations' (``margins_of``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import pandas as pd
 
 from . import metrics as M
 from .config import RunConfig
+from .data.frame import OTHER
 from .ensemble import average_members, evaluate_cell, subsets_by_k
+from .plan import PointLayout
 from .postprocess import CONSTRAINTS, fit_thresholds, predict
 from .seeds import derive_seed, stable_hash
 from .store import CellRecord
@@ -67,24 +73,52 @@ class EvalSpec:
         return derive_seed(self.seed, "draws")
 
 
+Margin = tuple[str, tuple[int, ...]]  # (label, the groups it unites)
+
+
+def margins_of(layout: PointLayout) -> list[Margin]:
+    """Per-attribute margins of a grid point's intersectional groups: for each attribute and
+    each of its values (in the order the groups first hold them), ``("<attribute>=<value>",
+    the groups holding that value)``; none with one group column. Groups merged into
+    ``other`` belong to no margin. A label that names a group is left out."""
+    out: list[Margin] = []
+    if len(layout.attributes) < 2:
+        return out
+    for a, attribute in enumerate(layout.attributes):
+        values: dict[str, list[int]] = {}
+        for j, group_values in enumerate(layout.group_values):
+            if layout.groups[j] != OTHER and group_values[a] != OTHER:
+                values.setdefault(group_values[a], []).append(j)
+        out += [(f"{attribute}={v}", tuple(js)) for v, js in values.items()
+                if f"{attribute}={v}" not in layout.groups]
+    return out
+
+
 @dataclass(frozen=True)
 class Evaluator:
     """A cell's evaluation under one spec as a plain picklable callable: what the sweep hands
     its workers (cells are evaluated where they are trained) and ``key`` what the run
-    directory files the evaluation under."""
+    directory files the evaluation under. ``margins``: per list of groups (a grid point's),
+    the per-attribute margins scored beside them (intersectional groups only)."""
 
     spec: EvalSpec
+    margins: tuple[tuple[tuple[str, ...], tuple[Margin, ...]], ...] = ()
 
     @classmethod
-    def of(cls, cfg: RunConfig) -> Evaluator:
-        return cls(EvalSpec.of(cfg))
+    def of(cls, cfg: RunConfig, layouts: list[PointLayout] | tuple = ()) -> Evaluator:
+        found = {tuple(lay.groups): tuple(margins_of(lay)) for lay in layouts}
+        return cls(EvalSpec.of(cfg), tuple((g, m) for g, m in found.items() if m))
 
     @property
     def key(self) -> str:
-        return self.spec.hash
+        # margins add rows: their evaluations are filed apart from those without them
+        if not self.margins:
+            return self.spec.hash
+        return stable_hash({"spec": self.spec.hash, "margins": self.margins})
 
     def __call__(self, record: CellRecord) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-        return evaluate_record(record, self.spec)
+        return evaluate_record(record, self.spec, dict(self.margins).get(tuple(record.groups),
+                                                                        ()))
 
 
 def _point_key(record: CellRecord) -> dict[str, Any]:
@@ -98,25 +132,27 @@ def boot_seed(spec: EvalSpec, record: CellRecord) -> int:
     return derive_seed(spec.seed, "boot", _point_key(record))
 
 
-def evaluate_record(record: CellRecord, spec: EvalSpec
+def evaluate_record(record: CellRecord, spec: EvalSpec, margins: tuple[Margin, ...] = ()
                     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(table, boot) of one cell: ``table`` has columns k, post, group, metric, mean, std,
     n_draws; ``boot`` (bootstrap only) one row per (k, post, group, metric) at k = 1 and E
-    with one column per resample."""
+    with one column per resample. ``margins`` (``margins_of``) add rows of per-group
+    metrics."""
     ks = [k for k in spec.ks if k <= record.members]
     ev = evaluate_cell(
         record.probs_test, record.y_test, record.g_test, record.groups, ks, spec.draws,
         list(spec.metrics), spec.test_mix, spec.draw_seed, n_boot=spec.n_boot,
-        boot_seed=boot_seed(spec, record),
+        boot_seed=boot_seed(spec, record), margins=margins,
     )
     table = ev.table
-    post = post_processed(record, spec, ks)
+    post = post_processed(record, spec, ks, margins)
     if post is not None:
         table = pd.concat([table, post], ignore_index=True)
     return table, ev.boot
 
 
-def post_processed(record: CellRecord, spec: EvalSpec, ks: list[int]) -> pd.DataFrame | None:
+def post_processed(record: CellRecord, spec: EvalSpec, ks: list[int],
+                   margins: tuple[Margin, ...] = ()) -> pd.DataFrame | None:
     """Rows of the post-processed ensembles at k = 1 and k = E (None when there is nothing to
     post-process: no validation split, more than two classes, no label metric asked)."""
     label_metrics = [m for m in spec.metrics if M.get(m).needs <= {"labels"}]
@@ -141,7 +177,7 @@ def post_processed(record: CellRecord, spec: EvalSpec, ks: list[int]) -> pd.Data
                 continue
             scores = M.group_metrics(test[usable], record.y_test, record.g_test,
                                      record.groups, label_metrics, spec.test_mix,
-                                     pred=pred[usable].astype(np.int64))
+                                     pred=pred[usable].astype(np.int64), margins=margins)
             for (label, metric), values in scores.items():
                 rows["k"].append(k)
                 rows["post"].append(name)

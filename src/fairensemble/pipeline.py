@@ -38,7 +38,8 @@ def check_stored(
     (``RunStore.locked``) across this, the training and the report, so that nothing read here
     is read again."""
     store = RunStore(run_dir)
-    got, damaged = evaluate_cells(store, Evaluator.of(cfg), [c.id for c in plan.cells],
+    got, damaged = evaluate_cells(store, Evaluator.of(cfg, plan.layouts),
+                                  [c.id for c in plan.cells],
                                   cfg.executor, set_aside=True, on_start=on_start,
                                   on_progress=on_progress)
     for line in damaged:
@@ -60,7 +61,8 @@ def train_missing(
     """Train the cells of ``plan`` not in ``done`` (``check_stored``), each evaluated in the
     worker that trains it."""
     return run_sweep(cfg, run_dir, on_progress=on_progress, plan=plan, on_warning=on_warning,
-                     evaluate=Evaluator.of(cfg), preview=preview, done=done)
+                     evaluate=Evaluator.of(cfg, plan.layouts), preview=preview,
+                     done=done)
 
 
 def run(cfg: RunConfig, run_dir: str | Path) -> dict[str, Any]:

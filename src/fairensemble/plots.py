@@ -438,6 +438,11 @@ def all_figures(summary: dict[str, Any], plan: Plan, fig_dir: Path,
         "gain_vs_diversity": gain_vs_diversity(summary, plan),
         "data": data_figure(plan, preview),
     }
+    if all(len({lv[_xcol(summary)] for lv in p["levels"]}) < 2
+           for p in summary["grid_points"]):  # one mix per grid point: a curve would be a dot
+        for name in ("metric_vs_ratio", "gap_vs_ratio", "optimal_ratio"):
+            if made[name] is not None:
+                plt.close(made.pop(name)[0])
     return [Drawn(save_figure(fig, fig_dir / f"{name}.png"), caption)
             for name, got in made.items() if got is not None for fig, caption in [got]]
 

@@ -30,7 +30,7 @@ from .plots import (
 )
 from .store import RunStore, atomic_write_text, write_json, write_parquet
 
-__all__ = ["MissingCells", "build_report", "print_summary", "summary_table"]
+__all__ = ["MissingCells", "build_report", "groups_tabular", "print_summary", "summary_table"]
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
@@ -196,6 +196,12 @@ def _count(counts: dict[str, int], key: str, n: int) -> Cell:
     return Cell(f"{got}/{n}", got / n if n else None)
 
 
+def _one_mix(summary: dict[str, Any]) -> bool:
+    """Every grid point has one training mix (an import without a ratio column, say): the
+    tables then have no optimal-mix columns."""
+    return all(len(p["verdicts"]) <= 1 for p in summary["grid_points"])
+
+
 def summary_tabular(summary: dict[str, Any]) -> Tabular:
     """One row per grid point: optimal mixes and values for k=1 -> k=E, verdict counts."""
     E = summary["members"]
@@ -224,7 +230,12 @@ def summary_tabular(summary: dict[str, Any]) -> Tabular:
             (_count(p["verdict_counts"], "positive-sum", n),
              _count(c95, "positive-sum", n) if "n/a" not in c95 else Cell("n/a")),
         ])
-    title = (f"{summary['name']}: {pm} by share of {summary['ratio_group']}, single model "
+    if _one_mix(summary):  # no mix to choose: the optimal mixes' columns go
+        mixes = {len(summary["grid_fields"]), len(summary["grid_fields"]) + 2}
+        columns = [c for i, c in enumerate(columns) if i not in mixes]
+        rows = [[v for i, v in enumerate(row) if i not in mixes] for row in rows]
+    by = "" if _one_mix(summary) else f" by share of {summary['ratio_group']}"
+    title = (f"{summary['name']}: {pm}{by}, single model "
              f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicate(s), "
              f"{summary['test_mix']} test mix")
     return Tabular(title, columns, rows)
@@ -256,6 +267,10 @@ def fairness_tabular(summary: dict[str, Any]) -> Tabular | None:
                 (_value(fm["k=1"]["min_value"]), _value(fm[f"k={E}"]["min_value"])),
                 effect,
             ])
+    if _one_mix(summary):  # no mix to choose: the minimising mix's column goes
+        at = len(summary["grid_fields"]) + 1
+        columns = [c for i, c in enumerate(columns) if i != at]
+        rows = [[v for i, v in enumerate(row) if i != at] for row in rows]
     return Tabular(f"fairness measures (lower is fairer; gap = gap in {pm}): k=1 -> k={E}",
                    columns, rows)
 
@@ -290,6 +305,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         console.print(fairness)
     for part in _difficulty_parts(summary):
         console.print(part.rich() if isinstance(part, Tabular) else Text(part))
+    if _one_mix(summary):  # the tables above say little about the groups themselves
+        console.print(groups_tabular(summary).rich())
 
 
 def _summary_html(summary: dict[str, Any]) -> str:
@@ -329,6 +346,54 @@ def _benefits_html(summary: dict[str, Any]) -> str:
             f"to {E} beside how much the members differ on that group: disagreement (the "
             "share of member pairs that predict different labels) and ambiguity (mean member "
             "Brier score minus the ensemble's: what averaging removes).</p>" + "".join(parts))
+
+
+def groups_tabular(summary: dict[str, Any]) -> Tabular:
+    """Per grid point and mix, each group's primary metric at k=1 and k=E and its change with
+    its interval, the per-attribute margins of intersectional groups beside them, then
+    overall and the gap."""
+    E, pm = summary["members"], summary["primary_metric"]
+    several = not _one_mix(summary)
+    ks = ("k=1", f"k={E}")
+    columns = [*_grid_cols(summary), *([Col("mix")] if several else []),
+               Col("group", justify="left"), Col(pm, ks), Col("change (95% CI)")]
+    rows: list[Row] = []
+    for p in summary["grid_points"]:
+        xcol = "mix" if p["verdicts"] and "mix" in p["verdicts"][0] else "ratio"
+        level = {(str(lv[xcol]), lv["group"], lv["k"]): lv["mean"] for lv in p["levels"]}
+        margins = p.get("margins") or []
+        for v in p["verdicts"]:
+            x = v[xcol]
+            here = [m for m in margins if str(m[xcol]) == str(x)]
+            values = {label: (level.get((str(x), label, 1)), level.get((str(x), label, E)),
+                              v["change"][label])
+                      for label in [*p["groups"], "overall", "gap"]}
+            values.update({m["group"]: (m["k=1"], m[f"k={E}"],
+                                        {"mean": m["change"], "ci95": m["ci95"]})
+                           for m in here})
+            order = [*p["groups"], *[m["group"] for m in here], "overall", "gap"]
+            for label in order:
+                v1, vE, ch = values[label]
+                rows.append([*_grid_cells(summary, p), *([_share(x)] if several else []),
+                             Cell(label), (_value(v1), _value(vE)),
+                             _signed(ch["mean"], ch["ci95"])])
+    how = ("bootstrap " if summary.get("intervals") == "bootstrap" else "")
+    return Tabular(f"{pm} per group, single model (k=1) -> ensemble (k={E}), with the "
+                   f"change's 95% {how}interval", columns, rows)
+
+
+def _groups_html(summary: dict[str, Any]) -> str:
+    """The per-group table, where the summary table says little about groups (one mix) or
+    groups are intersectional (their margins)."""
+    margins = any(p.get("margins") for p in summary["grid_points"])
+    if not (margins or _one_mix(summary)):
+        return ""
+    words = ("Each group is a combination of several attributes' values; a margin "
+             "(<code>attribute=value</code>) pools the combinations holding that value, as a "
+             "one-attribute analysis would see it. Gaps, worst groups and verdicts are over the "
+             "combinations." if margins else "")
+    return (f"<h2>Per group{' (intersectional, with margins)' if margins else ''}</h2>"
+            f"<p>{words}</p>{groups_tabular(summary).html()}")
 
 
 def _post_html(summary: dict[str, Any]) -> str:
@@ -592,6 +657,15 @@ pre { font-size: 0.8em; }
 """
 
 
+def _imported_html(cfg: RunConfig) -> str:
+    """Where an imported run's predictions came from (nothing for a trained run)."""
+    if cfg.dataset.kind != "imported":
+        return ""
+    from .data.imported import describe
+
+    return f"<p>{html.escape(describe(cfg.dataset))} by <code>fairensemble analyze</code>.</p>"
+
+
 def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Drawn],
                 recommendation: dict[str, Any] | None = None) -> str:
     imgs = []
@@ -613,7 +687,8 @@ overall {html.escape(cfg.primary)}? Overall metrics use the <b>{cfg.test_mix}</b
 mix. Intervals: {html.escape(intervals)}. Click a column's header to sort a table by it.</p>
 {_recommendation_html(recommendation)}
 <h2>Summary</h2>
-{_summary_html(summary)}
+{_imported_html(cfg)}{_summary_html(summary)}
+{_groups_html(summary)}
 {_difficulty_html(summary) if not (recommendation or {}).get("curves_by_point") else ""}
 <h2>Figures</h2>
 {''.join(imgs)}

@@ -22,6 +22,7 @@ from .engine import (
     ECE_BINS,
     TEST_MIXES,
     Context,
+    Margins,
     Members,
     Scores,
     Slices,
@@ -32,6 +33,7 @@ from .engine import (
     predict,
     score,
     standalone,
+    with_margins,
 )
 from .functions import (
     accuracy,
@@ -68,9 +70,9 @@ from .registry import (
 
 __all__ = [
     "DERIVED_LABELS", "DISPARITY", "ECE_BINS", "METRICS", "NEEDS", "TEST_MIXES", "Context",
-    "Direction", "Members", "Metric", "Ranks", "Scope", "Scores", "Slices", "Ties", "accuracy",
-    "ambiguity", "aod", "auc", "balanced_accuracy", "brier", "disagreement", "ece", "ece_bin",
-    "eod", "eq_odds", "fpr", "get", "group_metrics", "group_slices", "labels", "names", "nll",
-    "notes", "pair_counts", "precision", "predict", "register", "score", "selection_rate",
-    "spd", "standalone", "tpr",
+    "Direction", "Margins", "Members", "Metric", "Ranks", "Scope", "Scores", "Slices", "Ties",
+    "accuracy", "ambiguity", "aod", "auc", "balanced_accuracy", "brier", "disagreement", "ece",
+    "ece_bin", "eod", "eq_odds", "fpr", "get", "group_metrics", "group_slices", "labels",
+    "names", "nll", "notes", "pair_counts", "precision", "predict", "register", "score",
+    "selection_rate", "spd", "standalone", "tpr", "with_margins",
 ]

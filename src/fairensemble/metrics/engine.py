@@ -33,7 +33,8 @@ _ECE_EDGES = np.linspace(0.0, 1.0, ECE_BINS + 1)
 @dataclass(frozen=True, eq=False)
 class Slices:
     """Where metrics are evaluated: G groups, each a contiguous range of samples, then
-    ``overall``, the groups combined with weights; slice l = 0..G-1 is group l, l = G overall.
+    ``overall``, the groups combined with weights, then M margins; slice l = 0..G-1 is group
+    l, l = G overall, l = G + 1 + m margin m.
 
     ``bounds`` int [G + 1]: group j holds samples ``bounds[j]:bounds[j + 1]`` (may be empty).
     ``overall`` float [G]: the weight of a group-j sample in the overall slice.
@@ -41,11 +42,15 @@ class Slices:
     integer arithmetic) or floats, or None for one replicate of unit weights. A slice's
     weighted sum of x is :math:`\\sum_i u_{ri} x_i` over the group, and
     :math:`\\sum_j o_j \\sum_{i \\in j} u_{ri} x_i` overall.
+    ``margins``: per margin, the groups it unites (an attribute's value over the intersectional
+    groups holding it): its sums are its groups' sums, every sample weighing 1, so a margin is
+    scored like a group of its own.
     """
 
     bounds: np.ndarray
     overall: np.ndarray
     weights: np.ndarray | None = None
+    margins: tuple[tuple[int, ...], ...] = ()
 
     @classmethod
     def for_groups(cls, counts: np.ndarray, test_mix: str) -> Slices:
@@ -71,6 +76,11 @@ class Slices:
         return len(self.bounds) - 1
 
     @property
+    def L(self) -> int:
+        """Slices in all: the groups, overall and the margins."""
+        return self.G + 1 + len(self.margins)
+
+    @property
     def R(self) -> int:
         return 1 if self.weights is None else len(self.weights)
 
@@ -94,9 +104,12 @@ class Slices:
         return self.sums(np.ones((1, n), dtype=bool))
 
     def combine(self, per_group: np.ndarray) -> np.ndarray:
-        """[R, G, ...] per-group sums -> [R, L, ...] with the overall slice appended."""
+        """[R, G, ...] per-group sums -> [R, L, ...] with the overall slice and the margins
+        appended."""
         o = self.overall.reshape(1, -1, *([1] * (per_group.ndim - 2)))
-        return np.concatenate([per_group, (per_group * o).sum(axis=1, keepdims=True)], axis=1)
+        parts = [per_group, (per_group * o).sum(axis=1, keepdims=True)]
+        parts += [per_group[:, list(m)].sum(axis=1, keepdims=True) for m in self.margins]
+        return np.concatenate(parts, axis=1)
 
     def sums(self, x: np.ndarray) -> np.ndarray:
         """Weighted sums over each slice: x [m, n, ...] -> float [R, L, m, ...]. The same
@@ -420,7 +433,7 @@ def _check_needs(ctx: Context, metric: Metric) -> None:
 def _group_values(ctx: Context, metric: Metric) -> np.ndarray:
     """[R, L, D] values of a group-scope metric."""
     if metric.classes == "binary" and ctx.C > 2:
-        return np.full((ctx.slices.R, ctx.slices.G + 1, ctx.D), np.nan)
+        return np.full((ctx.slices.R, ctx.slices.L, ctx.D), np.nan)
     v = ctx.value(metric.name)
     return _nanmean_classes(v) if v.ndim == 4 else v
 
@@ -436,10 +449,13 @@ def _between_values(ctx: Context, metric: Metric) -> np.ndarray:
     return _nanmean_classes(out) if out.ndim == 3 else out
 
 
-def score(ctx: Context, metrics: Sequence[str], groups: Sequence[str]) -> dict:
+def score(ctx: Context, metrics: Sequence[str], groups: Sequence[str],
+          margins: Sequence[str] = ()) -> dict:
     """Every requested metric on ``ctx``: ``{(label, metric): float [R, D]}`` with the labels
-    of ``labels(metric, groups)``. ``gap`` is :math:`\\max_g m_g - \\min_g m_g`, ``worst`` the
-    min over groups (direction "higher") or max ("lower"); NaN where a group's value is."""
+    of ``labels(metric, groups)``, and for per-group metrics one per margin of the slices
+    (named by ``margins``). ``gap`` is :math:`\\max_g m_g - \\min_g m_g`, ``worst`` the min
+    over groups (direction "higher") or max ("lower"); NaN where a group's value is. Margins
+    never enter gap, worst or disparities: those stay between the groups."""
     out: dict[tuple[str, str], np.ndarray] = {}
     G = ctx.slices.G
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -455,6 +471,8 @@ def score(ctx: Context, metrics: Sequence[str], groups: Sequence[str]) -> dict:
             for j, group in enumerate(groups):
                 out[(group, name)] = v[:, j]
             out[("overall", name)] = v[:, G]
+            for m, label in enumerate(margins):
+                out[(label, name)] = v[:, G + 1 + m]
             hi, lo = v[:, :G].max(axis=1), v[:, :G].min(axis=1)
             out[("gap", name)] = hi - lo
             if metric.direction != "neither":
@@ -535,6 +553,25 @@ def group_slices(
     return order, Slices.for_groups(np.bincount(g, minlength=G), test_mix)
 
 
+Margins = Sequence[tuple[str, Sequence[int]]]
+
+
+def with_margins(slices: Slices, groups: Sequence[str], margins: Margins
+                 ) -> tuple[Slices, list[str]]:
+    """``slices`` with ``margins`` appended, each ``(label, indices of the groups it unites)``,
+    and the margins' labels (distinct, and none a group's or a derived label)."""
+    labels = [label for label, _ in margins]
+    taken = {*groups, *DERIVED_LABELS, DISPARITY}
+    if len(set(labels)) != len(labels) or taken & set(labels):
+        raise ValueError(f"margins: expected distinct labels that name no group, got {labels}")
+    G = len(groups)
+    for label, members in margins:
+        if not len(members) or min(members) < 0 or max(members) >= G:
+            raise ValueError(f"margins: {label!r} expected group indices in 0..{G - 1}, "
+                             f"got {list(members)}")
+    return replace(slices, margins=tuple(tuple(int(j) for j in m) for _, m in margins)), labels
+
+
 def group_metrics(
     probs: np.ndarray,
     y: np.ndarray,
@@ -545,6 +582,7 @@ def group_metrics(
     *,
     members: Members | None = None,
     pred: np.ndarray | None = None,
+    margins: Margins = (),
 ) -> Scores:
     r"""Metrics per group, overall, gap and worst group, and disparities between groups, each
     float [D] (one value per draw): ``{(label, metric): values}``, labels from ``labels``.
@@ -558,13 +596,15 @@ def group_metrics(
     A group without test samples gets NaN (and so do gap, worst and disparities), as does a
     metric a group leaves undefined (AUC of a one-class group); ``.notes`` says why.
     ``members``: the members behind the draws (``Members``), for diversity metrics;
-    ``pred`` int [D, n]: hard predictions replacing the argmax of ``probs``.
+    ``pred`` int [D, n]: hard predictions replacing the argmax of ``probs``; ``margins``:
+    unions of groups scored beside them by per-group metrics (``with_margins``).
     """
     probs, y, _ = _check(probs, y, None, per_draw_labels=False)
     D, n, C = probs.shape
     for name in metrics:
         get(name)
     order, slices = group_slices(y, g, groups, test_mix, C)
+    slices, margin_labels = with_margins(slices, groups, margins)
     if pred is not None:
         pred = np.asarray(pred)
         if pred.shape != (D, n) or (pred.size and (pred.min() < 0 or pred.max() >= C)):
@@ -574,7 +614,7 @@ def group_metrics(
         pred = None if pred is None else pred[:, order]
         members = None if members is None else members.take(order)
     ctx = Context(y, slices, probs=probs, pred=pred, members=members)
-    values = score(ctx, metrics, groups)
+    values = score(ctx, metrics, groups, margin_labels)
     out = Scores({key: v[0] for key, v in values.items()})
     out.notes = notes(y, slices, groups, out)
     return out

@@ -45,14 +45,16 @@ def auc(ctx: Context) -> np.ndarray:
     """
     sl = ctx.slices
     classes = [1] if ctx.C == 2 else range(ctx.C)
-    out = np.empty((sl.R, sl.G + 1, ctx.D, len(classes)))
+    out = np.empty((sl.R, sl.L, ctx.D, len(classes)))
     for i, c in enumerate(classes):
         M = ctx.pair_counts(c)
         P = ctx.class_totals[..., c]
         N = ctx.totals - P
         diag = np.diagonal(M, axis1=1, axis2=2).transpose(0, 2, 1)  # [R, G, D]
         whole = np.einsum("j,h,rjhd->rd", sl.overall, sl.overall, M)[:, None]
-        out[..., i] = np.concatenate([diag, whole], axis=1) / (P * N)
+        # a margin's pairs: positives and negatives both in one of the groups it unites
+        margins = [M[:, list(m)][:, :, list(m)].sum(axis=(1, 2))[:, None] for m in sl.margins]
+        out[..., i] = np.concatenate([diag, whole, *margins], axis=1) / (P * N)
     return out
 
 
@@ -218,6 +220,11 @@ def ambiguity(ctx: Context) -> np.ndarray:
     variance of the member probabilities (:math:`\frac1k \sum_m (p^m_{i1} - \bar p_{i1})^2`
     binary, summed over classes for C > 2); 0 for k = 1. A slice's member Brier is linear in
     the samples, so it is summed once per member and averaged over each draw's subset."""
-    member_sums = ctx.slices.sums(ctx.members.brier)  # [R, L, E]
-    member_mean = member_sums[:, :, ctx.members.subsets].mean(axis=-1) / ctx.totals
+    subsets = ctx.members.subsets
+    # only the members the draws use (one per draw at k = 1, not all E): a member's sums are
+    # the same numbers whichever other members are summed beside it
+    used, at = np.unique(subsets, return_inverse=True)
+    brier = ctx.members.brier
+    member_sums = ctx.slices.sums(brier if len(used) == len(brier) else brier[used])
+    member_mean = member_sums[:, :, at.reshape(subsets.shape)].mean(axis=-1) / ctx.totals
     return member_mean - ctx.value("brier")

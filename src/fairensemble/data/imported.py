@@ -1,0 +1,58 @@
+"""Predictions made elsewhere as a data source (``kind: imported``): what ``fairensemble analyze``
+read, recorded in the run's config. There is nothing to train: its loader says so.
+
+The section names the file and the columns the predictions came from (or ``format: arrays``
+for arrays handed over in Python), the members in their order, and whether logits were turned
+into probabilities. A grid column of the file is a coordinate of the run: its value at a grid
+point is held here under the column's name (``grid: {dataset.arch: [a, b]}`` with ``arch`` a
+column), as a filter of the file's rows, so the section takes keys beyond its own fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+
+from ..schema import Strict
+from .base import DataError, Dataset
+from .registry import register
+
+
+class ImportedData(Strict):
+    """Member predictions read by ``fairensemble analyze``."""
+
+    # grid columns' values at a grid point ride along as extra keys
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["imported"] = "imported"
+    path: str | None = None  # the file read; None for arrays handed over in Python
+    format: Literal["long", "npz", "arrays"] = "long"
+    sha256: str | None = None  # of the file's bytes, when one was read
+    members: list[str] = []  # member names, in the order of the cells' member axis
+    group: list[str] = []  # the group columns (several: intersectional groups)
+    probs: list[str] = []  # the probability (or logit) columns read
+    logits: bool = False  # a softmax (a sigmoid for one `p` column) was applied
+    # where the mix coordinate comes from: the file's ratio column, or (the training mix not
+    # being known) the ratio group's share of the test samples
+    ratio: Literal["column", "test_share"] = "test_share"
+
+
+def load_imported(cfg: ImportedData, seed: int) -> Dataset:
+    where = cfg.path or "arrays handed to fairensemble.analyze"
+    raise DataError(f"dataset.kind: 'imported': this run holds member predictions imported "
+                    f"from {where} by `fairensemble analyze`; there is nothing to train. "
+                    "Rebuild its outputs with `fairensemble report RUN_DIR`, or import again "
+                    "with `fairensemble analyze`")
+
+
+def describe(cfg: Any) -> str:
+    """Where an imported run's predictions came from, in words (the report)."""
+    where = cfg.path or "arrays handed to fairensemble.analyze"
+    how = ", logits turned into probabilities" if cfg.logits else ""
+    mix = ("" if cfg.ratio == "column" else "; the training mix is not known: the mix "
+           "coordinate is the ratio group's share of the test samples")
+    return f"{len(cfg.members)} members' predictions imported from {where}{how}{mix}"
+
+
+register(ImportedData, load_imported)
