@@ -459,7 +459,10 @@ def read_long(path: str | Path, group: Sequence[str] | None = None,
             first = int(np.flatnonzero(y_codes == i)[0])
             raise DataError(f"{source}: column {LABEL!r} holds {v!r} {row(first)}, not one of "
                             f"the classes {classes} (named by the {', '.join(prob_cols)} "
-                            "column(s))")
+                            "column(s))" + (
+                                "; a single p column means the labels are 0/1: name the "
+                                "columns p_<class> for labels like these (p_"
+                                f"{text_of(v)}, ...)" if prob_cols == [PROB] else ""))
         class_of.append(classes.index(name))
     y = np.array(class_of, dtype=_small(len(classes)))[y_codes]
     del y_codes
