@@ -28,11 +28,11 @@ import multiprocessing
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -120,29 +120,45 @@ def decode_cached(
     root = cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"images-{key}.npy"
-    cached = _open_if_valid(final, shape)
-    if cached is not None:
-        return cached
-    with locked(root / f"images-{key}.lock"):
-        cached = _open_if_valid(final, shape)  # another process may have built it meanwhile
-        if cached is not None:
-            return cached
-        tmp = root / f"images-{key}.npy.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def build(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        del out  # header written; workers and the serial path reopen it
+        log.info("decoding %d images at %dx%d into %s", len(paths), size, size, final)
+        _decode_all(paths, tmp, size, mode, fit, num_workers,
+                    list(names) if names is not None else None)
+        _write_sidecar(final, paths, size, mode, fit)
+
+    return build_once(final, build, lambda path: _open_if_valid(path, shape),
+                      "decoded-image cache")
+
+
+T = TypeVar("T")
+
+
+def build_once(final: Path, build: Callable[[Path], None], opened: Callable[[Path], T | None],
+               what: str) -> T:
+    """The cache file ``final`` as ``opened`` reads it; when it finds nothing usable,
+    ``build(tmp)`` writes the file under a temporary name, renamed to ``final`` once complete,
+    under a file lock beside it (``final`` with suffix ``.lock``), so that processes asking for
+    the same file at once build it only once and a reader never sees half a file."""
+    got = opened(final)
+    if got is not None:
+        return got
+    with locked(final.with_suffix(".lock")):
+        got = opened(final)  # another process may have built it meanwhile
+        if got is not None:
+            return got
+        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-            del out  # header written; workers and the serial path reopen it
-            log.info("decoding %d images at %dx%d into %s", len(paths), size, size, final)
-            _decode_all(paths, tmp, size, mode, fit, num_workers,
-                        list(names) if names is not None else None)
+            build(tmp)
             os.replace(tmp, final)
         finally:
-            if tmp.exists():
-                tmp.unlink()
-        _write_sidecar(final, paths, size, mode, fit)
-    opened = _open_if_valid(final, shape)
-    if opened is None:  # pragma: no cover - only if the file system lost the rename
-        raise DataError(f"{final}: decoded-image cache could not be read back")
-    return opened
+            tmp.unlink(missing_ok=True)
+    got = opened(final)
+    if got is None:  # pragma: no cover - only if the file system lost the rename
+        raise DataError(f"{final}: {what} could not be read back")
+    return got
 
 
 # ----------------------------------------------------------------------------- internals

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import numpy as np
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.data.base import Dataset, Split
-from fairensemble.data.decode import cache_root, locked
+from fairensemble.data.decode import build_once, cache_root
 from fairensemble.seeds import derive_seed, stable_hash
 
 log = logging.getLogger(__name__)
@@ -92,19 +90,12 @@ def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: i
     root = Path(ds.cache_folder) if ds.cache_folder else cache_root()
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"features-{key}.npy"
-    feats = _open(final)
-    if feats is None:
-        with locked(root / f"features-{key}.lock"):
-            feats = _open(final)
-            if feats is None:
-                feats = _compute(ds, model, train, backbone_seed)
-                tmp = root / f"features-{key}.npy.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-                try:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, feats)
-                    os.replace(tmp, final)
-                finally:
-                    tmp.unlink(missing_ok=True)
+
+    def build(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, _compute(ds, model, train, backbone_seed))
+
+    feats = build_once(final, build, _open, "feature cache")
     splits, start = [], 0
     for split in _splits(ds):
         splits.append(Split(feats[start:start + len(split)], split.y, split.g))
