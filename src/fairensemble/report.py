@@ -661,9 +661,8 @@ def _imported_html(cfg: RunConfig) -> str:
     """Where an imported run's predictions came from (nothing for a trained run)."""
     if cfg.dataset.kind != "imported":
         return ""
-    from .data.imported import describe
-
-    return f"<p>{html.escape(describe(cfg.dataset))} by <code>fairensemble analyze</code>.</p>"
+    return (f"<p>{html.escape(cfg.dataset.describe())} by <code>fairensemble analyze</code>."
+            "</p>")
 
 
 def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Drawn],

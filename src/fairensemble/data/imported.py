@@ -10,7 +10,7 @@ column), as a filter of the file's rows, so the section takes keys beyond its ow
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict
 
@@ -37,6 +37,14 @@ class ImportedData(Strict):
     # being known) the ratio group's share of the test samples
     ratio: Literal["column", "test_share"] = "test_share"
 
+    def describe(self) -> str:
+        """Where the predictions came from, in words (the report)."""
+        where = self.path or "arrays handed to fairensemble.analyze"
+        how = ", logits turned into probabilities" if self.logits else ""
+        mix = ("" if self.ratio == "column" else "; the training mix is not known: the mix "
+               "coordinate is the ratio group's share of the test samples")
+        return f"{len(self.members)} members' predictions imported from {where}{how}{mix}"
+
 
 def load_imported(cfg: ImportedData, seed: int) -> Dataset:
     where = cfg.path or "arrays handed to fairensemble.analyze"
@@ -44,15 +52,6 @@ def load_imported(cfg: ImportedData, seed: int) -> Dataset:
                     f"from {where} by `fairensemble analyze`; there is nothing to train. "
                     "Rebuild its outputs with `fairensemble report RUN_DIR`, or import again "
                     "with `fairensemble analyze`")
-
-
-def describe(cfg: Any) -> str:
-    """Where an imported run's predictions came from, in words (the report)."""
-    where = cfg.path or "arrays handed to fairensemble.analyze"
-    how = ", logits turned into probabilities" if cfg.logits else ""
-    mix = ("" if cfg.ratio == "column" else "; the training mix is not known: the mix "
-           "coordinate is the ratio group's share of the test samples")
-    return f"{len(cfg.members)} members' predictions imported from {where}{how}{mix}"
 
 
 register(ImportedData, load_imported)
