@@ -169,3 +169,27 @@ def test_a_list_valued_grid_field_runs_end_to_end_with_readable_labels(tmp_path)
     assert len(summary["grid_points"]) == 3
     assert (run / "figures" / "optimal_ratio.png").is_file()
     assert "diversity=[init, order, bootstrap]" in (run / "report.html").read_text()
+
+
+def test_a_rerun_reads_each_cached_evaluation_once(finished_run, tmp_path, monkeypatch):
+    import shutil
+
+    import fairensemble as fe
+    from fairensemble.config import load_config
+    from fairensemble.store import RunStore
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    reads: list[str] = []
+    original = RunStore.read_evaluation
+
+    def counted(self, spec_hash, cell_id, with_boot):
+        reads.append(cell_id)
+        return original(self, spec_hash, cell_id, with_boot)
+
+    monkeypatch.setattr(RunStore, "read_evaluation", counted)
+    table = pd.read_parquet(run / "metrics.parquet")
+    fe.run(load_config(run / "config.yaml"), str(run))
+    # the check before training read them; the report took them from there
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 12
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"), table)

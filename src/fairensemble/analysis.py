@@ -104,13 +104,16 @@ Evaluations = dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]
 def evaluate_cells(store: RunStore, evaluate: Evaluator, cell_ids: list[str],
                    executor: ExecutorConfig, set_aside: bool = False,
                    on_start: Callable[[int], None] | None = None,
-                   on_progress: Callable[[float], None] | None = None
+                   on_progress: Callable[[float], None] | None = None,
+                   known: Evaluations | None = None
                    ) -> tuple[Evaluations, list[str]]:
     """The evaluation (table, boot) of each finished cell of ``cell_ids``, reading each cell
     file at most once: a cell with a cached evaluation is checked against its checksum (not
     at all when this process verified it already while holding the run directory); the
     others are read and evaluated on the executor (``on_start(n)`` announces how many,
-    ``on_progress(1)`` follows each) and their evaluations cached.
+    ``on_progress(1)`` follows each) and their evaluations cached. ``known`` holds
+    evaluations under the same spec that an earlier call returned while this process held the
+    run directory: they are taken as they are, neither read nor checked again.
 
     A damaged cell raises ``CorruptCell`` naming its file; with ``set_aside`` it is moved to
     ``cells/corrupt/`` instead (so it gets retrained), left out of the result and described in
@@ -118,8 +121,9 @@ def evaluate_cells(store: RunStore, evaluate: Evaluator, cell_ids: list[str],
     want_boot = evaluate.spec.n_boot > 0
     got: Evaluations = {}
     todo = []
+    known = known or {}
     for cell_id in cell_ids:
-        if not store.has_record(cell_id):
+        if cell_id in known or not store.has_record(cell_id):
             continue  # never finished
         cached = store.read_evaluation(evaluate.key, cell_id, want_boot)
         if cached is None:
@@ -129,6 +133,7 @@ def evaluate_cells(store: RunStore, evaluate: Evaluator, cell_ids: list[str],
     # a cached evaluation stands for its cell only while the cell is intact
     intact, damaged = store.check_cells(list(got), set_aside=set_aside)
     got = {c: v for c, v in got.items() if c in intact}
+    got.update((c, known[c]) for c in cell_ids if c in known)
 
     def damage(cell_id: str, err: CorruptCell) -> None:
         if not set_aside:
@@ -170,16 +175,17 @@ class Evaluated:
 
 def evaluate_run(plan: Plan, store: RunStore,
                  on_progress: Callable[[float], None] | None = None,
-                 prune: bool = False, on_start: Callable[[int], None] | None = None
-                 ) -> Evaluated:
+                 prune: bool = False, on_start: Callable[[int], None] | None = None,
+                 known: Evaluations | None = None) -> Evaluated:
     """metrics.parquet's table: one row per (grid point, mix, replicate, k, post, group,
     metric), and the bootstrap resamples where asked, from every cell's evaluation
     (``evaluate_cells``: each cell read at most once; a damaged cell stops it, naming its
-    file). ``prune`` drops cached evaluations of other specs."""
+    file). ``prune`` drops cached evaluations of other specs; ``known`` as for
+    ``evaluate_cells``."""
     check_complete(plan, store)
     evaluate = Evaluator.of(plan.cfg, plan.layouts)
     got, _ = evaluate_cells(store, evaluate, [c.id for c in plan.cells], plan.cfg.executor,
-                            on_start=on_start, on_progress=on_progress)
+                            on_start=on_start, on_progress=on_progress, known=known)
     if prune:
         store.prune_evaluations(keep=evaluate.key)
     table = pd.concat([with_coords(got[c.id][0], c) for c in plan.cells], ignore_index=True)

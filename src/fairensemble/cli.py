@@ -142,17 +142,19 @@ def warn(line: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
-def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[float, float]:
+def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview
+                        ) -> tuple[float, float, dict]:
     """Check the plan's stored cells (evaluating those that need it), then train the missing
     ones under a progress bar; returns (seconds, worker seconds spent evaluating the new
-    cells). Call it holding the run directory, so that the report reads no cell again."""
+    cells, the stored cells' evaluations for the report's ``known``). Call it holding the run
+    directory, so that the report reads no cell again."""
     from .pipeline import check_stored, train_missing
 
     with evaluation_progress() as (on_start, on_progress):
-        done_ids = check_stored(cfg, run_dir, plan, on_warning=warn, on_start=on_start,
-                                on_progress=on_progress)
+        stored = check_stored(cfg, run_dir, plan, on_warning=warn, on_start=on_start,
+                              on_progress=on_progress)
     total = len(plan.cells)
-    todo = total - len(done_ids)
+    todo = total - len(stored)
     console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
                   f"{len(cfg.mixes or cfg.ratios)} mixes x {cfg.replicates} replicates = "
                   f"{total} cells of {cfg.ensemble.members} members; "
@@ -172,10 +174,10 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview) -> tuple[f
                 done += int(amount)
                 progress.update(task, cells=f"{done}/{total}")
 
-        result = train_missing(cfg, run_dir, plan, preview, done=done_ids,
+        result = train_missing(cfg, run_dir, plan, preview, done=set(stored),
                                on_progress=on_progress, on_warning=warn)
         progress.update(task, completed=todo * cfg.ensemble.members)
-    return time.perf_counter() - t0, result.eval_s
+    return time.perf_counter() - t0, result.eval_s, stored
 
 
 def _run(cfg: RunConfig, run_dir: Path) -> None:
@@ -188,8 +190,8 @@ def _run(cfg: RunConfig, run_dir: Path) -> None:
     t0 = time.perf_counter()
     with RunStore(run_dir).locked():
         plan, preview = plan_with_preview(cfg)
-        t_train, eval_s = train_with_progress(cfg, run_dir, plan, preview)
-        summary = report_with_progress(run_dir, plan=plan)
+        t_train, eval_s, stored = train_with_progress(cfg, run_dir, plan, preview)
+        summary = report_with_progress(run_dir, plan=plan, known=stored)
     print_summary(summary, out)
     console.print(f"training {t_train:.1f} s (new cells evaluated in the workers: "
                   f"{eval_s:.1f} s of worker time), total {time.perf_counter() - t0:.1f} s; "

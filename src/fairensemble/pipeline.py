@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import evaluate_cells
+from .analysis import Evaluations, evaluate_cells
 from .config import RunConfig
 from .evaluation import Evaluator
 from .plan import Plan
@@ -30,8 +30,9 @@ def check_stored(
     on_warning: Callable[[str], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[float], None] | None = None,
-) -> set[str]:
-    """The cells of ``plan`` stored intact in ``run_dir``, each read once and left evaluated
+) -> Evaluations:
+    """The evaluations of the cells of ``plan`` stored intact in ``run_dir`` (by cell id; hand
+    them to ``build_report`` as ``known``), each cell read once and left evaluated
     under ``cfg``'s spec: a cell with a cached evaluation is checked against its checksum, one
     without is evaluated on the executor (``on_start(n)``, ``on_progress(1)``). A damaged cell
     is set aside to be retrained (``on_warning`` gets a line). Hold the run directory
@@ -45,7 +46,7 @@ def check_stored(
     for line in damaged:
         if on_warning is not None:
             on_warning(line)
-    return set(got)
+    return got
 
 
 def train_missing(
@@ -72,6 +73,6 @@ def run(cfg: RunConfig, run_dir: str | Path) -> dict[str, Any]:
 
     plan, preview = plan_with_preview(cfg)
     with RunStore(run_dir).locked():
-        done = check_stored(cfg, run_dir, plan)
-        train_missing(cfg, run_dir, plan, preview, done=done)
-        return build_report(run_dir, plan=plan)
+        stored = check_stored(cfg, run_dir, plan)
+        train_missing(cfg, run_dir, plan, preview, done=set(stored))
+        return build_report(run_dir, plan=plan, known=stored)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .analysis import MissingCells, evaluate_run, load_run, summarize
+from .analysis import Evaluations, MissingCells, evaluate_run, load_run, summarize
 from .config import RunConfig, dump_config
 from .intervals import describe
 from .plan import Plan, grid_value
@@ -36,10 +36,12 @@ __all__ = ["MissingCells", "build_report", "groups_tabular", "print_summary", "s
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
                  plan: Plan | None = None,
                  on_progress: Callable[[float], None] | None = None,
-                 on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 on_start: Callable[[int], None] | None = None,
+                 known: Evaluations | None = None) -> dict[str, Any]:
     """Evaluate every stored cell of a run and write its outputs (into ``out_dir``, default the
     run directory). Reads only the run directory; ``plan`` (from ``load_run`` with evaluation
-    overrides, say) defaults to the run's own."""
+    overrides, say) defaults to the run's own; ``known``: evaluations ``check_stored`` returned
+    under the same lock (not read again)."""
     store = RunStore(run_dir)
     if plan is None:
         _, plan = load_run(store.root)
@@ -48,7 +50,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
     # the run directory's own outputs follow the latest evaluation spec; a report written
     # elsewhere leaves the run's cached evaluations as they are
     ev = evaluate_run(plan, store, on_progress=on_progress, on_start=on_start,
-                      prune=out.resolve() == store.root.resolve())
+                      prune=out.resolve() == store.root.resolve(), known=known)
     table = ev.table
     write_parquet(out / "metrics.parquet", table)
     summary = summarize(table, plan, ev.boot)
