@@ -193,3 +193,24 @@ def test_a_rerun_reads_each_cached_evaluation_once(finished_run, tmp_path, monke
     # the check before training read them; the report took them from there
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 12
     pd.testing.assert_frame_equal(pd.read_parquet(run / "metrics.parquet"), table)
+
+
+def test_a_serial_train_size_sweep_loads_its_data_once(tmp_path, monkeypatch):
+    import fairensemble as fe
+    from fairensemble import sweep
+    from fairensemble.config import validate
+
+    loads: list[float] = []
+    original = sweep.load_for
+
+    def counted(pcfg):
+        loads.append(pcfg.train_size)
+        return original(pcfg)
+
+    monkeypatch.setattr(sweep, "load_for", counted)
+    cfg = dict(TINY, grid={"train_size": [100, 200]}, replicates=1)
+    fe.run(validate(cfg), str(tmp_path / "run"))
+    # planning loads the first point; the second shares its data; training reuses both
+    assert loads == [100]
+    table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    assert sorted(table["train_size"].unique()) == [100, 200]

@@ -386,7 +386,7 @@ def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
     from .data.sampling import largest_train_size
     from .plan import moved_indices
     from .store import RunStore
-    from .sweep import load_for, plan_with_preview, resolve_ratio_group
+    from .sweep import data_key, load_for, plan_with_preview, resolve_ratio_group
 
     if budget < 1:
         raise RecommendError(f"--budget: expected a training-set size >= 1, got {budget}")
@@ -398,7 +398,7 @@ def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
     loaded: dict[str, Any] = {}
 
     def loader(pcfg: Any) -> Any:  # each grid point's data once, whatever its train_size
-        key = pcfg.dataset.model_dump_json()
+        key = data_key(pcfg)
         if key not in loaded:
             loaded[key] = load_for(pcfg)
         return loaded[key]

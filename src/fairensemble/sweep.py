@@ -146,8 +146,8 @@ def plan_with_preview(cfg: RunConfig, loader: Callable[[RunConfig], Dataset] | N
     _PLANNED.clear()
     for pi, point in enumerate(points):
         pcfg = cfg.at(point)
-        ds = loader(pcfg)
-        _PLANNED[_data_key(pcfg)] = ds  # what the units will train on (see _units)
+        key = data_key(pcfg)  # grid points that differ only in train_size share their data
+        ds = _PLANNED[key] = _PLANNED.get(key) or loader(pcfg)  # what the units train on
         layouts.append(point_layout(pcfg, ds))
         check_model(pcfg, ds)
         if pcfg.dataset.kind == "synthetic" and pi in shown:
@@ -205,7 +205,7 @@ class Unit:
     image_roots: list[str] = field(default_factory=list)  # folders the unit's data reads
 
 
-# Datasets the last planning loaded, by _data_key: the driver ships tables from here, so that
+# Datasets the last planning loaded, by data_key: the driver ships tables from here, so that
 # units train on exactly the table that was planned and never read its file
 _PLANNED: dict[str, Dataset] = {}
 
@@ -222,7 +222,8 @@ class CellResult:
 _DATA_CACHE: dict[str, Dataset] = {}
 
 
-def _data_key(pcfg: RunConfig) -> str:
+def data_key(pcfg: RunConfig) -> str:
+    """What a grid point's dataset depends on (two points with one key share one Dataset)."""
     parts: list = [pcfg.dataset.model_dump(mode="json"), data_seed(pcfg)]
     if pcfg.model.freeze == "backbone":  # the features depend on the backbone
         parts += [pcfg.model.model_dump(mode="json"), pcfg.train.precision, pcfg.seed]
@@ -230,7 +231,9 @@ def _data_key(pcfg: RunConfig) -> str:
 
 
 def _dataset_for(pcfg: RunConfig) -> Dataset:
-    key = _data_key(pcfg)
+    key = data_key(pcfg)
+    if key in _PLANNED:  # trained in the process that planned it (serial, one worker)
+        return _PLANNED[key]
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one grid point at a time keeps memory bounded
         _DATA_CACHE[key] = load_for(pcfg)
@@ -394,7 +397,7 @@ def _units(cfg: RunConfig, plan: Plan, todo: list[Cell], evaluate: CellEvaluator
         pi = cells[0].point_index
         if pi not in per_point:
             pcfg = cfg.at(cells[0].point)
-            ds = _PLANNED.get(_data_key(pcfg)) or load_for(pcfg)
+            ds = _PLANNED.get(data_key(pcfg)) or load_for(pcfg)
             shared = executor.share(ds) if ds.ship else None
             per_point[pi] = (shared, [str(p) for p in ds.info.get("image_roots", [])])
         data, roots = per_point[pi]
