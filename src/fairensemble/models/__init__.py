@@ -38,7 +38,6 @@ BUILTIN = {
     "vit_small": "fairensemble.models.vit:vit_small",
 }
 NAMES = tuple(BUILTIN)
-CONTEXT = ("in_channels", "image_size")  # passed where a builder takes them, else dropped
 HEAD_NAMES = ("fc", "head", "classifier")  # where a model without ``head_name`` keeps its head
 _FACTORY = re.compile(r"^(?P<where>[^:]+\.py|[A-Za-z_][\w.]*):(?P<fn>[A-Za-z_]\w*)$")
 
@@ -73,10 +72,6 @@ def factory_file(name: str) -> Path:
         raise ValueError(f"model.name: module {where!r} cannot be found (is it installed or on "
                          "PYTHONPATH?)")
     return Path(spec.origin)
-
-
-def factory_sha256(name: str) -> str:
-    return hashlib.sha256(factory_file(name).read_bytes()).hexdigest()
 
 
 def resolve(name: str) -> Callable[..., Any]:
@@ -177,4 +172,4 @@ def _first_line(err: BaseException) -> str:
 
 
 __all__ = ["BUILTIN", "NAMES", "accepted", "check_name", "create", "factory_file",
-           "factory_sha256", "head_name", "is_factory", "resolve"]
+           "head_name", "is_factory", "resolve"]

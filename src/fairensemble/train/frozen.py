@@ -27,6 +27,7 @@ from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.data.base import Dataset, Split
 from fairensemble.data.decode import build_once, cache_root
+from fairensemble.plan import file_sha256
 from fairensemble.seeds import derive_seed, stable_hash
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ def backbone_identity(model: ModelConfig, seed: int) -> dict[str, Any]:
     """What determines the backbone's numbers (the head's fields do not)."""
     out: dict[str, Any] = {"name": model.name, "width": model.width, "seed": seed}
     if model.weights:
-        out["weights"] = hashlib.sha256(Path(model.weights).expanduser().read_bytes()).hexdigest()
+        out["weights"] = file_sha256(model.weights, "model.weights")
     if models.is_factory(model.name):
-        out["factory"] = models.factory_sha256(model.name)
+        out["factory"] = file_sha256(models.factory_file(model.name), "model.name")
     return out
 
 
