@@ -20,7 +20,7 @@ from fairensemble import models
 from fairensemble.data import sources
 from fairensemble.metrics import get as metric_spec
 from fairensemble.metrics import names as metric_names
-from fairensemble.schema import Fraction, PositiveInt, Strict
+from fairensemble.schema import Fraction, NonNegativeInt, PositiveInt, Strict
 from fairensemble.train import DIVERSITY_SOURCES
 
 # Which fields change what, declared once: the cell identity (plan.py), the evaluation spec
@@ -173,7 +173,7 @@ class ExecutorConfig(Strict):
     address: str | None = None  # ray: null = start a local instance; "auto" or ray://host:port
     cpus_per_unit: Annotated[float, Field(gt=0.0)] = 1.0
     gpus_per_unit: Annotated[float, Field(ge=0.0)] = 0.0  # fractions share a GPU
-    max_retries: Annotated[int, Field(ge=0)] = 3  # ray: retries of a unit whose worker died
+    max_retries: NonNegativeInt = 3  # ray: retries of a unit whose worker died
 
 
 class AnalysisConfig(Strict):
@@ -191,7 +191,7 @@ class AnalysisConfig(Strict):
 
 class RunConfig(Strict):
     name: str = "run"
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: NonNegativeInt = 0
     dataset: DatasetConfig = Field(default_factory=SyntheticData)
     ratio_group: str | None = None
     ratios: list[Fraction] = [round(0.1 * i, 1) for i in range(11)]

@@ -45,6 +45,7 @@ from .data.adult import AdultData
 from .data.base import DataError, preview_names
 from .data.celeba import CelebAData
 from .data.chexpert import CheXpertData
+from .data.frame import JOIN, OTHER
 from .data.images import Rows
 from .data.sampling import drawable, largest_train_size, readable_floor, stratified_subsample
 from .data.tabular import TableData
@@ -57,7 +58,6 @@ VAL_FRACTION = 0.15  # a validation split, so group-specific thresholds can be f
 RATIOS = [round(0.1 * i, 1) for i in range(11)]
 TARGET_STEPS = 1000  # optimizer steps per MLP member the epoch count aims at
 EPOCHS_RANGE = (20, 200)
-OTHER = "other"  # the loader's name for merged groups (data/tabular.py)
 # values that stand for "missing" in many tables but not to pandas (which already reads "",
 # "NA", "NaN", "null", "None", ...); compared stripped and lower-cased
 MISSING_MARKERS = ("?", "-", "--", ".", "missing", "unknown", "none", "n.a.")
@@ -368,10 +368,9 @@ def propose_table(
         raise DataError(f"{source}: target and group are the same column {target!r}")
     _require_values(frame, target, columns_of, positive, source)
     seed = _data_seed()
-    group_value = columns_of[0] if len(columns_of) == 1 else columns_of
     # loaded by the path as given, so the loader's messages name it as the user typed it;
     # the config gets the absolute path, so it runs from any directory
-    base = TableData(path=source, target=target, group=group_value, positive=positive,
+    base = TableData(path=source, target=target, group=columns_of, positive=positive,
                      test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values,
                      header=sniffed_header)
     ds0 = load_table(base, seed, frame)
@@ -467,7 +466,7 @@ def _group_comment(columns: list[str]) -> str:
     if len(columns) == 1:
         return "the demographic attribute whose share of the training set is swept"
     return (f"{len(columns)} attributes: each combination of their values is a group (an "
-            f"intersectional group, named '{' & '.join(columns)}'-wise)")
+            f"intersectional group, named '{JOIN.join(columns)}'-wise)")
 
 
 def _sniffed_header(path: Path) -> bool | None:
@@ -485,7 +484,7 @@ def _plan_groups_and_markers(counts: Counts, expected_test: np.ndarray, keep: st
     ('unknown', '?', ...: a missing attribute, not a group), which ``groups`` then lists
     without them."""
     marked = [i for i, name in enumerate(counts.groups)
-              if any(part.strip().lower() in MISSING_MARKERS for part in name.split(" & "))]
+              if any(part.strip().lower() in MISSING_MARKERS for part in name.split(JOIN))]
     if not marked or len(marked) >= len(counts.groups) - 1:
         return plan_groups(counts, expected_test, keep=keep)
     kept = [i for i in range(len(counts.groups)) if i not in marked]
@@ -687,7 +686,6 @@ def propose_images(
     if target in columns_of:
         raise DataError(f"{source}: target and group are the same column {target!r}")
     _require_values(frame, target, columns_of, positive, source)
-    group_value = columns_of[0] if len(columns_of) == 1 else columns_of
     notes: list[str] = []
     if suffix is None:
         suffix = guess_suffix(frame[image], search_roots(list(roots or []), path))
@@ -695,7 +693,7 @@ def propose_images(
             notes.append(f"image names have no extension; the files are <name>{suffix} "
                          "(dataset.suffix)")
     base = ImagesData(path=str(path.resolve()), image=image, roots=list(roots or []),
-                      suffix=suffix, target=target, positive=positive, group=group_value,
+                      suffix=suffix, target=target, positive=positive, group=columns_of,
                       subject=subject, split=split, test_fraction=TEST_FRACTION,
                       val_fraction=VAL_FRACTION, image_size=CPU_IMAGE_SIZE,
                       header=_sniffed_header(path) if header is None else header)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from ..schema import Strict
+from ..schema import NonNegativeInt, Strict
 from .base import DataError, Dataset
 from .registry import register
 
@@ -62,7 +62,7 @@ class AdultData(Strict):
     root: str | None = None
     group: Literal["sex", "race"] | list[Literal["sex", "race"]] = "sex"
     groups: list[str] | None = None
-    min_group_size: Annotated[int, Field(ge=0)] = 0
+    min_group_size: NonNegativeInt = 0
     group_as_feature: bool = False
     impute: Literal["median", "drop"] = "median"
     val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0

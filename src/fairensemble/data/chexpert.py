@@ -51,10 +51,6 @@ class CheXpertData(ImageOptions):
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
 
-    @property
-    def group_names(self) -> list[str]:
-        return list(self.groups)
-
 
 def read_table(cfg: CheXpertData) -> tuple[pd.DataFrame, dict[str, int]]:
     """Kept rows (``file`` relative to ``root``, ``patient``, the ``target`` finding's class

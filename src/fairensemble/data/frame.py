@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..schema import Strict, column_name
+from ..schema import NonNegativeInt, Strict, column_name
 from .base import DataError, preview_names
 from .sampling import largest_remainder
 
@@ -47,7 +47,7 @@ class LabelledRows(Strict):
     # one column, or several: each combination of their values is a group
     group: str | list[str]
     groups: list[str] | None = None
-    min_group_size: Annotated[int, Field(ge=0)] = 0
+    min_group_size: NonNegativeInt = 0
     # cell values that mean "missing" besides pandas' own ("", "NA", "NaN", "null", ...),
     # e.g. ["?"]; matched exactly, whitespace included
     na_values: list[str] = []

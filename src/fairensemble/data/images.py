@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
-from ..schema import PositiveInt, Strict, column_name
+from ..schema import NonNegativeInt, PositiveInt, Strict, column_name
 from ..seeds import rng_for
 from .base import DataError, Dataset, Split, preview_names
 from .decode import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, decode_cached
@@ -55,7 +55,7 @@ class ImageOptions(Strict):
 
     image_size: PositiveInt = 224
     cache_dir: str | None = None
-    num_workers: Annotated[int, Field(ge=0)] = 0
+    num_workers: NonNegativeInt = 0
     hflip: bool = False
     max_pool: PositiveInt | None = None
     max_test: PositiveInt | None = None

@@ -48,7 +48,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..schema import PositiveInt, Strict, check_hard_group
+from ..schema import NonNegativeInt, PositiveInt, Strict, check_hard_group
 from .base import Dataset, Split
 from .registry import register
 
@@ -68,7 +68,7 @@ class SyntheticData(Strict):
     anisotropy: Annotated[float, Field(ge=1.0)] = 1.0
     group_feature: bool = False
     pool_size: PositiveInt = 20000
-    val_size: Annotated[int, Field(ge=0)] = 0
+    val_size: NonNegativeInt = 0
     test_size: PositiveInt = 10000
     class_sep: Annotated[float, Field(gt=0.0)] = 3.0
     group_sep: Annotated[float, Field(ge=0.0)] = 1.0
