@@ -134,6 +134,12 @@ def _log_k_axis(ax, ks: list[int]) -> None:
     ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def one_mix(summary: dict[str, Any]) -> bool:
+    """Every grid point has one training mix (an import without a ratio column, say): nothing
+    to plot or tabulate against the mix."""
+    return all(len(p["verdicts"]) <= 1 for p in summary["grid_points"])
+
+
 def _xcol(summary: dict[str, Any]) -> str:
     return "mix" if summary["grid_points"] and summary["grid_points"][0]["levels"] \
         and "mix" in summary["grid_points"][0]["levels"][0] else "ratio"
@@ -428,21 +434,18 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 def all_figures(summary: dict[str, Any], plan: Plan, fig_dir: Path,
                 preview: dict[str, np.ndarray] | None = None) -> list[Drawn]:
-    """Every figure the run supports, saved as ``fig_dir/<name>.png``, with its caption."""
+    """Every figure the run supports, saved as ``fig_dir/<name>.png``, with its caption
+    (against the mix only when there is more than one: a curve would be a dot)."""
+    by_mix = not one_mix(summary)
     made = {
         "metric_vs_k": metric_vs_k(summary, plan),
-        "metric_vs_ratio": metric_vs_ratio(summary, plan),
+        "metric_vs_ratio": metric_vs_ratio(summary, plan) if by_mix else None,
         "gap_vs_k": gap_vs_k(summary, plan),
-        "gap_vs_ratio": gap_vs_ratio(summary, plan),
-        "optimal_ratio": optimal_ratio(summary, plan),
+        "gap_vs_ratio": gap_vs_ratio(summary, plan) if by_mix else None,
+        "optimal_ratio": optimal_ratio(summary, plan) if by_mix else None,
         "gain_vs_diversity": gain_vs_diversity(summary, plan),
         "data": data_figure(plan, preview),
     }
-    if all(len({lv[_xcol(summary)] for lv in p["levels"]}) < 2
-           for p in summary["grid_points"]):  # one mix per grid point: a curve would be a dot
-        for name in ("metric_vs_ratio", "gap_vs_ratio", "optimal_ratio"):
-            if made[name] is not None:
-                plt.close(made.pop(name)[0])
     return [Drawn(save_figure(fig, fig_dir / f"{name}.png"), caption)
             for name, got in made.items() if got is not None for fig, caption in [got]]
 
@@ -575,10 +578,7 @@ def budget_share_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
                 ax.axvspan(limit, max(budgets), color="tab:orange", alpha=0.08, lw=0,
                            label="beyond what the fits support")
             ax.axvline(part["budget"], color="black", lw=0.8, ls=":")
-            ax.set_xscale("log")
-            ax.set_xticks(sorted({*sizes, part["budget"], max(budgets)}))
-            ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            ax.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+            _log_k_axis(ax, sorted({*sizes, part["budget"], max(budgets)}))
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("training-set size (budget)")
             ax.set_ylabel(f"recommended share of {part['moved_group']}")

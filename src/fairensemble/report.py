@@ -25,6 +25,7 @@ from .plots import (
     budget_share_figure,
     curves_fit_figure,
     learning_curves_figure,
+    one_mix,
     pareto_figure,
     save_figure,
 )
@@ -198,12 +199,6 @@ def _count(counts: dict[str, int], key: str, n: int) -> Cell:
     return Cell(f"{got}/{n}", got / n if n else None)
 
 
-def _one_mix(summary: dict[str, Any]) -> bool:
-    """Every grid point has one training mix (an import without a ratio column, say): the
-    tables then have no optimal-mix columns."""
-    return all(len(p["verdicts"]) <= 1 for p in summary["grid_points"])
-
-
 def summary_tabular(summary: dict[str, Any]) -> Tabular:
     """One row per grid point: optimal mixes and values for k=1 -> k=E, verdict counts."""
     E = summary["members"]
@@ -232,11 +227,11 @@ def summary_tabular(summary: dict[str, Any]) -> Tabular:
             (_count(p["verdict_counts"], "positive-sum", n),
              _count(c95, "positive-sum", n) if "n/a" not in c95 else Cell("n/a")),
         ])
-    if _one_mix(summary):  # no mix to choose: the optimal mixes' columns go
+    if one_mix(summary):  # no mix to choose: the optimal mixes' columns go
         mixes = {len(summary["grid_fields"]), len(summary["grid_fields"]) + 2}
         columns = [c for i, c in enumerate(columns) if i not in mixes]
         rows = [[v for i, v in enumerate(row) if i not in mixes] for row in rows]
-    by = "" if _one_mix(summary) else f" by share of {summary['ratio_group']}"
+    by = "" if one_mix(summary) else f" by share of {summary['ratio_group']}"
     title = (f"{summary['name']}: {pm}{by}, single model "
              f"(k=1) -> ensemble (k={E}); {summary['replicates']} replicate(s), "
              f"{summary['test_mix']} test mix")
@@ -269,7 +264,7 @@ def fairness_tabular(summary: dict[str, Any]) -> Tabular | None:
                 (_value(fm["k=1"]["min_value"]), _value(fm[f"k={E}"]["min_value"])),
                 effect,
             ])
-    if _one_mix(summary):  # no mix to choose: the minimising mix's column goes
+    if one_mix(summary):  # no mix to choose: the minimising mix's column goes
         at = len(summary["grid_fields"]) + 1
         columns = [c for i, c in enumerate(columns) if i != at]
         rows = [[v for i, v in enumerate(row) if i != at] for row in rows]
@@ -305,9 +300,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     fairness = fairness_table(summary)
     if fairness is not None:
         console.print(fairness)
-    for part in _difficulty_parts(summary):
-        console.print(part.rich() if isinstance(part, Tabular) else Text(part))
-    if _one_mix(summary):  # the tables above say little about the groups themselves
+    for part in _parts_rich(_difficulty_parts(summary)):
+        console.print(part)
+    if one_mix(summary):  # the tables above say little about the groups themselves
         console.print(groups_tabular(summary).rich())
 
 
@@ -355,7 +350,7 @@ def groups_tabular(summary: dict[str, Any]) -> Tabular:
     its interval, the per-attribute margins of intersectional groups beside them, then
     overall and the gap."""
     E, pm = summary["members"], summary["primary_metric"]
-    several = not _one_mix(summary)
+    several = not one_mix(summary)
     ks = ("k=1", f"k={E}")
     columns = [*_grid_cols(summary), *([Col("mix")] if several else []),
                Col("group", justify="left"), Col(pm, ks), Col("change (95% CI)")]
@@ -388,7 +383,7 @@ def _groups_html(summary: dict[str, Any]) -> str:
     """The per-group table, where the summary table says little about groups (one mix) or
     groups are intersectional (their margins)."""
     margins = any(p.get("margins") for p in summary["grid_points"])
-    if not (margins or _one_mix(summary)):
+    if not (margins or one_mix(summary)):
         return ""
     words = ("Each group is a combination of several attributes' values; a margin "
              "(<code>attribute=value</code>) pools the combinations holding that value, as a "
@@ -496,15 +491,14 @@ def _recommendation_parts(rec: dict[str, Any]) -> list[str | Tabular]:
     return out
 
 
-def recommendation_tables(rec: dict[str, Any]) -> list[Any]:
-    """What ``recommend`` found, for the terminal: headlines (Text) and tables."""
-    return [part.rich() if isinstance(part, Tabular) else Text(part)
-            for part in _recommendation_parts(rec)]
+def _parts_rich(parts: list[str | Tabular]) -> list[Any]:
+    """Headlines (Text) and tables for the terminal (``_parts_html``'s twin)."""
+    return [part.rich() if isinstance(part, Tabular) else Text(part) for part in parts]
 
 
 def print_recommendation(rec: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=120)
-    for part in recommendation_tables(rec):
+    for part in _parts_rich(_recommendation_parts(rec)):
         console.print(part)
 
 
@@ -576,8 +570,8 @@ def _budget_parts(rec: dict[str, Any]) -> list[str | Tabular]:
 def print_budget(rec: dict[str, Any], console: Console | None = None) -> None:
     """What ``recommend --budget`` found, for the terminal."""
     console = console or Console(width=120)
-    for part in _budget_parts(rec):
-        console.print(part.rich() if isinstance(part, Tabular) else Text(part))
+    for part in _parts_rich(_budget_parts(rec)):
+        console.print(part)
 
 
 def _difficulty_parts(summary: dict[str, Any]) -> list[str | Tabular]:
@@ -611,9 +605,7 @@ def _recommendation_html(rec: dict[str, Any] | None) -> str:
                 "--budget</code>: the mix sweep measured at a few training-set sizes, each "
                 "group's learning curve fitted, and the best share predicted for the budget."
                 "</p>" + _parts_html(_budget_parts(rec)))
-    body = "".join(part.html() if isinstance(part, Tabular) else
-                   "".join(f"<p>{html.escape(line)}</p>" for line in part.splitlines())
-                   for part in _recommendation_parts(rec))
+    body = _parts_html(_recommendation_parts(rec))
     return ("<h2>Which mix should I collect?</h2><p>From <code>fairensemble recommend</code>: "
             "the balanced mix measures which group is harder; the share of the moved group "
             f"is then swept coarsely and refined around the best share.</p>{body}")
