@@ -7,7 +7,7 @@ evaluations): a run trained on a cluster can be re-analysed on a laptop without 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -171,6 +171,7 @@ def evaluate_cells(store: RunStore, evaluate: Evaluator, cell_ids: list[str],
 class Evaluated:
     table: pd.DataFrame  # metrics.parquet
     boot: pd.DataFrame | None  # bootstrap resamples (analysis.ci: bootstrap), with coordinates
+    cells: Evaluations = field(default_factory=dict)  # by cell id: ``known`` for a report
 
 
 def evaluate_run(plan: Plan, store: RunStore,
@@ -195,7 +196,7 @@ def evaluate_run(plan: Plan, store: RunStore,
     if evaluate.spec.n_boot > 0:
         boot = pd.concat([with_coords(got[c.id][1], c) for c in plan.cells],
                          ignore_index=True)
-    return Evaluated(table, boot)
+    return Evaluated(table, boot, got)
 
 
 def with_coords(table: pd.DataFrame, cell: Cell) -> pd.DataFrame:

@@ -295,8 +295,9 @@ def recommend(
             else:
                 rec = run_recommend(cfg, run_dir, objective, group, train, say)
             plan = rec.pop("plan")
+            known = rec.pop("known", None)  # the budget's evaluations, under the report's spec
             write_json(run_dir / "recommendation.json", rec)
-            report_with_progress(run_dir, plan=plan)
+            report_with_progress(run_dir, plan=plan, known=known)
         (print_budget if budget is not None else print_recommendation)(rec, out)
         console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
                       f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",

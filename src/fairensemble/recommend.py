@@ -379,7 +379,8 @@ def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
     """How much of which group to collect for a training set of ``budget``: train the mix
     sweep at a few sizes (reusing stored cells), fit every group's learning curve for the
     single model and the ensemble, and predict each objective's best share at ``budget``.
-    Returns recommendation.json's content; the run directory's plan becomes the sweep."""
+    Returns recommendation.json's content, plus ``plan`` (the run directory's plan becomes the
+    sweep) and ``known`` (the sweep's evaluations, for the report) to pop before writing it."""
     from .analysis import evaluate_run
     from .config import dump_config
     from .curves import run_curves
@@ -435,7 +436,8 @@ def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
     return {"name": cfg.name, "metric": cfg.primary, "members": cfg.ensemble.members,
             "replicates": cfg.replicates, "budget": budget, "sizes": sizes,
             "shares": list(BUDGET_SHARES), "moved_group": target, "extrapolation_factor": factor,
-            "curves": curves[0], "curves_by_point": curves, "points": [], "plan": plan}
+            "curves": curves[0], "curves_by_point": curves, "points": [], "plan": plan,
+            "known": ev.cells}
 
 
 def _none_post(boot: pd.DataFrame | None) -> pd.DataFrame | None:
