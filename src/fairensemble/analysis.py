@@ -276,7 +276,8 @@ def _effect(change: dict[str, Any]) -> str:
     return "no detectable change"
 
 
-def _point_rows(table: pd.DataFrame, fields: list[str], point: dict[str, Any]) -> pd.DataFrame:
+def point_rows(table: pd.DataFrame, fields: list[str], point: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``table`` at grid point ``point`` (its ``fields`` as tables hold them)."""
     mask = np.ones(len(table), dtype=bool)
     for f in fields:
         mask &= (table[f] == grid_value(point[f])).to_numpy()
@@ -340,10 +341,10 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
                          and table["metric"].eq(m).any()]]
     points = []
     for pi, point in enumerate(plan.points):
-        all_rows = _point_rows(table, fields, point)
+        all_rows = point_rows(table, fields, point)
         rows = all_rows[all_rows["metric"] == pm]
         groups = plan.groups[pi]
-        point_boot = None if boot is None else _point_rows(boot, fields, point)
+        point_boot = None if boot is None else point_rows(boot, fields, point)
         changes = Changes(all_rows, point_boot, E, xcol)
         entry: dict[str, Any] = {"point": point, "groups": groups,
                                  "ratio_group": plan.ratio_group[pi], "optimal": {},
@@ -380,7 +381,7 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         if margins:
             entry["margins"] = _margins(all_rows, changes, pm, margins, groups, E, xcol, mixes)
         if not post_rows.empty:
-            entry["post"] = _post(_point_rows(post_rows, fields, point), all_rows, pm, E, xcol)
+            entry["post"] = _post(point_rows(post_rows, fields, point), all_rows, pm, E, xcol)
         points.append(entry)
     return {
         "name": cfg.name,

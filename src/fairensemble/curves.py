@@ -85,7 +85,7 @@ from scipy.optimize import least_squares
 from scipy.stats import spearmanr
 
 from . import metrics as M
-from .analysis import direction, with_coords
+from .analysis import direction, point_rows, with_coords
 from .intervals import interval95
 from .plan import Plan, grid_value
 
@@ -618,13 +618,6 @@ def settings(points: pd.DataFrame, plan: Plan) -> list[dict[str, Any]]:
             for vals in points[fields].drop_duplicates().itertuples(index=False, name=None)]
 
 
-def _setting_rows(points: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
-    mask = np.ones(len(points), dtype=bool)
-    for f, v in setting.items():
-        mask &= (points[f] == v).to_numpy()
-    return points[mask]
-
-
 def fit_run(table: pd.DataFrame, plan: Plan, *, metric: str | None = None,
             n_boot: int = N_BOOT, seed: int = 0) -> list[dict[int, Curves]]:
     """Learning curves of a run at k = 1 and k = E for every setting (the grid fields other than
@@ -636,7 +629,7 @@ def fit_run(table: pd.DataFrame, plan: Plan, *, metric: str | None = None,
     E = plan.cfg.ensemble.members
     out = []
     for si, setting in enumerate(settings(points, plan)):
-        rows = _setting_rows(points, setting)
+        rows = point_rows(points, list(setting), setting)
         layout = plan.layouts[_point_index(plan, setting)]
         others = _other_proportions(layout.groups, layout.ratio_group, layout.shares)
         by_k = {}
@@ -804,7 +797,7 @@ def _choice(s: np.ndarray, i: int, values: np.ndarray, boot: np.ndarray, optima:
             ) -> dict[str, Any]:
     same = [float(s[j]) for j in range(len(s))
             if j == i or _covers_zero(boot[:, j] - boot[:, i])]
-    lo, hi = interval95(optima, "bootstrap") if len(optima) >= 2 else (None, None)
+    lo, hi = interval95(optima, "bootstrap")  # (None, None) from fewer than two
     vlo, vhi = interval95(boot[:, i][np.isfinite(boot[:, i])], "bootstrap")
     return {"share": float(s[i]), "interval": [lo, hi], "value": _num(values[i]),
             "value_ci": [vlo, vhi], "indistinguishable": [min(same), max(same)],

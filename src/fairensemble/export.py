@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +74,17 @@ def _metadata(plan: Plan, digests: dict[str, str], labels: dict[str, dict[str, A
     }
 
 
+def _int_classes(classes: list[str]) -> bool:
+    """Whether every class name is an integer (the label column is then an integer)."""
+    return all(c.lstrip("-").isdigit() for c in classes)
+
+
 def _batches(record: CellRecord, cell_labels: dict[str, Any], member_names: list[Any],
              attrs: list[str], layout: PointLayout, schema: Any) -> Any:
     """The cell's rows, one record batch per member and split."""
     import pyarrow as pa
 
-    int_classes = all(c.lstrip("-").isdigit() for c in record.classes)
+    int_classes = _int_classes(record.classes)
     for split, probs, y, g in (("test", record.probs_test, record.y_test, record.g_test),
                                ("val", record.probs_val, record.y_val, record.g_val)):
         if probs is None:
@@ -104,8 +108,7 @@ def _batches(record: CellRecord, cell_labels: dict[str, Any], member_names: list
                 [columns[f.name].cast(f.type) for f in schema], schema=schema)
 
 
-def export_run(run_dir: str | Path, out: str | Path | None = None,
-               on_progress: Callable[[float], None] | None = None) -> Path:
+def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the run's cells in the long form to ``out`` (default RUN_DIR/predictions.parquet;
     ``.csv`` for CSV); returns the path. Written to a temporary name and renamed."""
     import pyarrow as pa
@@ -131,8 +134,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None,
     first = next(iter(labels.values()))
     fields = [pa.field(MEMBER, pa.string() if cfg.dataset.kind == "imported" else pa.int64()),
               pa.field(SAMPLE, pa.int64()), pa.field(SPLIT, pa.string()),
-              pa.field(LABEL, pa.int64() if all(c.lstrip("-").isdigit()
-                                                for c in layout.classes) else pa.string()),
+              pa.field(LABEL, pa.int64() if _int_classes(layout.classes) else pa.string()),
               *[pa.field(a, pa.string()) for a in attrs],
               *[pa.field(f"{PROB_PREFIX}{c}", pa.float32()) for c in layout.classes],
               *[pa.field(col, pa.array([labels[c.id][col] for c in plan.cells]).type)
@@ -151,8 +153,6 @@ def export_run(run_dir: str | Path, out: str | Path | None = None,
             for batch in _batches(record, labels[cell.id], members, group_columns(plan, lay),
                                   lay, schema):
                 writer.write_batch(batch)
-            if on_progress is not None:
-                on_progress(1.0)
         if kind == "parquet":  # the file's footer: written last, when the digests are known
             writer.add_key_value_metadata({META_KEY.decode(): json.dumps(
                 _metadata(plan, digests, labels))})
