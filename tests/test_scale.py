@@ -31,7 +31,9 @@ from fairensemble.executors import RAY_PROGRESS_NAME, RAY_TASK_NAME, ExecutorErr
 from fairensemble.store import RunStore
 from fairensemble.sweep import plan_with_preview, run_sweep
 
-SLOW = dict(TINY, train=dict(TINY["train"], epochs=40))  # units last a few seconds
+# a unit trains for about a second (at 40 epochs all 12 cells landed within 0.1 s of each
+# other, and a kill could miss the middle of the run)
+SLOW = dict(TINY, train=dict(TINY["train"], epochs=1000))
 
 
 def _write(folder: Path, name: str, cfg: dict) -> Path:
@@ -314,7 +316,18 @@ def test_a_killed_local_run_keeps_its_lock_only_while_alive_and_resumes_identica
     first = _start("run", str(cfg), "--out", str(run))
     _wait_for(lambda: (run / "cells").is_dir())
 
-    second = cli("run", str(cfg), "--out", str(run))  # while the first one lives
+    # the first run is paused (SIGSTOP, alive and holding its lock) while the second one is
+    # tried, so a fast machine cannot finish every cell before the kill below
+    driver = psutil.Process(first.pid)
+    driver.suspend()
+    workers = driver.children(recursive=True)
+    for p in workers:
+        p.suspend()
+    try:
+        second = cli("run", str(cfg), "--out", str(run))  # while the first one lives
+    finally:
+        for p in [*workers, driver]:
+            p.resume()
     assert second.returncode == 2
     lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "another fairensemble run" in lines[0], second.stderr
