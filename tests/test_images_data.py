@@ -129,6 +129,26 @@ def test_celeba_second_load_reuses_the_cache_and_a_touched_image_invalidates_it(
     assert len(list((tmp_path / "c").glob("*.npy"))) == 2
 
 
+@pytest.mark.parametrize("damage", ["truncated", "wrong shape"])
+def test_a_damaged_image_cache_is_decoded_again_with_a_warning(
+    celeba_copy, tmp_path, monkeypatch, caplog, damage
+):
+    cfg = CelebAData(root=str(celeba_copy), image_size=8, cache_dir=str(tmp_path / "c"))
+    seen = count_decodes(monkeypatch)
+    first = np.asarray(celeba.load(cfg, seed=0).test.X).copy()
+    (cache,) = (tmp_path / "c").glob("*.npy")
+    if damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:100])
+    else:
+        np.save(cache, np.zeros((2, 3, 8, 8), np.uint8))
+    with caplog.at_level("WARNING", logger="fairensemble"):
+        again = np.asarray(celeba.load(cfg, seed=0).test.X)
+    assert len(seen) == 2 * N_CELEBA  # decoded again, not read from the damaged file
+    assert np.array_equal(first, again)
+    assert any("ignoring" in r.getMessage() and cache.name in r.getMessage()
+               for r in caplog.records)
+
+
 def test_celeba_caps_subsample_by_group_and_label_and_decode_only_used_images(
     celeba_root, tmp_path, monkeypatch
 ):

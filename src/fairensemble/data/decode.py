@@ -184,15 +184,21 @@ def cache_key(paths: list[ImageSource], size: int, mode: str, fit: str,
     return digest.hexdigest()[:24]
 
 
-def _open_if_valid(path: Path, shape: tuple[int, ...]) -> np.memmap | None:
+def load_cached(path: Path, what: str, mmap_mode: str = "r") -> np.ndarray | None:
+    """The array cached at ``path`` (memory-mapped), or None when it is missing or cannot be
+    read (logged as ``what``, e.g. "image cache"): the caller builds it again."""
     if not path.exists():
         return None
     try:
-        arr = np.load(path, mmap_mode="c", allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError):
-        log.warning("ignoring unreadable image cache %s", path)
+        log.warning("ignoring unreadable %s %s", what, path)
         return None
-    if arr.shape != shape or arr.dtype != np.uint8:
+
+
+def _open_if_valid(path: Path, shape: tuple[int, ...]) -> np.memmap | None:
+    arr = load_cached(path, "image cache", mmap_mode="c")
+    if arr is not None and (arr.shape != shape or arr.dtype != np.uint8):
         log.warning("ignoring image cache %s with shape %s, expected %s", path, arr.shape, shape)
         return None
     return arr

@@ -26,7 +26,7 @@ import numpy as np
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.data.base import Dataset, Split
-from fairensemble.data.decode import build_once, cache_root
+from fairensemble.data.decode import build_once, cache_root, load_cached
 from fairensemble.plan import file_sha256
 from fairensemble.seeds import derive_seed, stable_hash
 
@@ -113,14 +113,8 @@ def _splits(ds: Dataset) -> list[Split]:
 
 
 def _open(path: Path) -> np.ndarray | None:
-    if not path.exists():
-        return None
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError):
-        log.warning("ignoring unreadable feature cache %s", path)
-        return None
-    return np.asarray(arr, dtype=np.float32)
+    arr = load_cached(path, "feature cache")
+    return None if arr is None else np.asarray(arr, dtype=np.float32)
 
 
 def backbone(model: ModelConfig, in_channels: int, image_size: int, n_classes: int,
