@@ -156,6 +156,26 @@ def test_a_csv_export_analyzed_again_is_exact_at_k_1_and_k_E(tmp_path):
     pd.testing.assert_series_equal(b.loc[a[ends].index], a[ends])
 
 
+def test_an_export_stopped_by_a_damaged_cell_leaves_the_previous_file_and_no_temporary(
+        tmp_path):
+    """The file is written under a temporary name and renamed when complete: a cell that
+    cannot be read stops export with one line, and what was at the destination stays."""
+    from fake_runs import make_run_dir
+
+    run = make_run_dir(tmp_path / "run", n_test=200, replicates=2)
+    out = tmp_path / "p.parquet"
+    assert cli("export", str(run), "--out", str(out)).returncode == 0
+    before = out.read_bytes()
+    victim = sorted((run / "cells").glob("*.npz"))[-1]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+
+    res = run_cli("export", str(run), "--out", str(out))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and victim.stem in res.stderr
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.parquet", "run"]
+
+
 # ----------------------------------------------------------------------------- inputs
 
 

@@ -11,8 +11,6 @@ one column per grid field, named as in ``grid`` and holding the point's value.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ from .importer import (
     cell_digest,
 )
 from .plan import Plan, PointLayout, grid_value
-from .store import CellRecord, RunStore
+from .store import CellRecord, RunStore, atomic_path
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -140,12 +138,9 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
               *[pa.field(col, pa.array([labels[c.id][col] for c in plan.cells]).type)
                 for col in first]]
     schema = pa.schema(fields)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
     digests: dict[str, str] = {}
-    try:
-        writer = _writer(kind, tmp, schema)
+    with atomic_path(out) as tmp:
+        writer = _writer(kind, str(tmp), schema)
         for cell in plan.cells:
             record = store.read_cell(cell.id)
             digests[cell.id] = cell_digest(record.groups, record.classes, record.arrays())
@@ -157,10 +152,6 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             writer.add_key_value_metadata({META_KEY.decode(): json.dumps(
                 _metadata(plan, digests, labels))})
         writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
