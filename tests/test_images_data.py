@@ -149,6 +149,14 @@ def test_a_damaged_image_cache_is_decoded_again_with_a_warning(
                for r in caplog.records)
 
 
+def test_chexpert_fractions_leaving_no_pool_are_named(chexpert_root, tmp_path):
+    with pytest.raises(DataError, match=r"dataset.val_fraction: test_fraction \+ val_fraction "
+                                        r"must be < 1, got 0.5 \+ 0.5"):
+        chexpert.load(chex_cfg(chexpert_root, tmp_path, val_fraction=0.5, test_fraction=0.5),
+                      seed=0)
+    assert not list(tmp_path.glob("*.npy"))  # nothing decoded before the check
+
+
 def test_celeba_caps_subsample_by_group_and_label_and_decode_only_used_images(
     celeba_root, tmp_path, monkeypatch
 ):

@@ -48,6 +48,19 @@ def test_names_without_extension_are_found_across_roots_and_every_row_decodes(le
                                           str(lesions.parent / "images_part_2")}
 
 
+def test_fractions_leaving_no_pool_are_named_unless_a_split_column_fixes_the_splits(
+        lesions, tmp_path):
+    frame = read_table(lesions)
+    cfg = lesion_cfg(lesions, Path("unused"), test_fraction=0.5, val_fraction=0.5)
+    with pytest.raises(DataError, match=r"^dataset.val_fraction: test_fraction \+ val_fraction "
+                                        r"must be < 1, got 0.5 \+ 0.5$"):
+        layout_rows(frame, cfg, seed=0, source="t")
+    lesion = pd.factorize(frame["lesion_id"])[0]  # a lesion's images share a split
+    fixed = frame.assign(part=np.where(lesion % 3 == 0, "test", "train"))
+    rows = layout_rows(fixed, cfg.model_copy(update={"split": "part"}), seed=0, source="t")
+    assert len(rows.parts["test"]) > 0 and len(rows.parts["pool"]) > 0
+
+
 def test_no_subject_is_in_two_splits(lesions):
     frame = read_table(lesions)
     rows = layout_rows(frame, lesion_cfg(lesions, Path("unused")), seed=0, source="t")

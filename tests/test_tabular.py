@@ -239,6 +239,8 @@ def test_empty_files_are_rejected(tmp_path: Path) -> None:
         (lambda f: f.assign(label="x"), {}, "target column 'label' has one class ('x')"),
         (None, {"positive": "w"}, "positive value 'w' not found in target column 'label'"),
         (None, {"features": ["size", "weight"]}, "feature column 'weight' not found"),
+        (None, {"test_fraction": 0.6, "val_fraction": 0.4},
+         "dataset.val_fraction: test_fraction + val_fraction must be < 1, got 0.6 + 0.4"),
     ],
 )
 def test_bad_tables_name_the_column(tmp_path: Path, change, kw, expected) -> None:

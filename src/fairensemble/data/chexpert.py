@@ -64,11 +64,6 @@ def read_table(cfg: CheXpertData) -> tuple[pd.DataFrame, dict[str, int]]:
         raise DataError(f"{root}: CheXpert folder not found (dataset.root)")
     if len(cfg.groups) < 2 or len(set(cfg.groups)) != len(cfg.groups):
         raise DataError(f"dataset.groups: expected at least two distinct values, got {cfg.groups}")
-    if cfg.val_fraction + cfg.test_fraction >= 1.0:
-        raise DataError(
-            "dataset.val_fraction + dataset.test_fraction: expected < 1, got "
-            f"{cfg.val_fraction + cfg.test_fraction:g}"
-        )
     table = pd.concat([_read_csv(root / name, cfg) for name in CSV_FILES], ignore_index=True)
     dropped: dict[str, int] = {}
     keep = np.ones(len(table), dtype=bool)

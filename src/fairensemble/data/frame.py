@@ -144,8 +144,12 @@ def split_rows(
     drawn from adult.data). Otherwise the units (rows, or whole subjects: a subject's stratum
     is that of its first row) of each stratum are shuffled and the first ``n_test`` go to
     test, the next ``n_val`` to val: the per-stratum counts are the ``largest_remainder``
-    apportionment of round(fraction x units) over the strata (ties at random)."""
+    apportionment of round(fraction x units) over the strata (ties at random). Drawn splits
+    need ``test_fraction + val_fraction < 1`` (a ``DataError`` naming the fields otherwise)."""
     n = len(strata)
+    if fixed is None and test_fraction + val_fraction >= 1.0:
+        raise DataError(f"dataset.val_fraction: test_fraction + val_fraction must be < 1, got "
+                        f"{test_fraction:g} + {val_fraction:g}")
     if fixed is not None:
         test = np.flatnonzero(fixed == "test")
         val = np.flatnonzero(fixed == "val")

@@ -218,9 +218,6 @@ def layout_rows(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
         raise DataError(found.missing_line(source, cfg.image))
     fixed = None if cfg.split is None else fixed_splits(frame[cfg.split], cfg, source)[rows]
     subjects = None if cfg.subject is None else as_text(frame[cfg.subject]).to_numpy()[rows]
-    if cfg.test_fraction + cfg.val_fraction >= 1.0 and fixed is None:
-        raise DataError(f"dataset.val_fraction: test_fraction + val_fraction must be < 1, got "
-                        f"{cfg.test_fraction:g} + {cfg.val_fraction:g}")
     pool, val, test = split_rows(g * len(labelled.classes) + y, rng_for(seed, "images", "split"),
                                  cfg.test_fraction, cfg.val_fraction, subjects, fixed)
     parts = {"pool": pool, "val": val, "test": test}

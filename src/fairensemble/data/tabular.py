@@ -119,11 +119,6 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
     if len(frame) == 0:
         raise DataError(f"{source}: empty table (0 rows)")
     frame = frame.reset_index(drop=True)
-    if cfg.test_fraction + cfg.val_fraction >= 1.0 and fixed is None and cfg.split is None:
-        raise DataError(
-            f"dataset.val_fraction: test_fraction + val_fraction must be < 1,"
-            f" got {cfg.test_fraction:g} + {cfg.val_fraction:g}"
-        )
     columns = [str(c) for c in frame.columns]
     for name in cfg.drop:
         if name not in frame.columns:
