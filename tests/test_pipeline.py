@@ -4,6 +4,7 @@ test_scale.py)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,32 @@ def test_a_serial_train_size_sweep_loads_its_data_once(tmp_path, monkeypatch):
     assert loads == [100]
     table = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     assert sorted(table["train_size"].unique()) == [100, 200]
+
+
+def test_run_files_and_caches_get_the_permissions_a_plain_open_gives(finished_run, tmp_path):
+    """Files are written to a temporary name and renamed, yet readable by whoever may read a
+    file opened plainly (a colleague opening report.html on a shared machine): not 0600."""
+    from fairensemble.data.decode import build_once
+    from fairensemble.store import atomic_path, atomic_write_bytes
+
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    expected = plain.stat().st_mode & 0o777
+    for name in ("report.html", "metrics.parquet", "summary.json", "config.yaml", "plan.json"):
+        assert (finished_run / name).stat().st_mode & 0o777 == expected, name
+    cell = next((finished_run / "cells").glob("*.npz"))
+    assert cell.stat().st_mode & 0o777 == expected
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"y")
+        build_once(tmp_path / "c.npy", lambda tmp: tmp.write_bytes(b"z"),
+                   lambda p: p.read_bytes() if p.exists() else None, "test cache")
+    finally:
+        os.umask(previous)
+    for name in ("a.bin", "b.bin", "c.npy"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin", "c.lock", "c.npy",
+                                                          "plain"]

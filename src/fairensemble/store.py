@@ -28,7 +28,7 @@ import io
 import json
 import os
 import socket
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,10 +56,12 @@ class RunLocked(StoreError):
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to, renamed to ``path`` when the block ends
-    and removed when it raises: a reader never sees a half-written file."""
+    and removed when it raises: a reader never sees a half-written file. The file gets the
+    permissions a plain ``open`` gives (0666 less the umask; ``tempfile.mkstemp``'s 0600 left
+    a run's report and metrics unreadable to anyone else sharing the machine)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -27,7 +27,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
+from ..store import atomic_path, atomic_write_text
 from .base import DataError
 
 log = logging.getLogger(__name__)
@@ -149,12 +149,8 @@ def build_once(final: Path, build: Callable[[Path], None], opened: Callable[[Pat
         got = opened(final)  # another process may have built it meanwhile
         if got is not None:
             return got
-        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
+        with atomic_path(final) as tmp:
             build(tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
     got = opened(final)
     if got is None:  # pragma: no cover - only if the file system lost the rename
         raise DataError(f"{final}: {what} could not be read back")
@@ -280,7 +276,4 @@ def _write_sidecar(final: Path, paths: list[ImageSource], size: int, mode: str, 
         "first": shown(paths[0]) if paths else None,
         "last": shown(paths[-1]) if paths else None,
     }
-    side = final.with_suffix(".json")
-    tmp = side.with_name(side.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, side)
+    atomic_write_text(final.with_suffix(".json"), json.dumps(meta, indent=1))
