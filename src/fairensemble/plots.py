@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from .analysis import grid_fields
 from .intervals import describe
 from .plan import Plan, grid_value
+from .store import atomic_path
 
 MAX_PANELS = 6
 
@@ -423,12 +424,12 @@ def _nan(values: list) -> np.ndarray:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

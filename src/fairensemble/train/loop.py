@@ -23,7 +23,6 @@ float on the device, scaled to [0, 1] and normalised with the cell's ``inputs.im
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import nn
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.weights import load_weights, read_weights
+from fairensemble.store import atomic_path
 from fairensemble.train import (
     CellData,
     MemberStreams,
@@ -186,9 +186,8 @@ def _save(net: nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
 
 
 # ----------------------------------------------------------------------------- inputs
