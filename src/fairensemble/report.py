@@ -496,10 +496,15 @@ def _parts_rich(parts: list[str | Tabular]) -> list[Any]:
     return [part.rich() if isinstance(part, Tabular) else Text(part) for part in parts]
 
 
-def print_recommendation(rec: dict[str, Any], console: Console | None = None) -> None:
+def _print_parts(parts: list[str | Tabular], console: Console | None) -> None:
     console = console or Console(width=120)
-    for part in _parts_rich(_recommendation_parts(rec)):
+    for part in _parts_rich(parts):
         console.print(part)
+
+
+def print_recommendation(rec: dict[str, Any], console: Console | None = None) -> None:
+    """What ``recommend`` found, for the terminal."""
+    _print_parts(_recommendation_parts(rec), console)
 
 
 def _curve_parts(entry: dict[str, Any], budget: int | None = None) -> list[str | Tabular]:
@@ -569,9 +574,7 @@ def _budget_parts(rec: dict[str, Any]) -> list[str | Tabular]:
 
 def print_budget(rec: dict[str, Any], console: Console | None = None) -> None:
     """What ``recommend --budget`` found, for the terminal."""
-    console = console or Console(width=120)
-    for part in _parts_rich(_budget_parts(rec)):
-        console.print(part)
+    _print_parts(_budget_parts(rec), console)
 
 
 def _difficulty_parts(summary: dict[str, Any]) -> list[str | Tabular]:
