@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fairensemble.analysis import evaluate_run
+from fairensemble.advice.curves import run_curves
 from fairensemble.config import validate
-from fairensemble.curves import run_curves
-from fairensemble.evaluation import Evaluator
-from fairensemble.store import RunStore
-from fairensemble.sweep import run_sweep
+from fairensemble.evaluation.analysis import evaluate_run
+from fairensemble.evaluation.cell import Evaluator
+from fairensemble.sweep.runner import run_sweep
+from fairensemble.sweep.store import RunStore
 
 FIT_SHARES = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 

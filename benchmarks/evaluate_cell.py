@@ -33,7 +33,7 @@ import tracemalloc
 
 import numpy as np
 
-from fairensemble.ensemble import average_members, draw_subsets, evaluate_cell
+from fairensemble.evaluation.ensemble import average_members, draw_subsets, evaluate_cell
 
 E, N, KS, DRAWS, SEED = 20, 10_000, [1, 2, 3, 5, 10, 20], 50, 0
 THREE = ["accuracy", "balanced_accuracy", "auc"]

@@ -32,7 +32,7 @@ import numpy as np
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fairensemble.postprocess import CONSTRAINTS, fit_thresholds, predict_proba
+from fairensemble.evaluation.postprocess import CONSTRAINTS, fit_thresholds, predict_proba
 
 
 class StoredScores(ClassifierMixin, BaseEstimator):

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from fairensemble.config import dump_config, validate
-from fairensemble.plan import PointLayout, build_plan, derive_seed
-from fairensemble.store import CellRecord, RunStore
+from fairensemble.sweep.plan import PointLayout, build_plan, derive_seed
+from fairensemble.sweep.store import CellRecord, RunStore
 
 GROUPS = ["M", "F"]
 

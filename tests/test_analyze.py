@@ -15,7 +15,7 @@ import yaml
 from conftest import ROOT, TINY, cli, run_cli
 
 import fairensemble as fe
-from fairensemble.ensemble import _boot_counts
+from fairensemble.evaluation.ensemble import _boot_counts
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -383,7 +383,7 @@ def test_an_npz_and_arrays_and_torch_tensors_give_the_same_metrics(tmp_path):
      "group 'c' has no test rows"),
 ])
 def test_bad_arrays_are_one_line_errors(tmp_path, kwargs, expected):
-    from fairensemble.data.base import DataError
+    from fairensemble import DataError
 
     args = {"probs": np.full((2, 30, 2), 0.5), "y": np.zeros(30, int),
             "groups": np.array(["a", "b"] * 15), **kwargs}
@@ -449,7 +449,7 @@ def test_a_trained_table_run_with_two_group_columns_reports_margins(tmp_path):
     fe.run(cfg, tmp_path / "run")
     acc = metric(tmp_path / "run")
     assert {"race=A", "race=B", "sex=F", "sex=M", "A & F"} <= set(acc.index)
-    from fairensemble.store import RunStore
+    from fairensemble.sweep.store import RunStore
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     record = RunStore(tmp_path / "run").read_cell(plan["cells"][0]["id"])
     pred = record.probs_test.astype(np.float64).mean(0).argmax(1)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from fairensemble.config import ConfigError, load_config
+from fairensemble import ConfigError
+from fairensemble.config import load_config
 
 
 def test_defaults_match_the_paper_setup():

@@ -12,9 +12,7 @@ import pytest
 import yaml
 from conftest import TINY, cli
 
-from fairensemble.analysis import load_run, with_coords
-from fairensemble.config import validate
-from fairensemble.curves import (
+from fairensemble.advice.curves import (
     MAX_FACTOR,
     CurvesError,
     Form,
@@ -30,14 +28,16 @@ from fairensemble.curves import (
     run_curves,
     sweeps_sizes,
 )
+from fairensemble.config import validate
 from fairensemble.data.sampling import largest_remainder, mix_shares
-from fairensemble.plan import PointLayout, build_plan
-from fairensemble.plots import (
+from fairensemble.evaluation.analysis import load_run, with_coords
+from fairensemble.report.plots import (
     budget_share_figure,
     curves_fit_figure,
     learning_curves_figure,
     save_figure,
 )
+from fairensemble.sweep.plan import PointLayout, build_plan
 
 NO_TOTAL = np.nan  # exponent of an absent term
 
@@ -332,7 +332,7 @@ def test_budgets_far_beyond_the_measured_sizes_are_flagged():
 
 
 def test_three_groups_keep_the_others_proportions_when_the_moved_share_changes():
-    from fairensemble.curves import _other_proportions
+    from fairensemble.advice.curves import _other_proportions
 
     pool_g = np.repeat([0, 1, 2], [600, 300, 100])
     shares = [mix_shares(r, [2], pool_g, 3).tolist() for r in (0.0, 0.5, 1.0)]

@@ -16,8 +16,8 @@ import yaml
 from conftest import TINY, cli
 from fake_runs import make_run_dir
 
-from fairensemble.evaluation import Evaluator
-from fairensemble.store import RunStore
+from fairensemble.evaluation.cell import Evaluator
+from fairensemble.sweep.store import RunStore
 
 _OPENED: list[Path] | None = None  # where the audit hook records opened files, while counting
 
@@ -118,11 +118,11 @@ def test_run_reads_each_stored_cell_once_and_still_retrains_a_damaged_one(tmp_pa
 
 
 def test_the_training_side_never_imports_the_evaluation_side():
-    code = ("import sys, fairensemble.sweep; "
+    code = ("import sys, fairensemble.sweep.runner; "
             "print(sorted(m for m in sys.modules if m.startswith('fairensemble')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout
-    assert "fairensemble.sweep" in loaded
+    assert "fairensemble.sweep.runner" in loaded
     for module in ("evaluation", "analysis", "ensemble", "report", "plots", "intervals"):
         assert f"'fairensemble.{module}'" not in loaded, module
 

@@ -12,14 +12,14 @@ import pytest
 from builders import chexpert_rows, grey_level, make_celeba, make_chexpert
 from sklearn.datasets import load_digits
 
+from fairensemble import DataError
+from fairensemble.common.seeds import rng_for
 from fairensemble.data import celeba, chexpert, decode, digits
-from fairensemble.data.base import DataError
 from fairensemble.data.celeba import CelebAData
 from fairensemble.data.chexpert import CheXpertData
 from fairensemble.data.digits import DigitsData
 from fairensemble.data.images import layout_rows
 from fairensemble.data.sampling import stratified_subsample
-from fairensemble.seeds import rng_for
 
 N_CELEBA = 48
 N_PATIENTS = 20

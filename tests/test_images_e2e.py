@@ -18,7 +18,7 @@ from fairensemble import metrics as M
 from fairensemble.config import load_config
 from fairensemble.data import chexpert
 from fairensemble.data.images import layout_rows
-from fairensemble.sweep import data_seed
+from fairensemble.sweep.runner import data_seed
 
 N_CELEBA = 72  # 24 images per split; every split holds every group x label pair
 # 40 patients: with the configs' seed 0 each sex's test split holds both classes (AUC defined)

@@ -15,9 +15,9 @@ from builders import lesion_pixels, make_hf_parquet, make_lesions, png_bytes
 from conftest import cli, run_cli
 from PIL import Image
 
+from fairensemble import DataError
 from fairensemble.config import load_config
 from fairensemble.data import decode
-from fairensemble.data.base import DataError
 from fairensemble.data.images import ImagesData, layout_rows, load
 from fairensemble.data.reader import read_table
 

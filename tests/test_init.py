@@ -11,13 +11,13 @@ from builders import make_celeba, make_chexpert
 from conftest import run_cli
 from typer.testing import CliRunner
 
-from fairensemble import scaffold
-from fairensemble.cli import app
+from fairensemble.advice import scaffold as scaffold
+from fairensemble.cli.main import app
 from fairensemble.config import load_config
 from fairensemble.data import chexpert
 from fairensemble.data.images import layout_rows
 from fairensemble.data.sampling import SamplingError, mix_shares, plan_counts
-from fairensemble.sweep import data_seed, load_for
+from fairensemble.sweep.runner import data_seed, load_for
 
 PEOPLE = {"north": 600, "south": 360, "islands": 40}
 

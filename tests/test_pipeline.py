@@ -177,7 +177,7 @@ def test_a_rerun_reads_each_cached_evaluation_once(finished_run, tmp_path, monke
 
     import fairensemble as fe
     from fairensemble.config import load_config
-    from fairensemble.store import RunStore
+    from fairensemble.sweep.store import RunStore
 
     run = tmp_path / "copy"
     shutil.copytree(finished_run, run)
@@ -198,8 +198,8 @@ def test_a_rerun_reads_each_cached_evaluation_once(finished_run, tmp_path, monke
 
 def test_a_serial_train_size_sweep_loads_its_data_once(tmp_path, monkeypatch):
     import fairensemble as fe
-    from fairensemble import sweep
     from fairensemble.config import validate
+    from fairensemble.sweep import runner as sweep
 
     loads: list[float] = []
     original = sweep.load_for
@@ -220,8 +220,7 @@ def test_a_serial_train_size_sweep_loads_its_data_once(tmp_path, monkeypatch):
 def test_run_files_and_caches_get_the_permissions_a_plain_open_gives(finished_run, tmp_path):
     """Files are written to a temporary name and renamed, yet readable by whoever may read a
     file opened plainly (a colleague opening report.html on a shared machine): not 0600."""
-    from fairensemble.data.decode import build_once
-    from fairensemble.store import atomic_path, atomic_write_bytes
+    from fairensemble.common.files import atomic_path, atomic_write_bytes, build_once
 
     plain = tmp_path / "plain"
     plain.write_text("")

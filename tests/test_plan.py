@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fairensemble.config import validate
-from fairensemble.plan import CELL_FORMAT, PointLayout, build_plan, cell_identity
+from fairensemble.sweep.plan import CELL_FORMAT, PointLayout, build_plan, cell_identity
 
 TABLE = {"name": "t", "seed": 5, "ratio_group": "a", "ratios": [0.25, 0.5], "train_size": 40,
          "replicates": 2, "dataset": {"kind": "table", "path": "t.csv", "target": "y",
@@ -76,9 +76,10 @@ def test_a_factorys_source_is_part_of_the_identity_so_editing_it_never_reuses_ce
 
 
 def test_the_declared_field_kinds_hold_for_cells_evaluations_and_report_set():
-    from fairensemble.cli import check_evaluation_overrides
-    from fairensemble.config import EVALUATION_FIELDS, RUNTIME_FIELDS, ConfigError
-    from fairensemble.evaluation import EvalSpec
+    from fairensemble import ConfigError
+    from fairensemble.cli.main import check_evaluation_overrides
+    from fairensemble.config import EVALUATION_FIELDS, RUNTIME_FIELDS
+    from fairensemble.evaluation.cell import EvalSpec
 
     images = {**TABLE, "dataset": {"kind": "celeba", "root": "r"}}
     changes = {  # one change under every declared field

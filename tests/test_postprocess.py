@@ -13,7 +13,7 @@ import pytest
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fairensemble.postprocess import (
+from fairensemble.evaluation.postprocess import (
     CONSTRAINTS,
     fit_thresholds,
     predict,

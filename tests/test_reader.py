@@ -13,7 +13,7 @@ import yaml
 from builders import make_german
 from conftest import cli, run_cli
 
-from fairensemble.data.base import DataError
+from fairensemble import DataError
 from fairensemble.data.reader import read_table, sniff
 
 ROWS = [["age", "job", "city", "label"], ["31", "nurse", "Le Mans", "yes"],

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, cli, run_cli
 
-from fairensemble.recommend import (
+from fairensemble.advice.recommend import (
     Samples,
     choose,
     choose_pareto,

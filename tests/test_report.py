@@ -14,11 +14,11 @@ import pytest
 from fake_runs import make_run_dir
 from scipy import stats
 
-from fairensemble import plots
-from fairensemble.analysis import evaluate_run, load_run, summarize
-from fairensemble.intervals import boot_columns
-from fairensemble.report import build_report
-from fairensemble.store import RunStore
+from fairensemble.evaluation.analysis import evaluate_run, load_run, summarize
+from fairensemble.evaluation.intervals import boot_columns
+from fairensemble.report import plots as plots
+from fairensemble.report.build import build_report
+from fairensemble.sweep.store import RunStore
 
 
 def _summary(run: Path) -> tuple[dict, object, pd.DataFrame, pd.DataFrame | None]:

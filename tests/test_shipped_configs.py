@@ -11,9 +11,9 @@ from builders import make_celeba, make_chexpert
 from conftest import ROOT
 
 from fairensemble.config import load_config
-from fairensemble.evaluation import Evaluator
-from fairensemble.store import RunStore
-from fairensemble.sweep import run_sweep
+from fairensemble.evaluation.cell import Evaluator
+from fairensemble.sweep.runner import run_sweep
+from fairensemble.sweep.store import RunStore
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairensemble import DataError
 from fairensemble.data import adult
 from fairensemble.data.adult import AdultData
 from fairensemble.data.adult import load as load_adult
-from fairensemble.data.base import DataError
 from fairensemble.data.tabular import TableData, load_table
 
 GROUP_SIZES = {"a": 300, "b": 200, "c": 100}

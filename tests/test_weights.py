@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 from fairensemble import models
+from fairensemble.common.files import file_sha256
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.weights import head_keys, load_weights, read_weights
-from fairensemble.plan import file_sha256
 from fairensemble.train import CellData, Inputs
 from fairensemble.train.loop import train_loop
 

@@ -18,18 +18,22 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_config": "config",
     "RunConfig": "config",
-    "ConfigError": "config",
+    "FairensembleError": "common.errors",
+    "UserError": "common.errors",
+    "ConfigError": "common.errors",
+    "InputError": "common.errors",
+    "StoreError": "common.errors",
     "load_dataset": "data",
     "Dataset": "data",
     "Split": "data",
-    "DataError": "data",
-    "plan_run": "sweep",
-    "load_run": "analysis",
-    "RunStore": "store",
-    "CellRecord": "store",
-    "run_sweep": "sweep",
-    "build_report": "report",
-    "evaluate_cell": "ensemble",
+    "DataError": "common.errors",
+    "plan_run": "sweep.runner",
+    "load_run": "evaluation.analysis",
+    "RunStore": "sweep.store",
+    "CellRecord": "sweep.store",
+    "run_sweep": "sweep.runner",
+    "build_report": "report.build",
+    "evaluate_cell": "evaluation.ensemble",
     "group_metrics": "metrics",
     "train_stacked": "train.stacked",
     "train_loop": "train.loop",
@@ -39,7 +43,7 @@ _EXPORTS = {
 def run(cfg: Any, run_dir: str) -> dict:
     """Train every missing cell of ``cfg`` into ``run_dir`` and build its outputs; returns
     the summary (what ``fairensemble run`` does, without the progress bar)."""
-    from .pipeline import run as run_pipeline
+    from fairensemble.pipeline import run as run_pipeline
 
     return run_pipeline(cfg, run_dir)
 
@@ -48,7 +52,7 @@ def analyze(predictions: Any = None, **kwargs: Any) -> dict:
     """Analyze member predictions made elsewhere (a long-form table, an .npz, or arrays:
     ``probs=``, ``y=``, ``groups=``) into a run directory (``out=``) with every output of
     ``report``; returns the summary (what ``fairensemble analyze`` does)."""
-    from .importer import analyze as analyze_predictions
+    from fairensemble.interop.importer import analyze as analyze_predictions
 
     return analyze_predictions(predictions, **kwargs)
 

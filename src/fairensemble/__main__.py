@@ -1,5 +1,5 @@
 """``python -m fairensemble`` runs the command line."""
 
-from .cli import main
+from fairensemble.cli.main import main
 
 main()

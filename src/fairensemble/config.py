@@ -17,11 +17,12 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from fairensemble import models
+from fairensemble.common.errors import ConfigError
+from fairensemble.common.schema import Fraction, NonNegativeInt, PositiveInt, Strict
 from fairensemble.data import sources
 from fairensemble.metrics import get as metric_spec
 from fairensemble.metrics import names as metric_names
-from fairensemble.schema import Fraction, NonNegativeInt, PositiveInt, Strict
-from fairensemble.train import DIVERSITY_SOURCES
+from fairensemble.train.streams import DIVERSITY_SOURCES
 
 # Which fields change what, declared once: the cell identity (plan.py), the evaluation spec
 # and its cache (evaluation.py) and what `report --set` accepts (cli.py) derive from these.
@@ -33,10 +34,6 @@ EVALUATION_FIELDS = ("metrics", "primary_metric", "ensemble.k", "ensemble.draws"
 # decoded images are cached and how many processes decode them, which device trains
 RUNTIME_FIELDS = ("executor", "name", "dataset.cache_dir", "dataset.num_workers",
                   "train.device")
-
-
-class ConfigError(ValueError):
-    """A config problem, phrased as one line that names the field and what was expected."""
 
 
 def _rankable(metric: str) -> bool:

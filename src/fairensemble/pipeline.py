@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import Evaluations, evaluate_cells
-from .config import RunConfig
-from .evaluation import Evaluator
-from .plan import Plan
-from .store import RunStore
-from .sweep import SweepResult, plan_with_preview, run_sweep
+from fairensemble.config import RunConfig
+from fairensemble.evaluation.analysis import Evaluations, evaluate_cells
+from fairensemble.evaluation.cell import Evaluator
+from fairensemble.sweep.plan import Plan
+from fairensemble.sweep.runner import SweepResult, plan_with_preview, run_sweep
+from fairensemble.sweep.store import RunStore
 
 
 def check_stored(
@@ -69,7 +69,7 @@ def train_missing(
 def run(cfg: RunConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train every missing cell of ``cfg`` into ``run_dir`` and build its outputs; returns
     the summary (what ``fairensemble run`` does, without the progress bars)."""
-    from .report import build_report
+    from fairensemble.report.build import build_report
 
     plan, preview = plan_with_preview(cfg)
     with RunStore(run_dir).locked():

@@ -11,8 +11,9 @@ import pkgutil
 from importlib import import_module
 from typing import Any
 
-from .base import DataError, Dataset, Split
-from .registry import SOURCES, Source
+from fairensemble.common.errors import DataError
+from fairensemble.data.base import Dataset, Split
+from fairensemble.data.registry import SOURCES, Source
 
 
 def sources() -> dict[str, Source]:

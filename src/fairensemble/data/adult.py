@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from ..schema import NonNegativeInt, Strict
-from .base import DataError, Dataset
-from .registry import register
+from fairensemble.common.errors import DataError
+from fairensemble.common.schema import NonNegativeInt, Strict
+from fairensemble.data.base import Dataset
+from fairensemble.data.registry import register
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,7 +129,7 @@ def load(cfg: AdultData, seed: int) -> Dataset:
     """Pool (adult.data), optional val carved from it, and test (adult.test)."""
     import pandas as pd
 
-    from .tabular import TableData, assemble
+    from fairensemble.data.tabular import TableData, assemble
 
     data_path, test_path = files(cfg.root)
     data, test = read_file(data_path), read_file(test_path)

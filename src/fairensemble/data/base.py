@@ -9,10 +9,6 @@ from typing import Any
 import numpy as np
 
 
-class DataError(ValueError):
-    """Bad input data, phrased as one line naming the file, column or attribute."""
-
-
 def preview_names(names: list[Any], limit: int = 12) -> str:
     """The first ``limit`` names, comma-separated, with how many there are in all beyond it."""
     shown = ", ".join(str(n) for n in names[:limit])

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from .base import DataError, Dataset
-from .images import ImageOptions, ImagesData, from_frame
-from .registry import register
+from fairensemble.common.errors import DataError
+from fairensemble.data.base import Dataset
+from fairensemble.data.images import ImageOptions, ImagesData, from_frame
+from fairensemble.data.registry import register
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -27,16 +27,19 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 
-from ..store import atomic_path, atomic_write_text
-from .base import DataError
+from fairensemble.common.errors import DataError
+from fairensemble.common.files import (
+    atomic_write_text,
+    build_once,
+    load_cached,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,30 +136,6 @@ def decode_cached(
                       "decoded-image cache")
 
 
-T = TypeVar("T")
-
-
-def build_once(final: Path, build: Callable[[Path], None], opened: Callable[[Path], T | None],
-               what: str) -> T:
-    """The cache file ``final`` as ``opened`` reads it; when it finds nothing usable,
-    ``build(tmp)`` writes the file under a temporary name, renamed to ``final`` once complete,
-    under a file lock beside it (``final`` with suffix ``.lock``), so that processes asking for
-    the same file at once build it only once and a reader never sees half a file."""
-    got = opened(final)
-    if got is not None:
-        return got
-    with locked(final.with_suffix(".lock")):
-        got = opened(final)  # another process may have built it meanwhile
-        if got is not None:
-            return got
-        with atomic_path(final) as tmp:
-            build(tmp)
-    got = opened(final)
-    if got is None:  # pragma: no cover - only if the file system lost the rename
-        raise DataError(f"{final}: {what} could not be read back")
-    return got
-
-
 # ----------------------------------------------------------------------------- internals
 
 
@@ -180,39 +159,12 @@ def cache_key(paths: list[ImageSource], size: int, mode: str, fit: str,
     return digest.hexdigest()[:24]
 
 
-def load_cached(path: Path, what: str, mmap_mode: str = "r") -> np.ndarray | None:
-    """The array cached at ``path`` (memory-mapped), or None when it is missing or cannot be
-    read (logged as ``what``, e.g. "image cache"): the caller builds it again."""
-    if not path.exists():
-        return None
-    try:
-        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except (ValueError, OSError):
-        log.warning("ignoring unreadable %s %s", what, path)
-        return None
-
-
 def _open_if_valid(path: Path, shape: tuple[int, ...]) -> np.memmap | None:
     arr = load_cached(path, "image cache", mmap_mode="c")
     if arr is not None and (arr.shape != shape or arr.dtype != np.uint8):
         log.warning("ignoring image cache %s with shape %s, expected %s", path, arr.shape, shape)
         return None
     return arr
-
-
-@contextmanager
-def locked(lock_path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: the atomic rename still keeps it safe
-        yield
-        return
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _decode_range(

@@ -33,11 +33,12 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..schema import PositiveInt, Strict, check_hard_group
-from ..seeds import rng_for
-from .base import DataError, Dataset, Split
-from .frame import counts_by_split, split_rows
-from .registry import register
+from fairensemble.common.errors import DataError
+from fairensemble.common.schema import PositiveInt, Strict, check_hard_group
+from fairensemble.common.seeds import rng_for
+from fairensemble.data.base import Dataset, Split
+from fairensemble.data.frame import counts_by_split, split_rows
+from fairensemble.data.registry import register
 
 CLASSES = ["0-4", "5-9"]
 

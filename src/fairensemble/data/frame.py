@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from ..schema import NonNegativeInt, Strict, column_name
-from .base import DataError, preview_names
-from .sampling import largest_remainder
+from fairensemble.common.errors import DataError
+from fairensemble.common.schema import NonNegativeInt, Strict, column_name
+from fairensemble.data.base import preview_names
+from fairensemble.data.sampling import largest_remainder
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import field_validator
 
-from ..schema import NonNegativeInt, PositiveInt, Strict, column_name
-from ..seeds import rng_for
-from .base import DataError, Dataset, Split, preview_names
-from .decode import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, decode_cached
-from .frame import (
+from fairensemble.common.errors import DataError
+from fairensemble.common.schema import NonNegativeInt, PositiveInt, Strict, column_name
+from fairensemble.common.seeds import rng_for
+from fairensemble.data.base import Dataset, Split, preview_names
+from fairensemble.data.decode import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, decode_cached
+from fairensemble.data.frame import (
     LabelledRows,
     as_text,
     check_subjects,
@@ -37,9 +38,9 @@ from .frame import (
     label_rows,
     split_rows,
 )
-from .reader import read_table
-from .registry import register
-from .sampling import stratified_subsample
+from fairensemble.data.reader import read_table
+from fairensemble.data.registry import register
+from fairensemble.data.sampling import stratified_subsample
 
 if TYPE_CHECKING:
     import pandas as pd

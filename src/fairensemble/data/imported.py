@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
-from ..schema import Strict
-from .base import DataError, Dataset
-from .registry import register
+from fairensemble.common.errors import DataError
+from fairensemble.common.schema import Strict
+from fairensemble.data.base import Dataset
+from fairensemble.data.registry import register
 
 
 class ImportedData(Strict):

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import DataError
+from fairensemble.common.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Dataset
+from fairensemble.data.base import Dataset
 
 
 @dataclass(frozen=True)

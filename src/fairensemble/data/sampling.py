@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import DataError
+from fairensemble.common.errors import DataError
 
 
 class SamplingError(DataError):

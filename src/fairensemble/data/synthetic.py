@@ -48,9 +48,9 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..schema import NonNegativeInt, PositiveInt, Strict, check_hard_group
-from .base import Dataset, Split
-from .registry import register
+from fairensemble.common.schema import NonNegativeInt, PositiveInt, Strict, check_hard_group
+from fairensemble.data.base import Dataset, Split
+from fairensemble.data.registry import register
 
 
 class SyntheticData(Strict):

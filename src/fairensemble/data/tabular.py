@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .base import DataError, Dataset, Split
-from .frame import (
+from fairensemble.common.errors import DataError
+from fairensemble.data.base import Dataset, Split
+from fairensemble.data.frame import (
     LabelledRows,
     as_text,
     check_subjects,
@@ -24,8 +25,8 @@ from .frame import (
     label_rows,
     split_rows,
 )
-from .reader import read_table
-from .registry import register
+from fairensemble.data.reader import read_table
+from fairensemble.data.registry import register
 
 if TYPE_CHECKING:
     import pandas as pd

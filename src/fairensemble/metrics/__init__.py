@@ -18,7 +18,7 @@ here.
 
 from __future__ import annotations
 
-from .engine import (
+from fairensemble.metrics.engine import (
     ECE_BINS,
     TEST_MIXES,
     Context,
@@ -35,7 +35,7 @@ from .engine import (
     standalone,
     with_margins,
 )
-from .functions import (
+from fairensemble.metrics.functions import (
     accuracy,
     ambiguity,
     aod,
@@ -53,8 +53,8 @@ from .functions import (
     spd,
     tpr,
 )
-from .ranks import Ranks, Ties, pair_counts
-from .registry import (
+from fairensemble.metrics.ranks import Ranks, Ties, pair_counts
+from fairensemble.metrics.registry import (
     DERIVED_LABELS,
     DISPARITY,
     METRICS,

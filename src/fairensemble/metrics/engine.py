@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .ranks import Ranks, Ties, pair_counts
-from .registry import DERIVED_LABELS, DISPARITY, METRICS, Metric, get
+from fairensemble.common import arrays
+from fairensemble.common.errors import InputError
+from fairensemble.metrics.ranks import Ranks, Ties, pair_counts
+from fairensemble.metrics.registry import DERIVED_LABELS, DISPARITY, METRICS, Metric, get
 
 TEST_MIXES = ("balanced", "natural")
 ECE_BINS = 15
@@ -258,7 +260,7 @@ class Context:
         _draw_cache: dict | None = None,
     ) -> None:
         if probs is None and (pred is None or n_classes is None):
-            raise ValueError("probs: expected probabilities, or pred with n_classes")
+            raise InputError("probs: expected probabilities, or pred with n_classes")
         self.y, self.slices, self.probs, self.members = y, slices, probs, members
         shape = probs.shape if probs is not None else (*pred.shape, n_classes)
         self.D, self.n, self.C = shape
@@ -425,9 +427,9 @@ def one_vs_rest(v: np.ndarray) -> np.ndarray:
 
 def _check_needs(ctx: Context, metric: Metric) -> None:
     if "probs" in metric.needs and ctx.probs is None:
-        raise ValueError(f"metrics: {metric.name!r} needs probabilities, got hard predictions")
+        raise InputError(f"metrics: {metric.name!r} needs probabilities, got hard predictions")
     if "members" in metric.needs and ctx.members is None:
-        raise ValueError(f"metrics: {metric.name!r} needs the ensemble members (members=...)")
+        raise InputError(f"metrics: {metric.name!r} needs the ensemble members (members=...)")
 
 
 def _group_values(ctx: Context, metric: Metric) -> np.ndarray:
@@ -533,22 +535,22 @@ def group_slices(
     g = np.asarray(g)
     n = y.shape[-1]
     if g.shape != (n,):
-        raise ValueError(f"g: expected shape ({n},) to match y, got {g.shape}")
+        raise InputError(f"g: expected shape ({n},) to match y, got {g.shape}")
     _check_labels(y, n_classes)
     G = len(groups)
     if G < 2:
-        raise ValueError(f"groups: expected at least 2 groups, got {list(groups)}")
+        raise InputError(f"groups: expected at least 2 groups, got {list(groups)}")
     reserved = (*DERIVED_LABELS, DISPARITY)
     if set(groups) & set(reserved) or len(set(groups)) != G:
-        raise ValueError(
+        raise InputError(
             f"groups: expected distinct names other than {reserved}, got {list(groups)}"
         )
     if test_mix not in TEST_MIXES:
-        raise ValueError(f"test_mix: expected 'balanced' or 'natural', got {test_mix!r}")
+        raise InputError(f"test_mix: expected 'balanced' or 'natural', got {test_mix!r}")
     if not np.issubdtype(g.dtype, np.integer) and n:
-        raise ValueError(f"g: expected integer group codes, got {g.dtype}")
+        raise InputError(f"g: expected integer group codes, got {g.dtype}")
     if n and (g.min() < 0 or g.max() >= G):
-        raise ValueError(f"g: expected group codes in 0..{G - 1}, got {g.min()}..{g.max()}")
+        raise InputError(f"g: expected group codes in 0..{G - 1}, got {g.min()}..{g.max()}")
     order = np.argsort(g, kind="stable")
     return order, Slices.for_groups(np.bincount(g, minlength=G), test_mix)
 
@@ -563,11 +565,11 @@ def with_margins(slices: Slices, groups: Sequence[str], margins: Margins
     labels = [label for label, _ in margins]
     taken = {*groups, *DERIVED_LABELS, DISPARITY}
     if len(set(labels)) != len(labels) or taken & set(labels):
-        raise ValueError(f"margins: expected distinct labels that name no group, got {labels}")
+        raise InputError(f"margins: expected distinct labels that name no group, got {labels}")
     G = len(groups)
     for label, members in margins:
         if not len(members) or min(members) < 0 or max(members) >= G:
-            raise ValueError(f"margins: {label!r} expected group indices in 0..{G - 1}, "
+            raise InputError(f"margins: {label!r} expected group indices in 0..{G - 1}, "
                              f"got {list(members)}")
     return replace(slices, margins=tuple(tuple(int(j) for j in m) for _, m in margins)), labels
 
@@ -608,7 +610,7 @@ def group_metrics(
     if pred is not None:
         pred = np.asarray(pred)
         if pred.shape != (D, n) or (pred.size and (pred.min() < 0 or pred.max() >= C)):
-            raise ValueError(f"pred: expected class codes 0..{C - 1} of shape {(D, n)}")
+            raise InputError(f"pred: expected class codes 0..{C - 1} of shape {(D, n)}")
     if not np.array_equal(order, np.arange(n)):
         probs, y = np.take(probs, order, axis=1), y[order]
         pred = None if pred is None else pred[:, order]
@@ -624,10 +626,7 @@ def group_metrics(
 
 
 def _check_labels(y: np.ndarray, C: int) -> None:
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"y: expected integer class codes, got {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= C):
-        raise ValueError(f"y: expected class codes in 0..{C - 1}, got {y.min()}..{y.max()}")
+    arrays.codes(y.reshape(-1), "y", None, C)
 
 
 def _check(
@@ -635,7 +634,7 @@ def _check(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[2] < 2:
-        raise ValueError(
+        raise InputError(
             f"probs: expected an array [draws, n, classes >= 2], got shape {probs.shape}"
         )
     D, n, C = probs.shape
@@ -643,15 +642,15 @@ def _check(
     shapes = [(n,), (D, n)] if per_draw_labels else [(n,)]
     if y.shape not in shapes:
         want = " or ".join(str(s) for s in shapes)
-        raise ValueError(f"y: expected shape {want} to match probs, got {y.shape}")
+        raise InputError(f"y: expected shape {want} to match probs, got {y.shape}")
     _check_labels(y, C)
     y = y.astype(np.int64, copy=False)
     if weight is not None:
         weight = np.asarray(weight, dtype=np.float64)
         if weight.shape != (n,):
-            raise ValueError(f"weight: expected shape ({n},) to match y, got {weight.shape}")
+            raise InputError(f"weight: expected shape ({n},) to match y, got {weight.shape}")
         if y.ndim == 2:
-            raise ValueError("weight: labels that differ by draw take no sample weights")
+            raise InputError("weight: labels that differ by draw take no sample weights")
     return probs, y, weight
 
 

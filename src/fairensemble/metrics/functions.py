@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import ECE_BINS, Context, ece_bin, one_vs_rest
-from .registry import register
+from fairensemble.metrics.engine import ECE_BINS, Context, ece_bin, one_vs_rest
+from fairensemble.metrics.registry import register
 
 _LOG_EPS = np.finfo(np.float64).eps  # sklearn.metrics.log_loss clips float64 to [eps, 1 - eps]
 

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fairensemble.common.errors import InputError
+
 if TYPE_CHECKING:
-    from .engine import Context
+    from fairensemble.metrics.engine import Context
 
 
 class Ranks:
@@ -117,7 +119,7 @@ def pair_counts(ctx: Context, c: int) -> np.ndarray:
     if w is None:
         return ranks.twice_unit_pairs()[None] / 2.0
     if ctx.y.ndim != 1:
-        raise ValueError("weight: labels that differ by draw take no sample weights")
+        raise InputError("weight: labels that differ by draw take no sample weights")
     pos, neg, below, upto = ranks.compact
     R, G, D = len(w), ctx.slices.G, ctx.D
     exact = w.dtype.kind in "iu"

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fairensemble.common.errors import InputError
+
 # group labels group_metrics adds after the groups themselves, and the one label of a
 # between-group metric
 DERIVED_LABELS = ("overall", "gap", "worst")
@@ -50,7 +52,7 @@ class Metric:
     uses: tuple[str, ...] = ()
 
     def __call__(self, probs: np.ndarray, y: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
-        from .engine import standalone
+        from fairensemble.metrics.engine import standalone
 
         return standalone(self)(probs, y, *args, **kwargs)
 
@@ -86,7 +88,9 @@ def register(
             raise ValueError(f"metric {key!r} is registered twice")
         metric = Metric(key, direction, scope, needs, classes, summary, compute, tuple(uses))
         METRICS[key] = metric
-        from .engine import standalone  # the engine reads this registry: imported on use
+        from fairensemble.metrics.engine import (
+            standalone,  # the engine reads this registry: imported on use
+        )
 
         return standalone(metric)
 
@@ -110,7 +114,7 @@ def get(name: str) -> Metric:
     try:
         return METRICS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"metrics: expected names from {names()}, got {name!r}") from None
+        raise InputError(f"metrics: expected names from {names()}, got {name!r}") from None
 
 
 def labels(name: str, groups: Sequence[str]) -> list[str]:

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fairensemble.common.errors import ConfigError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -51,7 +53,7 @@ def check_name(name: str) -> str:
     """``name`` when it is a built-in name or a factory path; a ValueError otherwise."""
     if name in BUILTIN or is_factory(name):
         return name
-    raise ValueError(f"model.name: expected one of {list(NAMES)} or a factory "
+    raise ConfigError(f"model.name: expected one of {list(NAMES)} or a factory "
                      f"'package.module:function' or 'path/to/file.py:function', got {name!r}")
 
 
@@ -62,14 +64,14 @@ def factory_file(name: str) -> Path:
     if where.endswith(".py"):
         path = Path(where).expanduser().resolve()
         if not path.is_file():
-            raise ValueError(f"model.name: {where}: no such file")
+            raise ConfigError(f"model.name: {where}: no such file")
         return path
     try:
         spec = importlib.util.find_spec(where)
     except (ImportError, ValueError) as err:
-        raise ValueError(f"model.name: module {where!r} cannot be found ({err})") from None
+        raise ConfigError(f"model.name: module {where!r} cannot be found ({err})") from None
     if spec is None or not spec.origin or not Path(spec.origin).is_file():
-        raise ValueError(f"model.name: module {where!r} cannot be found (is it installed or on "
+        raise ConfigError(f"model.name: module {where!r} cannot be found (is it installed or on "
                          "PYTHONPATH?)")
     return Path(spec.origin)
 
@@ -90,17 +92,17 @@ def resolve(name: str) -> Callable[..., Any]:
                 loader.loader.exec_module(module)
             except Exception as err:
                 del sys.modules[module_name]
-                raise ValueError(f"model.name: {where} cannot be imported: "
+                raise ConfigError(f"model.name: {where} cannot be imported: "
                                  f"{type(err).__name__}: {_first_line(err)}") from None
     else:
         try:
             module = importlib.import_module(where)
         except Exception as err:
-            raise ValueError(f"model.name: module {where!r} cannot be imported: "
+            raise ConfigError(f"model.name: module {where!r} cannot be imported: "
                              f"{type(err).__name__}: {_first_line(err)}") from None
     builder = getattr(module, fn, None)
     if not callable(builder):
-        raise ValueError(f"model.name: {where} has no function {fn!r}")
+        raise ConfigError(f"model.name: {where} has no function {fn!r}")
     return builder
 
 
@@ -111,23 +113,23 @@ def create(name: str, num_classes: int, in_channels: int = 3, image_size: int = 
     from torch import nn
 
     if num_classes < 1:
-        raise ValueError(f"num_classes: expected a positive integer, got {num_classes}")
+        raise ConfigError(f"num_classes: expected a positive integer, got {num_classes}")
     builder = resolve(name)
     takes = _parameters(builder)
     context = {"in_channels": in_channels, "image_size": image_size}
     args = {k: v for k, v in context.items() if takes is None or k in takes}
     extra = sorted(k for k in kw if takes is not None and k not in takes)
     if extra:
-        raise ValueError(f"model {name!r}: unexpected arguments {extra}")
+        raise ConfigError(f"model {name!r}: unexpected arguments {extra}")
     try:
         net = builder(num_classes=num_classes, **args, **kw)
     except (TypeError, ValueError, RuntimeError) as err:
         if name in BUILTIN:
             raise
-        raise ValueError(f"model.name: {name} failed when called with num_classes="
+        raise ConfigError(f"model.name: {name} failed when called with num_classes="
                          f"{num_classes}: {type(err).__name__}: {_first_line(err)}") from None
     if not isinstance(net, nn.Module):
-        raise ValueError(f"model.name: {name} returned a {type(net).__name__}, expected an "
+        raise ConfigError(f"model.name: {name} returned a {type(net).__name__}, expected an "
                          "nn.Module")
     return net
 
@@ -150,7 +152,7 @@ def head_name(net: nn.Module, name: str = "model") -> str:
     for attr in HEAD_NAMES:
         if isinstance(getattr(net, attr, None), nn.Module):
             return attr
-    raise ValueError(f"model.freeze: {name} has no classification head to replace: give its "
+    raise ConfigError(f"model.freeze: {name} has no classification head to replace: give its "
                      f"class a `head_name` attribute naming it, or call it one of "
                      f"{', '.join(HEAD_NAMES)}")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fairensemble.common.errors import ConfigError
+
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
@@ -26,7 +28,7 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         if width <= 0:
-            raise ValueError(f"width: expected a positive number of channels, got {width}")
+            raise ConfigError(f"width: expected a positive number of channels, got {width}")
         self.features = nn.Sequential(
             conv_bn_relu(in_channels, width, stride=1),
             conv_bn_relu(width, 2 * width, stride=2),

@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from fairensemble.common.errors import ConfigError, InputError
+
 ACTIVATIONS = ("relu", "tanh", "gelu", "leaky_relu")
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
 
@@ -55,7 +57,7 @@ def activation_module(name: str) -> nn.Module:
         return nn.GELU()
     if name == "leaky_relu":
         return nn.LeakyReLU(LEAKY_SLOPE)
-    raise ValueError(f"model.activation: expected one of {list(ACTIVATIONS)}, got {name!r}")
+    raise ConfigError(f"model.activation: expected one of {list(ACTIVATIONS)}, got {name!r}")
 
 
 class MLP(nn.Module):
@@ -78,12 +80,12 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if in_features < 1 or n_classes < 1 or any(h < 1 for h in hidden):
-            raise ValueError(
+            raise ConfigError(
                 f"model.hidden: expected positive layer sizes, got in_features={in_features},"
                 f" hidden={hidden}, n_classes={n_classes}"
             )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout: expected a value in [0, 1), got {dropout}")
+            raise ConfigError(f"model.dropout: expected a value in [0, 1), got {dropout}")
         self.in_features, self.hidden, self.n_classes = in_features, list(hidden), n_classes
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(layer_sizes(in_features, hidden, n_classes)):
@@ -104,7 +106,7 @@ class MLP(nn.Module):
         """Copy ``[(W [d_in, d_out], b [d_out]), ...]`` (``init_mlp_params``' layout) in."""
         linears = self.linears
         if len(params) != len(linears):
-            raise ValueError(f"params: expected {len(linears)} layers, got {len(params)}")
+            raise InputError(f"params: expected {len(linears)} layers, got {len(params)}")
         with torch.no_grad():
             for lin, (w, b) in zip(linears, params):
                 lin.weight.copy_(torch.as_tensor(w).t())

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fairensemble.common.errors import ConfigError
+
 PATCH = 16
 
 
@@ -80,7 +82,7 @@ class VisionTransformer(nn.Module):
     ) -> None:
         super().__init__()
         if image_size <= 0 or image_size % PATCH:
-            raise ValueError(
+            raise ConfigError(
                 f"image_size: expected a positive multiple of {PATCH}, got {image_size}"
             )
         n_patches = (image_size // PATCH) ** 2

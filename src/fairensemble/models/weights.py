@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
+from fairensemble.common.errors import InputError
+
 TORCH_SUFFIXES = (".pth", ".pt")
 LISTED = 3  # keys named per kind of mismatch; the rest are counted
 
@@ -29,9 +31,9 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path).expanduser()
     where = f"model.weights: {p}"
     if not p.is_file():
-        raise ValueError(f"{where}: no such file")
+        raise InputError(f"{where}: no such file")
     if p.suffix not in (*TORCH_SUFFIXES, ".safetensors"):
-        raise ValueError(f"{where}: expected a .pth, .pt or .safetensors file")
+        raise InputError(f"{where}: expected a .pth, .pt or .safetensors file")
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -40,17 +42,17 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # any reader failure is the file's problem: say which file
-        raise ValueError(f"{where}: cannot read it: {_reason(err)}") from None
+        raise InputError(f"{where}: cannot read it: {_reason(err)}") from None
     if isinstance(obj, dict):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), dict):
                 obj = obj[wrapper]
                 break
     if not isinstance(obj, dict) or not obj:
-        raise ValueError(f"{where}: expected a state dict (name -> tensor), got {_kind(obj)}")
+        raise InputError(f"{where}: expected a state dict (name -> tensor), got {_kind(obj)}")
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{where}: expected a state dict of tensors, {key!r} holds"
+            raise InputError(f"{where}: expected a state dict of tensors, {key!r} holds"
                              f" {_kind(value)}")
     state = dict(obj)
     if all(str(k).startswith("module.") for k in state):  # saved from DataParallel / DDP
@@ -105,7 +107,7 @@ def load_weights(
         if shapes:
             described = [f"{k}: file {_shape(state[k])}, model {_shape(own[k])}" for k in shapes]
             parts.append(f"shapes differ {_listed(described)}{_channels_hint(shapes, state, own)}")
-        raise ValueError(f"{where}: does not fit {type(net).__name__}: {'; '.join(parts)}")
+        raise InputError(f"{where}: does not fit {type(net).__name__}: {'; '.join(parts)}")
     take_head = all(k in state and state[k].shape == own[k].shape for k in head)
     net.load_state_dict(
         {k: state[k] if k in state and (take_head or k not in head) else v for k, v in own.items()},

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairensemble.common.errors import ConfigError, InputError
 from fairensemble.metrics import auc
 
 
@@ -18,7 +19,7 @@ def choose_device(name: str) -> torch.device:
     """``train.device``: ``auto`` is CUDA when available, else the CPU; ``cuda`` without a CUDA
     device is an error naming the field."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -51,7 +52,7 @@ class Normaliser:
         m = np.asarray(mean if mean is not None else [0.0] * channels, dtype=np.float32)
         s = np.asarray(std if std is not None else [1.0] * channels, dtype=np.float32)
         if m.shape != (channels,) or s.shape != (channels,) or (s <= 0).any():
-            raise ValueError(f"image_mean/image_std: expected {channels} values (std > 0), got "
+            raise InputError(f"image_mean/image_std: expected {channels} values (std > 0), got "
                              f"{m.tolist()}, {s.tolist()}")
         self.scale = torch.from_numpy(1.0 / (255.0 * s)).view(1, channels, 1, 1).to(device)
         self.shift = torch.from_numpy(-m / s).view(1, channels, 1, 1).to(device)

@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from fairensemble import models
+from fairensemble.common.errors import ConfigError, DataError
+from fairensemble.common.files import build_once, file_sha256, load_cached
+from fairensemble.common.seeds import derive_seed, stable_hash
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.data.base import Dataset, Split
-from fairensemble.data.decode import build_once, cache_root, load_cached
-from fairensemble.plan import file_sha256
-from fairensemble.seeds import derive_seed, stable_hash
+from fairensemble.data.decode import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: i
     the folder of its decoded images (``ds.cache_folder``; the default cache folder for images
     made in memory)."""
     if ds.input_kind != "image":
-        raise ValueError(f"model.freeze: 'backbone' needs image inputs, got {ds.input_kind} "
+        raise ConfigError(f"model.freeze: 'backbone' needs image inputs, got {ds.input_kind} "
                          "data")
     backbone_seed = derive_seed(seed, "backbone")
     key = stable_hash({"version": FEATURE_VERSION, "backbone": backbone_identity(model,
@@ -162,7 +163,7 @@ def _compute(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: int) -> 
                 out.append(net(x).float().flatten(1).cpu().numpy())
     feats = np.concatenate(out).astype(np.float32)
     if not np.isfinite(feats).all():
-        raise ValueError(f"model.freeze: the backbone of {model.name} produced non-finite "
+        raise DataError(f"model.freeze: the backbone of {model.name} produced non-finite "
                          "features")
     return feats
 

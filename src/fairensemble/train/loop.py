@@ -34,18 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairensemble import models
+from fairensemble.common import arrays
+from fairensemble.common.errors import ConfigError, InputError
+from fairensemble.common.files import atomic_path
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.weights import load_weights, read_weights
-from fairensemble.store import atomic_path
-from fairensemble.train import (
-    CellData,
-    MemberStreams,
-    Progress,
-    augment_rng,
-    member_rows,
-    member_streams,
-    order_rng,
-)
 from fairensemble.train.common import (
     Normaliser,
     autocast,
@@ -54,6 +47,15 @@ from fairensemble.train.common import (
     early_stopping_score,
 )
 from fairensemble.train.stacked import lr_schedule
+from fairensemble.train.streams import (
+    CellData,
+    MemberStreams,
+    Progress,
+    augment_rng,
+    member_rows,
+    member_streams,
+    order_rng,
+)
 
 # uint8 training images up to this size are moved to the GPU once instead of per batch
 _DEVICE_RESIDENT_BYTES = 2 << 30
@@ -211,22 +213,18 @@ class _Inputs:
         X = cell.X_train
         self.kind = spec.kind or ("image" if np.ndim(X) == 4 else "table")
         _check_inputs("X_train", X, self.kind)
-        y = np.asarray(cell.y_train)
-        if len(y) == 0:
-            raise ValueError("y_train: expected at least one training sample, got none")
-        if y.shape != (len(X),):
-            raise ValueError(f"y_train: expected shape ({len(X)},), got {y.shape}")
-        if len(y) and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(f"y_train: expected class codes in 0..{n_classes - 1}")
+        if len(X) == 0:
+            raise InputError("y_train: expected at least one training sample, got none")
+        y = arrays.codes(cell.y_train, "y_train", len(X), n_classes)
         for name, Xe in cell.evals.items():
             _check_inputs(f"evals[{name!r}]", Xe, self.kind, X.shape[1:])
         if cell.val is not None:
             _check_inputs("val", cell.val[0], self.kind, X.shape[1:])
         if self.kind == "table" and model.name != "mlp" and not models.is_factory(model.name):
-            raise ValueError(f"model.name: table inputs need 'mlp' or a factory, got "
+            raise ConfigError(f"model.name: table inputs need 'mlp' or a factory, got "
                              f"{model.name!r}")
         if self.kind == "image" and model.name == "mlp":
-            raise ValueError("model.name: image inputs need an image model, got 'mlp'")
+            raise ConfigError("model.name: image inputs need an image model, got 'mlp'")
 
         self.cuda = device.type == "cuda"
         self.hflip = spec.hflip and self.kind == "image"
@@ -257,7 +255,7 @@ class _Inputs:
             )
         else:
             if model.name.startswith("vit") and shape[2] != shape[3]:
-                raise ValueError(f"X_train: {model.name} needs square images, got {shape[2:]}")
+                raise ConfigError(f"model.name: {model.name} needs square images, got {shape[2:]}")
             options = models.accepted(model.name, {"width": model.width,
                                                    "dropout": model.dropout})
             context = ({"in_channels": shape[1], "image_size": shape[2]}
@@ -378,15 +376,14 @@ def _from_numpy(arr: np.ndarray, pin: bool) -> torch.Tensor:
 
 
 def _check_inputs(name: str, X: Any, kind: str, shape: tuple[int, ...] | None = None) -> None:
-    dtype, ndim = getattr(X, "dtype", None), np.ndim(X)
-    if kind == "image" and (dtype != np.uint8 or ndim != 4):
-        raise ValueError(
-            f"{name}: expected uint8 images [n, C, H, W], got {dtype} with {ndim} dimensions"
-        )
-    if kind == "table" and ndim != 2:
-        raise ValueError(f"{name}: expected a float feature matrix [n, d], got {ndim} dimensions")
+    if kind == "image":
+        arrays.images(X, name, shape)
+        return
+    if np.ndim(X) != 2:
+        raise InputError(f"{name}: expected a float feature matrix [n, d], got {np.ndim(X)} "
+                         "dimensions")
     if shape is not None and tuple(X.shape[1:]) != tuple(shape):
-        raise ValueError(f"{name}: expected rows of shape {tuple(shape)}, got {X.shape[1:]}")
+        raise InputError(f"{name}: expected rows of shape {tuple(shape)}, got {X.shape[1:]}")
 
 
 # ----------------------------------------------------------------------------- determinism

@@ -28,10 +28,12 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from fairensemble.common import arrays
+from fairensemble.common.errors import ConfigError, InputError
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.mlp import ACTIVATIONS, LEAKY_SLOPE, init_mlp_params, layer_sizes
-from fairensemble.train import CellData, Progress, member_rows, member_streams, order_rng
 from fairensemble.train.common import choose_device, early_stopping_score
+from fairensemble.train.streams import CellData, Progress, member_rows, member_streams, order_rng
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -400,40 +402,26 @@ class _Stack:
 # ----------------------------------------------------------------------------- public entry
 
 
-def _as_features(X: object, where: str) -> np.ndarray:
-    arr = np.asarray(X)
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(
-            f"{where}: expected a float array [n, d], got {arr.dtype} of shape {arr.shape}"
-        )
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _as_labels(y: object, n: int, n_classes: int, where: str) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.shape != (n,) or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{where}: expected {n} integer class codes, got {arr.dtype} {arr.shape}")
-    if n and (arr.min() < 0 or arr.max() >= n_classes):
-        raise ValueError(f"{where}: expected class codes in 0..{n_classes - 1}")
-    return arr.astype(np.int64)
+def _labels(y: object, n: int, n_classes: int, where: str) -> np.ndarray:
+    return arrays.codes(y, where, n, n_classes)
 
 
 def _check(cells: list[CellData], model: ModelConfig, n_classes: int) -> None:
     if model.dropout != 0:
-        raise ValueError(
+        raise ConfigError(
             f"model.dropout: the stacked MLP trainer supports 0 only, got {model.dropout}"
         )
     if model.activation not in ACTIVATIONS:
-        raise ValueError(f"model.activation: expected one of {list(ACTIVATIONS)}")
+        raise ConfigError(f"model.activation: expected one of {list(ACTIVATIONS)}")
     if n_classes < 2:
-        raise ValueError(f"n_classes: expected at least 2, got {n_classes}")
+        raise InputError(f"n_classes: expected at least 2, got {n_classes}")
     if not cells:
-        raise ValueError("cells: expected at least one cell")
+        raise InputError("cells: expected at least one cell")
     for i, cell in enumerate(cells):
         if not cell.member_seeds:
-            raise ValueError(f"cells[{i}].member_seeds: expected at least one seed")
+            raise InputError(f"cells[{i}].member_seeds: expected at least one seed")
         if any(int(s) < 0 for s in cell.member_seeds):
-            raise ValueError(f"cells[{i}].member_seeds: expected non-negative integers")
+            raise InputError(f"cells[{i}].member_seeds: expected non-negative integers")
 
 
 def train_stacked(
@@ -451,13 +439,10 @@ def train_stacked(
     """
     _check(cells, model, n_classes)
     device = choose_device(train.device)
-    X_train = [_as_features(c.X_train, f"cells[{i}].X_train") for i, c in enumerate(cells)]
-    d = X_train[0].shape[1]
-    for i, X in enumerate(X_train):
-        if X.shape[1] != d:
-            raise ValueError(f"cells[{i}].X_train: expected {d} features, got {X.shape[1]}")
+    d = arrays.features(cells[0].X_train, "cells[0].X_train").shape[1]
+    X_train = [arrays.features(c.X_train, f"cells[{i}].X_train", d) for i, c in enumerate(cells)]
     y_train = [
-        _as_labels(c.y_train, len(X), n_classes, f"cells[{i}].y_train")
+        _labels(c.y_train, len(X), n_classes, f"cells[{i}].y_train")
         for i, (c, X) in enumerate(zip(cells, X_train))
     ]
     vals: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -465,12 +450,10 @@ def train_stacked(
         if c.val is None or train.early_stopping is None:
             vals.append(None)
             continue
-        Xv = _as_features(c.val[0], f"cells[{i}].val")
+        Xv = arrays.features(c.val[0], f"cells[{i}].val", d)
         if len(Xv) == 0:
-            raise ValueError(f"cells[{i}].val: expected at least one validation row")
-        vals.append((Xv, _as_labels(c.val[1], len(Xv), n_classes, f"cells[{i}].val")))
-        if Xv.shape[1] != d:
-            raise ValueError(f"cells[{i}].val: expected {d} features, got {Xv.shape[1]}")
+            raise InputError(f"cells[{i}].val: expected at least one validation row")
+        vals.append((Xv, _labels(c.val[1], len(Xv), n_classes, f"cells[{i}].val")))
 
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, X in enumerate(X_train):
@@ -495,11 +478,7 @@ def train_stacked(
                 member_flat = layout.select(flat, m_total, rows)
                 start += m
                 for name, X_eval in cells[i].evals.items():
-                    Xe = _as_features(X_eval, f"cells[{i}].evals[{name!r}]")
-                    if Xe.shape[1] != d:
-                        raise ValueError(
-                            f"cells[{i}].evals[{name!r}]: expected {d} features, got {Xe.shape[1]}"
-                        )
+                    Xe = arrays.features(X_eval, f"cells[{i}].evals[{name!r}]", d)
                     results[i][name] = _predict(layout, model.activation, member_flat, m, Xe,
                                                 device)
     return results

@@ -10,38 +10,20 @@ run directory is enough to re-analyse a run on a machine that has never seen its
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from . import models
-from .config import RUNTIME_FIELDS, RunConfig
-from .seeds import derive_seed, stable_hash
+from fairensemble import models
+from fairensemble.common.errors import StoreError
+from fairensemble.common.files import file_sha256
+from fairensemble.common.seeds import derive_seed, stable_hash
+from fairensemble.config import RUNTIME_FIELDS, RunConfig
 
 # Bump when a change makes stored cells of the same config mean something else.
 # 3: splits drawn by one apportionment rule (tables, digits, CheXpert's patients), images
 #    through one pipeline (EXIF orientation applied), member streams in one place
 CELL_FORMAT = 3
 PLAN_FORMAT = 1
-
-
-@lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def file_sha256(path: str | Path, field: str) -> str:
-    """The sha256 of a file's bytes (cached while the file's size and mtime are unchanged), so
-    an identity follows a file's content, not its name or place; errors name ``field``."""
-    p = Path(path).expanduser()
-    try:
-        st = p.stat()
-        return _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
-    except OSError as err:
-        raise ValueError(f"{field}: {p}: cannot read it ({err.strerror})") from None
 
 
 def grid_value(value: Any) -> Any:
@@ -130,7 +112,7 @@ class Plan:
     @classmethod
     def from_json(cls, cfg: RunConfig, data: dict[str, Any]) -> Plan:
         if data.get("format") != PLAN_FORMAT:
-            raise ValueError(
+            raise StoreError(
                 f"plan.json: expected format {PLAN_FORMAT}, got {data.get('format')!r}")
         return cls(
             cfg=cfg,

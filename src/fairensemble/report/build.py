@@ -15,11 +15,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .analysis import Evaluations, MissingCells, evaluate_run, load_run, summarize
-from .config import RunConfig, dump_config
-from .intervals import describe
-from .plan import Plan, grid_value
-from .plots import (
+from fairensemble.common.files import atomic_write_text, write_json, write_parquet
+from fairensemble.config import RunConfig, dump_config
+from fairensemble.evaluation.analysis import (
+    Evaluations,
+    MissingCells,
+    evaluate_run,
+    load_run,
+    summarize,
+)
+from fairensemble.evaluation.intervals import describe
+from fairensemble.report.plots import (
     Drawn,
     all_figures,
     budget_share_figure,
@@ -29,7 +35,8 @@ from .plots import (
     pareto_figure,
     save_figure,
 )
-from .store import RunStore, atomic_write_text, write_json, write_parquet
+from fairensemble.sweep.plan import Plan, grid_value
+from fairensemble.sweep.store import RunStore
 
 __all__ = ["MissingCells", "build_report", "groups_tabular", "print_summary", "summary_table"]
 
@@ -58,7 +65,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None,
     recommendation = read_recommendation(store.root)
     curves = learning_curves(table, plan, recommendation)
     if curves:
-        from .curves import difficulty_summary
+        from fairensemble.advice.curves import difficulty_summary
 
         summary["difficulty"] = difficulty_summary(curves)
     write_json(out / "summary.json", summary)
@@ -89,7 +96,7 @@ def learning_curves(table: Any, plan: Plan, recommendation: dict[str, Any] | Non
     that sweeps ``train_size``, fitted here; None for a run of one size."""
     if recommendation is not None and recommendation.get("curves_by_point"):
         return recommendation["curves_by_point"]
-    from .curves import run_curves, sweeps_sizes
+    from fairensemble.advice.curves import run_curves, sweeps_sizes
 
     if not sweeps_sizes(plan) or plan.cfg.mixes is not None:
         return None

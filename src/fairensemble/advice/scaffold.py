@@ -40,16 +40,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .config import RunConfig, validate
-from .data.adult import AdultData
-from .data.base import DataError, preview_names
-from .data.celeba import CelebAData
-from .data.chexpert import CheXpertData
-from .data.frame import JOIN, OTHER
-from .data.images import Rows
-from .data.sampling import drawable, largest_train_size, readable_floor, stratified_subsample
-from .data.tabular import TableData
-from .plan import moved_indices
+from fairensemble.common.errors import DataError
+from fairensemble.config import RunConfig, validate
+from fairensemble.data.adult import AdultData
+from fairensemble.data.base import preview_names
+from fairensemble.data.celeba import CelebAData
+from fairensemble.data.chexpert import CheXpertData
+from fairensemble.data.frame import JOIN, OTHER
+from fairensemble.data.images import Rows
+from fairensemble.data.sampling import (
+    drawable,
+    largest_train_size,
+    readable_floor,
+    stratified_subsample,
+)
+from fairensemble.data.tabular import TableData
+from fairensemble.sweep.plan import moved_indices
 
 MIN_TEST_PER_CLASS = 30  # test rows of each class a group needs for its own metrics
 MAX_CLASSES = 20  # more distinct target values than this, without --positive: not a label
@@ -348,8 +354,8 @@ def propose_table(
 ) -> Proposal:
     """A ``kind: table`` config for a table file (or a folder of Parquet shards). ``group``:
     one column or several (intersectional groups); ``header``: None sniffs it."""
-    from .data.reader import read_table
-    from .data.tabular import load_table
+    from fairensemble.data.reader import read_table
+    from fairensemble.data.tabular import load_table
 
     path = Path(path)
     source = str(path)
@@ -471,7 +477,7 @@ def _group_comment(columns: list[str]) -> str:
 
 def _sniffed_header(path: Path) -> bool | None:
     """False when the file's first line is data (a headerless text table), else None."""
-    from .data.reader import PARQUET, sniff
+    from fairensemble.data.reader import PARQUET, sniff
 
     if path.is_dir() or path.suffix.lower() in PARQUET:
         return None
@@ -503,7 +509,7 @@ def _plan_groups_and_markers(counts: Counts, expected_test: np.ndarray, keep: st
 def propose_adult(root: str | Path | None = None, group: str = "sex",
                   ratio_group: str | None = None) -> Proposal:
     """A ``kind: adult`` config for the bundled UCI Adult files, or those under ``root``."""
-    from .data.adult import load as load_adult
+    from fairensemble.data.adult import load as load_adult
 
     root = Path(root).expanduser().resolve() if root is not None else None
     seed = _data_seed()
@@ -591,7 +597,7 @@ def _group_comments(plan: GroupPlan, dataset: dict, comments: dict[str, str],
 
 def propose_celeba(root: str | Path, target: str = "Blond_Hair") -> Proposal:
     """A ``kind: celeba`` config from CelebA's two label files (no image is opened)."""
-    from .data import celeba
+    from fairensemble.data import celeba
 
     root = Path(root).expanduser()
     attr = root / celeba.ATTR_FILE
@@ -623,7 +629,7 @@ def propose_celeba(root: str | Path, target: str = "Blond_Hair") -> Proposal:
 def propose_chexpert(root: str | Path, target: str = "Lung Opacity") -> Proposal:
     """A ``kind: chexpert`` config from CheXpert's ``train.csv`` / ``valid.csv`` (no image is
     opened)."""
-    from .data import chexpert
+    from fairensemble.data import chexpert
 
     root = Path(root).expanduser()
     first = root / chexpert.CSV_FILES[0]
@@ -668,8 +674,8 @@ def propose_images(
 ) -> Proposal:
     """A ``kind: images`` config for a table with one image per row (no image is decoded;
     a sample is opened to read sizes)."""
-    from .data.images import ImagesData, layout_rows, search_roots
-    from .data.reader import read_table
+    from fairensemble.data.images import ImagesData, layout_rows, search_roots
+    from fairensemble.data.reader import read_table
 
     path = Path(path)
     source = str(path)
@@ -787,7 +793,7 @@ def guess_suffix(values: pd.Series, roots: list[Path], tries: int = 20) -> str |
     """The extension the image names leave out, when they leave one out: the first names
     without an extension are looked up as ``<name>.*`` under the roots; one extension shared
     by every hit is it."""
-    from .data.images import IMAGE_EXTENSIONS
+    from fairensemble.data.images import IMAGE_EXTENSIONS
 
     found: set[str] = set()
     names = [v.strip() for v in values.head(500) if isinstance(v, str) and v.strip()
@@ -836,7 +842,7 @@ def image_sizes(rows: Rows) -> dict[str, Any]:
 def _rows(table: pd.DataFrame, icfg: Any, source: str) -> Rows:
     """An image table's rows, labelled and split as a run will split them (images are looked
     up, not opened; missing ones are counted, not fatal)."""
-    from .data.images import layout_rows
+    from fairensemble.data.images import layout_rows
 
     return layout_rows(table, icfg, _data_seed(), source, missing_ok=True)
 
@@ -1076,7 +1082,7 @@ def _all_counts(ds: Any) -> Counts:
 
 def _data_seed() -> int:
     """The seed ``fairensemble run`` splits the data with for a config with ``seed: 0``."""
-    from .sweep import data_seed
+    from fairensemble.sweep.runner import data_seed
 
     return data_seed(RunConfig(seed=0))
 

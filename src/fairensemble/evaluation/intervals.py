@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
+from fairensemble.common.errors import InputError
+
 KINDS = ("replicates", "bootstrap")
 Interval = tuple[float | None, float | None]
 NONE: Interval = (None, None)
@@ -51,7 +53,7 @@ def percentile_interval(values: np.ndarray) -> Interval:
 def interval95(values: np.ndarray, kind: str) -> Interval:
     """The 95 % interval of ``values`` of one ``kind`` (see the module's docstring)."""
     if kind not in KINDS:
-        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+        raise InputError(f"kind: expected one of {KINDS}, got {kind!r}")
     return percentile_interval(values) if kind == "bootstrap" else t_interval(values)
 
 

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import metrics as M
-from .config import RunConfig
-from .data.frame import OTHER
-from .ensemble import average_members, evaluate_cell, subsets_by_k
-from .plan import PointLayout
-from .postprocess import CONSTRAINTS, fit_thresholds, predict
-from .seeds import derive_seed, stable_hash
-from .store import CellRecord
+from fairensemble import metrics as M
+from fairensemble.common.seeds import derive_seed, stable_hash
+from fairensemble.config import RunConfig
+from fairensemble.data.frame import OTHER
+from fairensemble.evaluation.ensemble import average_members, evaluate_cell, subsets_by_k
+from fairensemble.evaluation.postprocess import CONSTRAINTS, fit_thresholds, predict
+from fairensemble.sweep.plan import PointLayout
+from fairensemble.sweep.store import CellRecord
 
 EVAL_FORMAT = 2
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .data.base import DataError
-from .importer import (
+from fairensemble.common.errors import DataError
+from fairensemble.common.files import atomic_path
+from fairensemble.interop.importer import (
     LABEL,
     MEMBER,
     META_FORMAT,
@@ -31,8 +32,8 @@ from .importer import (
     SPLIT,
     cell_digest,
 )
-from .plan import Plan, PointLayout, grid_value
-from .store import CellRecord, RunStore, atomic_path
+from fairensemble.sweep.plan import Plan, PointLayout, grid_value
+from fairensemble.sweep.store import CellRecord, RunStore
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -111,7 +112,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     ``.csv`` for CSV); returns the path. Written to a temporary name and renamed."""
     import pyarrow as pa
 
-    from .analysis import check_complete, load_run
+    from fairensemble.evaluation.analysis import check_complete, load_run
 
     cfg, plan = load_run(run_dir)
     store = RunStore(run_dir)

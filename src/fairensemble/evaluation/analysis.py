@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import metrics as M
-from .config import ExecutorConfig, RunConfig, load_config
-from .evaluation import Evaluator, margins_of
-from .executors import make_executor
-from .intervals import (
+from fairensemble import metrics as M
+from fairensemble.common.errors import StoreError
+from fairensemble.config import ExecutorConfig, RunConfig, load_config
+from fairensemble.evaluation.cell import Evaluator, margins_of
+from fairensemble.evaluation.intervals import (
     boot_columns,
     interval95,
     kind_of,
@@ -26,15 +26,16 @@ from .intervals import (
     samples,
     t_interval,
 )
-from .plan import Cell, Plan, grid_value
-from .store import CellRecord, CorruptCell, RunStore, StoreError
+from fairensemble.sweep.executors import make_executor
+from fairensemble.sweep.plan import Cell, Plan, grid_value
+from fairensemble.sweep.store import CellRecord, CorruptCell, RunStore
 
 TOL = 1e-12  # a change this small counts as no change
 EVAL_BATCH = 6  # cells per evaluation unit when re-evaluating
 
 
 class MissingCells(StoreError):
-    pass
+    """Cells of the plan that the run directory does not hold yet."""
 
 
 def load_run(run_dir: str | Path, overrides: list[str] | None = None) -> tuple[RunConfig, Plan]:

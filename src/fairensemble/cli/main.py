@@ -23,11 +23,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .cli_init import init_app
-from .config import (
+from fairensemble.cli.init import init_app
+from fairensemble.common.errors import ConfigError, UserError
+from fairensemble.config import (
     EVALUATION_FIELDS,
     RUNTIME_FIELDS,
-    ConfigError,
     RunConfig,
     load_config,
     parse_override,
@@ -42,7 +42,7 @@ app.add_typer(init_app, name="init")
 console = Console(stderr=True)
 out = Console(width=max(120, Console().width))
 
-DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"  # package data
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"  # package data
 
 
 class MembersPerSecond(ProgressColumn):
@@ -58,15 +58,11 @@ def fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit code 2 (no traceback)."""
-    from .data.base import DataError
-    from .executors import ExecutorError
-    from .store import StoreError
-
+    """Turn a user error (``UserError``: bad config, data, input files, run directory) into
+    one line on stderr and exit code 2. Anything else is a bug: its traceback shows."""
     try:
         yield
-    except (ConfigError, DataError, StoreError, ExecutorError, ValueError,
-            FileNotFoundError) as err:
+    except UserError as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     except KeyboardInterrupt:
         fail("interrupted; finished cells are kept, run the same command again to resume", 130)
@@ -132,7 +128,7 @@ def evaluation_progress() -> Iterator[tuple[Callable[[int], None], Callable[[flo
 
 def report_with_progress(run_dir: Path, **kwargs) -> dict:
     """build_report, evaluating under a progress bar the cells that need it."""
-    from .report import build_report
+    from fairensemble.report.build import build_report
 
     with evaluation_progress() as (on_start, on_progress):
         return build_report(run_dir, on_start=on_start, on_progress=on_progress, **kwargs)
@@ -148,7 +144,7 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview
     ones under a progress bar; returns (seconds, worker seconds spent evaluating the new
     cells, the stored cells' evaluations for the report's ``known``). Call it holding the run
     directory, so that the report reads no cell again."""
-    from .pipeline import check_stored, train_missing
+    from fairensemble.pipeline import check_stored, train_missing
 
     with evaluation_progress() as (on_start, on_progress):
         stored = check_stored(cfg, run_dir, plan, on_warning=warn, on_start=on_start,
@@ -181,10 +177,10 @@ def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview
 
 
 def _run(cfg: RunConfig, run_dir: Path) -> None:
-    from .executors import check_available
-    from .report import print_summary
-    from .store import RunStore
-    from .sweep import plan_with_preview
+    from fairensemble.report.build import print_summary
+    from fairensemble.sweep.executors import check_available
+    from fairensemble.sweep.runner import plan_with_preview
+    from fairensemble.sweep.store import RunStore
 
     check_available(cfg.executor)
     t0 = time.perf_counter()
@@ -226,9 +222,9 @@ def report(
 ) -> None:
     """Rebuild metrics.parquet, summary.json, figures and report.html from a run directory
     alone (no training, no data set needed)."""
-    from .analysis import load_run
-    from .report import print_summary
-    from .store import RunStore
+    from fairensemble.evaluation.analysis import load_run
+    from fairensemble.report.build import print_summary
+    from fairensemble.sweep.store import RunStore
 
     with user_errors():
         check_evaluation_overrides(set_)
@@ -263,10 +259,16 @@ def recommend(
     coarsely then finely (reusing stored cells), and reports every objective's best share.
     With --budget N: measures learning curves at a few sizes and predicts the best share for
     a training set of N (how much of which group to collect)."""
-    from .executors import check_available
-    from .recommend import check_objective, parse_sizes, run_budget, run_recommend
-    from .report import print_budget, print_recommendation
-    from .store import RunStore, write_json
+    from fairensemble.advice.recommend import (
+        check_objective,
+        parse_sizes,
+        run_budget,
+        run_recommend,
+    )
+    from fairensemble.common.files import write_json
+    from fairensemble.report.build import print_budget, print_recommendation
+    from fairensemble.sweep.executors import check_available
+    from fairensemble.sweep.store import RunStore
 
     with user_errors():
         check_objective(objective)
@@ -324,8 +326,8 @@ def analyze(
 ) -> None:
     """Analyze an ensemble you already have: member predictions made elsewhere in, a run
     directory out (metrics, summary, figures, report.html), as if fairensemble trained it."""
-    from .importer import prepare, write_run
-    from .report import print_summary
+    from fairensemble.interop.importer import prepare, write_run
+    from fairensemble.report.build import print_summary
 
     with user_errors():
         t0 = time.perf_counter()
@@ -354,7 +356,7 @@ def export(
 ) -> None:
     """Write a run's member predictions in the long form `analyze` reads (one row per
     sample and member)."""
-    from .export import export_run
+    from fairensemble.interop.export import export_run
 
     with user_errors():
         path = export_run(run_dir, out_file)

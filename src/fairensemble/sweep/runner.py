@@ -22,15 +22,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import RunConfig, dump_config, validate
-from .data import Dataset, load_dataset
-from .data.base import preview_names
-from .data.sampling import mix_shares, plan_counts, sample_indices
-from .executors import Executor, check_readable, make_executor, resolve, unit_threads
-from .plan import Cell, Plan, PointLayout, build_plan, moved_indices, n_mixes
-from .seeds import derive_seed
-from .store import CellRecord, RunStore, atomic_write_bytes
-from .train import CellData, Inputs
+from fairensemble.common.errors import ConfigError
+from fairensemble.common.files import atomic_write_bytes
+from fairensemble.common.seeds import derive_seed
+from fairensemble.config import RunConfig, dump_config, validate
+from fairensemble.data import Dataset, load_dataset
+from fairensemble.data.base import preview_names
+from fairensemble.data.sampling import mix_shares, plan_counts, sample_indices
+from fairensemble.sweep.executors import (
+    Executor,
+    check_readable,
+    make_executor,
+    resolve,
+    unit_threads,
+)
+from fairensemble.sweep.plan import Cell, Plan, PointLayout, build_plan, moved_indices, n_mixes
+from fairensemble.sweep.store import CellRecord, RunStore
+from fairensemble.train.streams import CellData, Inputs
 
 
 def uses_stack(cfg: RunConfig) -> bool:
@@ -47,7 +55,7 @@ def load_for(cfg: RunConfig) -> Dataset:
     its images replaced by the backbone's features (computed once, then read from the cache)."""
     ds = load_dataset(cfg.dataset, data_seed(cfg))
     if cfg.model.freeze == "backbone":
-        from .train.frozen import feature_dataset
+        from fairensemble.train.frozen import feature_dataset
 
         ds = feature_dataset(ds, cfg.model, cfg.train, cfg.seed)
     return ds
@@ -63,7 +71,7 @@ def moved_groups(name: str, ds: Dataset) -> list[int]:
         return hits
     firsts = sorted({v[0] for v in ds.group_values}) if ds.attributes else []
     also = f" or a value of {ds.attributes[0]!r} ({preview_names(firsts)})" if firsts else ""
-    raise ValueError(f"ratio_group: expected one of {ds.groups}{also}, got {name!r}")
+    raise ConfigError(f"ratio_group: expected one of {ds.groups}{also}, got {name!r}")
 
 
 def resolve_ratio_group(cfg: RunConfig, ds: Dataset) -> str:
@@ -77,7 +85,7 @@ def mix_share_vector(cfg: RunConfig, mix_index: int, ds: Dataset, rg: str) -> np
         mix = cfg.mixes[mix_index]
         unknown = sorted(set(mix) - set(ds.groups))
         if unknown:
-            raise ValueError(f"mixes[{mix_index}]: unknown group {unknown[0]!r}, "
+            raise ConfigError(f"mixes[{mix_index}]: unknown group {unknown[0]!r}, "
                              f"expected names from {ds.groups}")
         return np.array([mix.get(name, 0.0) for name in ds.groups])
     return mix_shares(cfg.ratios[mix_index], moved_groups(rg, ds), ds.pool.g, len(ds.groups))
@@ -102,7 +110,7 @@ def check_model(pcfg: RunConfig, ds: Dataset) -> None:
     """A user's factory is built once and run on two zero inputs before anything trains: it
     must import, return an nn.Module and give ``n_classes`` outputs (one line naming
     ``model.name`` otherwise)."""
-    from . import models
+    from fairensemble import models
 
     if not models.is_factory(pcfg.model.name) or pcfg.model.freeze == "backbone":
         return  # a frozen backbone already ran on every image to make the features
@@ -119,13 +127,13 @@ def check_model(pcfg: RunConfig, ds: Dataset) -> None:
         with torch.no_grad():
             out = net(torch.zeros((2, *shape)))
     except Exception as err:
-        raise ValueError(f"model.name: {pcfg.model.name} fails on inputs of shape "
+        raise ConfigError(f"model.name: {pcfg.model.name} fails on inputs of shape "
                          f"[2, {', '.join(map(str, shape))}]: {type(err).__name__}: "
                          f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                          ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, ds.n_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"model.name: {pcfg.model.name} returns {got} for 2 inputs, expected "
+        raise ConfigError(f"model.name: {pcfg.model.name} returns {got} for 2 inputs, expected "
                          f"(2, {ds.n_classes}): one column per class")
 
 
@@ -242,7 +250,7 @@ def _dataset_for(pcfg: RunConfig) -> Dataset:
 
 def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
                     ) -> tuple[CellData, dict]:
-    from .train.common import normalised_rows
+    from fairensemble.train.common import normalised_rows
 
     counts = np.asarray(cell.counts, dtype=np.int64)
     idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng(cell.sample_seed))
@@ -280,12 +288,12 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
     t0 = time.perf_counter()
     saved: list[dict[str, bytes]] = []
     if uses_stack(cfg):
-        from .train.stacked import train_stacked
+        from fairensemble.train.stacked import train_stacked
 
         model = pcfg.model.head() if pcfg.model.freeze == "backbone" else pcfg.model
         outputs = train_stacked(datas, model, pcfg.train, ds.n_classes, progress=progress)
     else:
-        from .train.loop import train_loop
+        from fairensemble.train.loop import train_loop
 
         outputs, saved = [], []
         for d in datas:

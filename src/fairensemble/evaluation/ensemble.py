@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fairensemble.common.errors import InputError
 from fairensemble.metrics import (
     DERIVED_LABELS,
     DISPARITY,
@@ -40,11 +41,11 @@ def draw_subsets(n_members: int, k: int, draws: int, rng: np.random.Generator) -
     draws the same subset (sampling without replacement from the set of k-subsets).
     """
     if n_members < 1:
-        raise ValueError(f"n_members: expected at least 1, got {n_members}")
+        raise InputError(f"n_members: expected at least 1, got {n_members}")
     if not 1 <= k <= n_members:
-        raise ValueError(f"k: expected an ensemble size in 1..{n_members}, got {k}")
+        raise InputError(f"k: expected an ensemble size in 1..{n_members}, got {k}")
     if draws < 1:
-        raise ValueError(f"draws: expected at least 1, got {draws}")
+        raise InputError(f"draws: expected at least 1, got {draws}")
     if math.comb(n_members, k) <= draws:
         return np.array(list(itertools.combinations(range(n_members), k)), dtype=np.int64)
     chosen = np.empty((0, k), dtype=np.int64)
@@ -75,14 +76,14 @@ def average_members(member_probs: np.ndarray, subsets: np.ndarray) -> np.ndarray
     member_probs = np.asarray(member_probs)
     subsets = np.asarray(subsets)
     if member_probs.ndim != 3:
-        raise ValueError(
+        raise InputError(
             f"member_probs: expected an array [members, n, classes], got {member_probs.shape}"
         )
     if subsets.ndim != 2 or subsets.shape[1] < 1:
-        raise ValueError(f"subsets: expected an int array [draws, k], got {subsets.shape}")
+        raise InputError(f"subsets: expected an int array [draws, k], got {subsets.shape}")
     E = member_probs.shape[0]
     if subsets.size and (subsets.min() < 0 or subsets.max() >= E):
-        raise ValueError(f"subsets: expected member indices in 0..{E - 1}")
+        raise InputError(f"subsets: expected member indices in 0..{E - 1}")
     total = member_probs[subsets[:, 0]].astype(np.float64)
     for j in range(1, subsets.shape[1]):
         total += member_probs[subsets[:, j]]
@@ -142,18 +143,18 @@ def evaluate_cell(
     """
     member_probs = np.asarray(member_probs)
     if member_probs.ndim != 3:
-        raise ValueError(
+        raise InputError(
             f"member_probs: expected an array [members, n, classes], got {member_probs.shape}"
         )
     E, n, C = member_probs.shape
     y = np.asarray(y)
     if y.shape != (n,):
-        raise ValueError(f"y: expected shape ({n},) to match member_probs, got {y.shape}")
+        raise InputError(f"y: expected shape ({n},) to match member_probs, got {y.shape}")
     bad = [k for k in ks if not 1 <= k <= E]
     if bad:
-        raise ValueError(f"ks: expected ensemble sizes in 1..{E} (members), got {bad}")
+        raise InputError(f"ks: expected ensemble sizes in 1..{E} (members), got {bad}")
     if n_boot < 0:
-        raise ValueError(f"n_boot: expected a number of resamples >= 0, got {n_boot}")
+        raise InputError(f"n_boot: expected a number of resamples >= 0, got {n_boot}")
     registered = [get(m) for m in metrics]
     order, slices = group_slices(y, g, groups, test_mix, C)
     slices, margin_labels = with_margins(slices, groups, margins)

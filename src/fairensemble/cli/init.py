@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fairensemble.common.errors import ConfigError
+
 if TYPE_CHECKING:  # the data stack (pandas, the loaders) loads only when init runs
-    from .scaffold import Proposal
+    from fairensemble.advice.scaffold import Proposal
 
 init_app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -127,7 +129,7 @@ def adult(
 
     def propose(s) -> Proposal:
         if group not in ("sex", "race"):
-            raise ValueError(f"--group: expected sex or race, got {group!r}")
+            raise ConfigError(f"--group: expected sex or race, got {group!r}")
         return s.propose_adult(root, group, ratio_group)
 
     _write(propose, out_file, force, args)
@@ -160,9 +162,9 @@ def chexpert(
 
 def _write(propose: Callable, out_file: Path | None, force: bool, args: list[str]) -> None:
     """Propose (``propose(scaffold)``), write the YAML, read it back as `run` will, print."""
-    from . import scaffold
-    from .cli import fail, user_errors  # here: cli imports this module
-    from .config import load_config
+    from fairensemble.advice import scaffold as scaffold
+    from fairensemble.cli.main import fail, user_errors  # here: cli imports this module
+    from fairensemble.config import load_config
 
     with user_errors():
         if out_file is not None and out_file.exists() and not force:

@@ -32,14 +32,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data.base import DataError, preview_names
-from .data.frame import JOIN, OTHER, SPLIT_WORDS, text_of
-from .plan import Cell, Plan, PointLayout, file_sha256, grid_value, moved_indices
-from .seeds import stable_hash
-from .store import ARRAY_NAMES, CellRecord, RunStore, StoreError
+from fairensemble.common.arrays import as_array
+from fairensemble.common.errors import DataError, StoreError
+from fairensemble.common.files import file_sha256
+from fairensemble.common.seeds import stable_hash
+from fairensemble.data.base import preview_names
+from fairensemble.data.frame import JOIN, OTHER, SPLIT_WORDS, text_of
+from fairensemble.sweep.plan import Cell, Plan, PointLayout, grid_value, moved_indices
+from fairensemble.sweep.store import ARRAY_NAMES, CellRecord, RunStore
 
 if TYPE_CHECKING:
-    from .config import RunConfig
+    from fairensemble.config import RunConfig
 
 # the long form's columns
 MEMBER, SAMPLE, LABEL, SPLIT = "member", "sample", "y", "split"
@@ -198,7 +201,7 @@ def _small(n: int) -> type:
 
 
 def _close(name: str, choices: list[str]) -> str:
-    from .scaffold import close_matches
+    from fairensemble.advice.scaffold import close_matches
 
     return close_matches(name, choices)
 
@@ -233,7 +236,7 @@ class _Columns:
             if raw:
                 self.meta = json.loads(raw)
         else:
-            from .data.reader import read_table
+            from fairensemble.data.reader import read_table
 
             self.frame = read_table(path)
             self.frame.columns = [str(c) for c in self.frame.columns]
@@ -564,19 +567,6 @@ def check_groups(imp: Imported) -> None:
 # ----------------------------------------------------------------------------- arrays
 
 
-def as_array(x: Any, name: str) -> np.ndarray:
-    """A numpy array from numpy, a torch tensor (any device) or a sequence."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch, without importing it
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-        x = x.numpy()
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError):
-        raise DataError(f"{name}: expected an array, got {type(x).__name__}") from None
-
-
 def _attribute_columns(groups: Any, n: int, names: Sequence[str] | None,
                        attributes: Sequence[str] | None, what: str
                        ) -> tuple[list[str], list[np.ndarray]]:
@@ -792,7 +782,8 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
     """The config, plan and cell records of a run of the imported predictions. Evaluation
     settings come from ``overrides`` (``--set``), else from what ``export`` wrote, else the
     defaults, with intervals from a bootstrap over test samples when there is one replicate."""
-    from .config import ConfigError, parse_override, set_path, validate
+    from fairensemble.common.errors import ConfigError
+    from fairensemble.config import parse_override, set_path, validate
 
     meta = imp.meta
     data: dict[str, Any] = {k: v for k, v in (meta.get("config") or {}).items()
@@ -954,8 +945,8 @@ def write_run(prepared: Prepared, on_start: Callable[[int], None] | None = None,
     """Write the imported cells, the config and the plan into the run directory, then build
     the report; returns the summary. A directory holding a trained run is refused; one
     holding an earlier import is replaced (its outputs first, so none outlives its plan)."""
-    from .config import dump_config
-    from .report import build_report
+    from fairensemble.config import dump_config
+    from fairensemble.report.build import build_report
 
     run_dir, records = prepared.run_dir, prepared.records
     if is_imported(run_dir) is False:

@@ -84,10 +84,11 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.stats import spearmanr
 
-from . import metrics as M
-from .analysis import direction, point_rows, with_coords
-from .intervals import interval95
-from .plan import Plan, grid_value
+from fairensemble import metrics as M
+from fairensemble.common.errors import UserError
+from fairensemble.evaluation.analysis import direction, point_rows, with_coords
+from fairensemble.evaluation.intervals import interval95
+from fairensemble.sweep.plan import Plan, grid_value
 
 BASE_FORMS = ("full", "own", "own_fixed", "floor")
 FORMS = (*BASE_FORMS, *(f"{f}+conflict" for f in BASE_FORMS))
@@ -105,7 +106,7 @@ FLAT_RMSE = 2.0  # an objective whose prediction varies less than this times the
 POOR_R2 = 0.8  # a group's fit explaining less of its design points' variance is called poor
 
 
-class CurvesError(ValueError):
+class CurvesError(UserError):
     """A learning-curve problem, phrased as one line."""
 
 

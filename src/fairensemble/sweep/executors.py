@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .config import ExecutorConfig
+from fairensemble.common.errors import ExecutorError
+from fairensemble.config import ExecutorConfig
 
 UnitFn = Callable[[Any, Callable[[float], None]], Any]
 WarnFn = Callable[[str], None]
@@ -42,10 +43,6 @@ RAY_TASK_NAME = "fairensemble-unit"  # a running unit's process title is "ray::"
 RAY_PROGRESS_NAME = "FairensembleProgress"  # the progress actor's process title: "ray::" + this
 _THREADS: int | None = None  # threads a unit in this process may use (set by the executor)
 _READABLE: set[str] = set()  # folders this worker process has found readable
-
-
-class ExecutorError(RuntimeError):
-    """The executor could not start or lost its workers; one line saying why."""
 
 
 def unit_threads() -> int:

@@ -53,6 +53,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fairensemble.common import arrays
+from fairensemble.common.errors import InputError
+
 CONSTRAINTS = {"threshold_eo": "equalized_odds", "threshold_dp": "demographic_parity"}
 _ACCURACY_DECIMALS = 15  # fairlearn rounds the equalized-odds objective before its argmax
 
@@ -179,22 +182,21 @@ def _check_fit_args(
     grid_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if constraint not in CONSTRAINTS.values():
-        raise ValueError(
+        raise InputError(
             f"constraint: expected one of {sorted(CONSTRAINTS.values())}, got {constraint!r}"
         )
-    if isinstance(grid_size, bool) or not isinstance(grid_size, int | np.integer) or grid_size < 1:
-        raise ValueError(f"grid_size: expected an int >= 1, got {grid_size!r}")
+    arrays.count(grid_size, "grid_size")
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
-        raise ValueError(f"scores: expected a 2-D array [draws, n], got shape {scores.shape}")
+        raise InputError(f"scores: expected a 2-D array [draws, n], got shape {scores.shape}")
     if not np.isfinite(scores).all():
-        raise ValueError("scores: expected finite values, got NaN or inf")
+        raise InputError("scores: expected finite values, got NaN or inf")
     n = scores.shape[1]
     y = np.asarray(y)
     if y.shape != (n,):
-        raise ValueError(f"y: expected shape ({n},) to match scores, got {y.shape}")
+        raise InputError(f"y: expected shape ({n},) to match scores, got {y.shape}")
     if n and not np.isin(y, (0, 1)).all():
-        raise ValueError(f"y: expected labels in {{0, 1}}, got values {np.unique(y)[:5]}")
+        raise InputError(f"y: expected labels in {{0, 1}}, got values {np.unique(y)[:5]}")
     g = _check_groups(g, n, n_groups, "to match scores")
     return scores, y.astype(np.int64), g
 
@@ -204,7 +206,7 @@ def _check_apply_args(
 ) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != rule.n_draws:
-        raise ValueError(
+        raise InputError(
             f"scores: expected shape ({rule.n_draws}, m) to match the rule's draws, "
             f"got {scores.shape}"
         )
@@ -212,16 +214,8 @@ def _check_apply_args(
 
 
 def _check_groups(g: np.ndarray, n: int, n_groups: int, why: str) -> np.ndarray:
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int | np.integer) or n_groups < 1:
-        raise ValueError(f"n_groups: expected an int >= 1, got {n_groups!r}")
-    g = np.asarray(g)
-    if g.shape != (n,):
-        raise ValueError(f"g: expected shape ({n},) {why}, got {g.shape}")
-    if n and (
-        not np.issubdtype(g.dtype, np.integer) or g.min() < 0 or g.max() >= n_groups
-    ):
-        raise ValueError(f"g: expected integer group codes in 0..{n_groups - 1}, got {g[:5]}")
-    return g.astype(np.intp)
+    n_groups = arrays.count(n_groups, "n_groups")
+    return arrays.codes(g, "g", n, n_groups, "group codes", why).astype(np.intp)
 
 
 def _fittable_groups(y: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:

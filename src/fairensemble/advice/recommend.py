@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis import coord_value, direction
-from .intervals import interval95, samples
+from fairensemble.common.errors import UserError
+from fairensemble.evaluation.analysis import coord_value, direction
+from fairensemble.evaluation.intervals import interval95, samples
 
 OBJECTIVES = ("gap", "overall", "worst", "pareto")
 COARSE = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -35,7 +36,7 @@ FINE_STEP = 0.05
 FLAT_FRACTION = 0.5  # a valley is flat when this share of the candidates cannot be told apart
 
 
-class RecommendError(ValueError):
+class RecommendError(UserError):
     """A recommend problem, phrased as one line."""
 
 
@@ -230,7 +231,7 @@ Trainer = Callable[[Any, Any, Any], None]  # (step config, its plan, preview) ->
 def step_config(cfg: Any, point: dict[str, Any], **fields: Any) -> Any:
     """``cfg`` narrowed to one grid point (kept as a one-value grid, so cells keep their
     coordinates and ids) with ``fields`` (ratios, mixes, ratio_group) replaced."""
-    from .config import validate
+    from fairensemble.config import validate
 
     data = cfg.model_dump(mode="json")
     data["grid"] = {f: [v] for f, v in point.items()}
@@ -242,11 +243,11 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
                   say: Callable[[str], None]) -> dict[str, Any]:
     """Steps 1 and 2 for every grid point; returns recommendation.json's content and writes
     the union of the cells it used as the run directory's plan (so ``report`` works)."""
-    from .analysis import evaluate_run
-    from .config import validate
-    from .plan import Plan, PointLayout
-    from .store import RunStore
-    from .sweep import load_for, plan_with_preview
+    from fairensemble.config import validate
+    from fairensemble.evaluation.analysis import evaluate_run
+    from fairensemble.sweep.plan import Plan, PointLayout
+    from fairensemble.sweep.runner import load_for, plan_with_preview
+    from fairensemble.sweep.store import RunStore
 
     check_objective(objective)
     if cfg.replicates < 2 and cfg.analysis.ci == "replicates":
@@ -334,7 +335,7 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
     union_cfg = cfg if cfg.mixes is not None else step_config(
         cfg, {}, grid=cfg.grid, ratios=shares, ratio_group=cfg.ratio_group)
     union = Plan(union_cfg, cfg.grid_points(), list(all_cells.values()), layouts)
-    from .config import dump_config
+    from fairensemble.config import dump_config
 
     store.prepare(dump_config(union_cfg), union.to_json())
     return {"name": cfg.name, "objective": objective, "metric": metric, "members": E,
@@ -351,7 +352,7 @@ BUDGET_SHARES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)  # at least three inside (0,
 def budget_sizes(largest: int) -> list[int]:
     """Three training-set sizes up to ``largest``: a quarter, a half and all of it, each
     rounded down to two significant figures."""
-    from .data.sampling import readable_floor
+    from fairensemble.data.sampling import readable_floor
 
     sizes = sorted({n for n in (readable_floor(int(largest * f))[0] for f in (0.25, 0.5, 1.0))
                     if n >= 10})
@@ -381,13 +382,13 @@ def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
     single model and the ensemble, and predict each objective's best share at ``budget``.
     Returns recommendation.json's content, plus ``plan`` (the run directory's plan becomes the
     sweep) and ``known`` (the sweep's evaluations, for the report) to pop before writing it."""
-    from .analysis import evaluate_run
-    from .config import dump_config
-    from .curves import run_curves
-    from .data.sampling import largest_train_size
-    from .plan import moved_indices
-    from .store import RunStore
-    from .sweep import data_key, load_for, plan_with_preview, resolve_ratio_group
+    from fairensemble.advice.curves import run_curves
+    from fairensemble.config import dump_config
+    from fairensemble.data.sampling import largest_train_size
+    from fairensemble.evaluation.analysis import evaluate_run
+    from fairensemble.sweep.plan import moved_indices
+    from fairensemble.sweep.runner import data_key, load_for, plan_with_preview, resolve_ratio_group
+    from fairensemble.sweep.store import RunStore
 
     if budget < 1:
         raise RecommendError(f"--budget: expected a training-set size >= 1, got {budget}")

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,67 +37,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairensemble.common.errors import StoreError
+from fairensemble.common.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    write_json,
+    write_parquet,
+)
+
 ARRAY_NAMES = ("probs_test", "y_test", "g_test", "probs_val", "y_val", "g_val")
 
 
-class StoreError(ValueError):
-    """A run directory problem, phrased as one line naming the path."""
-
-
 class CorruptCell(StoreError):
-    pass
+    """A cell file that fails its checksum or cannot be read."""
 
 
 class RunLocked(StoreError):
-    pass
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to, renamed to ``path`` when the block ends
-    and removed when it raises: a reader never sees a half-written file. The file gets the
-    permissions a plain ``open`` gives (0666 less the umask; ``tempfile.mkstemp``'s 0600 left
-    a run's report and metrics unreadable to anyone else sharing the machine)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def write_parquet(path: Path, table: pd.DataFrame) -> None:
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    """Another live process holds the run directory."""
 
 
 @dataclass

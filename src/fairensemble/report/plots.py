@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .analysis import grid_fields
-from .intervals import describe
-from .plan import Plan, grid_value
-from .store import atomic_path
+from fairensemble.common.files import atomic_path
+from fairensemble.evaluation.analysis import grid_fields
+from fairensemble.evaluation.intervals import describe
+from fairensemble.sweep.plan import Plan, grid_value
 
 MAX_PANELS = 6
 
