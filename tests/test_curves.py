@@ -30,7 +30,8 @@ from fairensemble.advice.curves import (
 )
 from fairensemble.config import validate
 from fairensemble.data.sampling import largest_remainder, mix_shares
-from fairensemble.evaluation.analysis import load_run, with_coords
+from fairensemble.evaluation.analysis import load_run
+from fairensemble.evaluation.tables import with_coords
 from fairensemble.report.plots import (
     budget_share_figure,
     curves_fit_figure,
@@ -332,7 +333,7 @@ def test_budgets_far_beyond_the_measured_sizes_are_flagged():
 
 
 def test_three_groups_keep_the_others_proportions_when_the_moved_share_changes():
-    from fairensemble.advice.curves import _other_proportions
+    from fairensemble.advice.curves.fit import _other_proportions
 
     pool_g = np.repeat([0, 1, 2], [600, 300, 100])
     shares = [mix_shares(r, [2], pool_g, 3).tolist() for r in (0.0, 0.5, 1.0)]

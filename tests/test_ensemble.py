@@ -156,7 +156,8 @@ def test_evaluate_cell_chunks_draws_without_changing_numbers(monkeypatch) -> Non
     g = rng.integers(0, 2, size=300)
     args = (probs, y, g, ["a", "b"], [3], 20, ["accuracy", "auc"], "balanced", 0)
     whole = evaluate_cell(*args).table
-    monkeypatch.setattr("fairensemble.evaluation.ensemble._BLOCK_ELEMENTS", 600 * 3)  # 3 draws per block
+    # 3 draws per block
+    monkeypatch.setattr("fairensemble.evaluation.ensemble._BLOCK_ELEMENTS", 600 * 3)
     chunked = evaluate_cell(*args).table
     np.testing.assert_allclose(chunked["mean"], whole["mean"], rtol=0, atol=1e-14)
     np.testing.assert_allclose(chunked["std"], whole["std"], rtol=0, atol=1e-14)
@@ -279,7 +280,8 @@ def test_bootstrap_chunks_resamples_without_changing_numbers(monkeypatch) -> Non
     args = (probs, y, g, ["a", "b"], [1, 6], 6, ["auc", "ece", "balanced_accuracy"],
             "natural", 0)
     whole = evaluate_cell(*args, n_boot=10, boot_seed=0).boot
-    monkeypatch.setattr("fairensemble.evaluation.ensemble._BOOT_ELEMENTS", 3 * 6 * 300)  # 3 at a time
+    # 3 at a time
+    monkeypatch.setattr("fairensemble.evaluation.ensemble._BOOT_ELEMENTS", 3 * 6 * 300)
     chunked = evaluate_cell(*args, n_boot=10, boot_seed=0).boot
     cols = [f"b{i}" for i in range(10)]
     np.testing.assert_allclose(chunked[cols], whole[cols], rtol=0, atol=1e-13)

@@ -11,12 +11,18 @@ from builders import make_celeba, make_chexpert
 from conftest import run_cli
 from typer.testing import CliRunner
 
-from fairensemble.advice import scaffold as scaffold
+from fairensemble.advice import scaffold
 from fairensemble.cli.main import app
 from fairensemble.config import load_config
 from fairensemble.data import chexpert
 from fairensemble.data.images import layout_rows
-from fairensemble.data.sampling import SamplingError, mix_shares, plan_counts
+from fairensemble.data.sampling import (
+    SamplingError,
+    largest_train_size,
+    mix_shares,
+    plan_counts,
+    readable_floor,
+)
 from fairensemble.sweep.runner import data_seed, load_for
 
 PEOPLE = {"north": 600, "south": 360, "islands": 40}
@@ -201,7 +207,7 @@ def test_largest_train_size_comes_from_the_sampler_not_a_formula():
     # group 0: 90 negatives, 10 positives; group 1: 100 / 100
     y = np.r_[np.zeros(90), np.ones(10), np.zeros(100), np.ones(100)].astype(int)
     g = np.r_[np.zeros(100), np.ones(200)].astype(int)
-    size = scaffold.largest_train_size
+    size = largest_train_size
     assert size(y, g, ["a", "b"], 2, [0], [0.5], "keep") == 100  # all of group 0 at ratio 1
     # equal classes per group: 11 + 10 positives fit in group 0's 10? no: 10 + 11, ties go to
     # class 0, so 21 fits and 22 (11 positives) does not
@@ -209,9 +215,9 @@ def test_largest_train_size_comes_from_the_sampler_not_a_formula():
 
 
 def test_readable_numbers():
-    assert scaffold.readable_floor(10_771) == (10_000, 1_000)
-    assert scaffold.readable_floor(249) == (240, 10)
-    assert scaffold.readable_floor(8) == (8, 1)
+    assert readable_floor(10_771) == (10_000, 1_000)
+    assert readable_floor(249) == (240, 10)
+    assert readable_floor(8) == (8, 1)
     assert scaffold.readable_between(470, 1_519) == 500
     assert scaffold.readable_between(120, 400) == 200
     assert scaffold.readable_between(99, 100) == 100

@@ -77,8 +77,7 @@ def test_a_factorys_source_is_part_of_the_identity_so_editing_it_never_reuses_ce
 
 def test_the_declared_field_kinds_hold_for_cells_evaluations_and_report_set():
     from fairensemble import ConfigError
-    from fairensemble.cli.main import check_evaluation_overrides
-    from fairensemble.config import EVALUATION_FIELDS, RUNTIME_FIELDS
+    from fairensemble.config import EVALUATION_FIELDS, RUNTIME_FIELDS, check_evaluation_overrides
     from fairensemble.evaluation.cell import EvalSpec
 
     images = {**TABLE, "dataset": {"kind": "celeba", "root": "r"}}

@@ -11,14 +11,8 @@ import pytest
 import yaml
 from conftest import ROOT, cli, run_cli
 
-from fairensemble.advice.recommend import (
-    Samples,
-    choose,
-    choose_pareto,
-    fine_shares,
-    pareto_front,
-    quantities,
-)
+from fairensemble.advice.objectives import Samples, choose, choose_pareto, pareto_front
+from fairensemble.advice.recommend import fine_shares, quantities
 
 
 def test_fine_shares_step_around_the_best_and_stay_inside_0_1():

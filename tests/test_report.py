@@ -14,10 +14,11 @@ import pytest
 from fake_runs import make_run_dir
 from scipy import stats
 
-from fairensemble.evaluation.analysis import evaluate_run, load_run, summarize
+from fairensemble import build_report
+from fairensemble.evaluation.analysis import evaluate_run, load_run
 from fairensemble.evaluation.intervals import boot_columns
-from fairensemble.report import plots as plots
-from fairensemble.report.build import build_report
+from fairensemble.evaluation.summary import summarize
+from fairensemble.report import plots
 from fairensemble.sweep.store import RunStore
 
 

@@ -18,25 +18,26 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_config": "config",
     "RunConfig": "config",
-    "FairensembleError": "common.errors",
-    "UserError": "common.errors",
-    "ConfigError": "common.errors",
-    "InputError": "common.errors",
-    "StoreError": "common.errors",
+    "FairensembleError": "common",
+    "UserError": "common",
+    "ConfigError": "common",
+    "DataError": "common",
+    "InputError": "common",
+    "StoreError": "common",
+    "ExecutorError": "common",
     "load_dataset": "data",
     "Dataset": "data",
     "Split": "data",
-    "DataError": "common.errors",
-    "plan_run": "sweep.runner",
-    "load_run": "evaluation.analysis",
-    "RunStore": "sweep.store",
-    "CellRecord": "sweep.store",
-    "run_sweep": "sweep.runner",
-    "build_report": "report.build",
-    "evaluate_cell": "evaluation.ensemble",
+    "plan_run": "sweep",
+    "run_sweep": "sweep",
+    "RunStore": "sweep",
+    "CellRecord": "sweep",
+    "load_run": "evaluation",
+    "evaluate_cell": "evaluation",
     "group_metrics": "metrics",
-    "train_stacked": "train.stacked",
-    "train_loop": "train.loop",
+    "build_report": "pipeline",
+    "train_stacked": "train",
+    "train_loop": "train",
 }
 
 
@@ -45,14 +46,14 @@ def run(cfg: Any, run_dir: str) -> dict:
     the summary (what ``fairensemble run`` does, without the progress bar)."""
     from fairensemble.pipeline import run as run_pipeline
 
-    return run_pipeline(cfg, run_dir)
+    return run_pipeline(cfg, run_dir).summary
 
 
 def analyze(predictions: Any = None, **kwargs: Any) -> dict:
     """Analyze member predictions made elsewhere (a long-form table, an .npz, or arrays:
     ``probs=``, ``y=``, ``groups=``) into a run directory (``out=``) with every output of
     ``report``; returns the summary (what ``fairensemble analyze`` does)."""
-    from fairensemble.interop.importer import analyze as analyze_predictions
+    from fairensemble.pipeline import analyze as analyze_predictions
 
     return analyze_predictions(predictions, **kwargs)
 

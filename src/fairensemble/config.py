@@ -19,10 +19,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from fairensemble import models
 from fairensemble.common.errors import ConfigError
 from fairensemble.common.schema import Fraction, NonNegativeInt, PositiveInt, Strict
+from fairensemble.common.seeds import DIVERSITY_SOURCES
 from fairensemble.data import sources
 from fairensemble.metrics import get as metric_spec
 from fairensemble.metrics import names as metric_names
-from fairensemble.train.streams import DIVERSITY_SOURCES
 
 # Which fields change what, declared once: the cell identity (plan.py), the evaluation spec
 # and its cache (evaluation.py) and what `report --set` accepts (cli.py) derive from these.
@@ -384,6 +384,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
+
+
+# what `report --set` may change: anything but what was trained
+REPORT_FIELDS = (*EVALUATION_FIELDS, *RUNTIME_FIELDS)
+
+
+def check_evaluation_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """``--set`` lines that change only how stored cells are evaluated or run (``report``
+    takes no other: a changed training needs ``run``)."""
+    for text in overrides:
+        key = parse_override(text)[0]
+        if not any(key == f or key.startswith(f + ".") for f in REPORT_FIELDS):
+            raise ConfigError(
+                f"--set {key}: changes what was trained; `report` takes only evaluation "
+                f"fields ({', '.join(REPORT_FIELDS)}); use `run` to train a changed config"
+            )
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

@@ -23,130 +23,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from fairensemble.common.errors import UserError
-from fairensemble.evaluation.analysis import coord_value, direction
-from fairensemble.evaluation.intervals import interval95, samples
+from fairensemble.advice.objectives import (
+    RecommendError,
+    Samples,
+    _order,
+    check_objective,
+    choose,
+    choose_pareto,
+    pareto_front,
+)
+from fairensemble.evaluation.intervals import samples
+from fairensemble.evaluation.tables import coord_value, direction
 
-OBJECTIVES = ("gap", "overall", "worst", "pareto")
 COARSE = (0.1, 0.3, 0.5, 0.7, 0.9)
 FINE_STEP = 0.05
-FLAT_FRACTION = 0.5  # a valley is flat when this share of the candidates cannot be told apart
-
-
-class RecommendError(UserError):
-    """A recommend problem, phrased as one line."""
-
-
-def check_objective(objective: str) -> str:
-    if objective not in OBJECTIVES:
-        raise RecommendError(f"--objective: expected one of {', '.join(OBJECTIVES)}, "
-                             f"got {objective!r}")
-    return objective
 
 
 def fine_shares(best: float, step: float = FINE_STEP) -> list[float]:
     """Shares around ``best`` in ``step``s (two each side), clipped to [0, 1]."""
     around = [best + i * step for i in (-2, -1, 1, 2)]
     return sorted({round(s, 4) for s in around if -1e-9 <= s <= 1 + 1e-9})
-
-
-# ----------------------------------------------------------------------------- samples
-
-
-@dataclass
-class Samples:
-    """A quantity at each candidate: ``values[candidate]`` is one number per replicate (or per
-    bootstrap resample, averaged over replicates). Paired: index i means the same replicate or
-    resample at every candidate."""
-
-    values: dict[Any, np.ndarray]
-    kind: str  # "replicates" or "bootstrap"
-
-    def mean(self, x: Any) -> float:
-        return float(np.mean(self.values[x]))
-
-    def interval(self, x: Any) -> tuple[float | None, float | None]:
-        return interval95(self.values[x], self.kind)
-
-    def diff_interval(self, x: Any, ref: Any) -> tuple[float | None, float | None]:
-        return interval95(self.values[x] - self.values[ref], self.kind)
-
-
-# ----------------------------------------------------------------------------- choosing
-
-
-@dataclass
-class Choice:
-    objective: str
-    best: Any
-    value: float
-    indistinguishable: list[Any]  # candidates whose difference from best has a CI covering 0
-    flat: bool
-    decided_by: str  # what the intervals rest on
-
-    def to_json(self) -> dict[str, Any]:
-        shares = [x for x in self.indistinguishable if isinstance(x, (int, float))]
-        return {
-            "objective": self.objective,
-            "recommended": self.best,
-            "value": self.value,
-            "indistinguishable": self.indistinguishable,
-            "range": [min(shares), max(shares)] if shares else None,
-            "flat_valley": self.flat,
-            "intervals": self.decided_by,
-        }
-
-
-def choose(samples: Samples, lower_is_better: bool, objective: str) -> Choice:
-    """The best candidate by the mean, and every candidate that a 95 % paired interval cannot
-    separate from it. Without intervals (one replicate, no bootstrap) only the best is kept."""
-    cands = [x for x in samples.values if not np.isnan(samples.mean(x))]
-    if not cands:
-        raise RecommendError(f"{objective}: undefined at every candidate (NaN metric)")
-    sign = 1.0 if lower_is_better else -1.0
-    best = min(cands, key=lambda x: sign * samples.mean(x))
-    same = []
-    for x in cands:
-        lo, hi = samples.diff_interval(x, best)
-        if x == best or (lo is not None and lo <= 0.0 <= hi):
-            same.append(x)
-    flat = len(cands) > 2 and len(same) >= max(3, FLAT_FRACTION * len(cands))
-    return Choice(objective, best, samples.mean(best), sorted(same, key=_order), flat,
-                  samples.kind)
-
-
-def pareto_front(overall: dict[Any, float], gap: dict[Any, float], higher_overall: bool = True
-                 ) -> list[Any]:
-    """Candidates no other candidate beats on both overall (better) and gap (smaller)."""
-    def better_or_equal(a: Any, b: Any) -> bool:
-        o = overall[a] >= overall[b] if higher_overall else overall[a] <= overall[b]
-        return o and gap[a] <= gap[b]
-
-    front = []
-    for x in overall:
-        dominated = any(better_or_equal(y, x) and (overall[y] != overall[x] or gap[y] != gap[x])
-                        for y in overall if y != x)
-        if not dominated:
-            front.append(x)
-    return sorted(front, key=_order)
-
-
-def choose_pareto(overall: Samples, gap: Samples, higher_overall: bool) -> Choice:
-    """The Pareto compromise: among candidates whose overall metric cannot be told apart from
-    the best overall, the one with the smallest gap (it lies on the front)."""
-    best_overall = choose(overall, not higher_overall, "overall")
-    pool = best_overall.indistinguishable
-    sub = Samples({x: gap.values[x] for x in pool}, gap.kind)
-    picked = choose(sub, True, "pareto")
-    return Choice("pareto", picked.best, gap.mean(picked.best), picked.indistinguishable,
-                  picked.flat, gap.kind)
-
-
-def _order(x: Any) -> Any:
-    return (0, float(x)) if isinstance(x, (int, float)) else (1, str(x))
 
 
 # ----------------------------------------------------------------------------- orchestration
@@ -341,104 +239,6 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
     return {"name": cfg.name, "objective": objective, "metric": metric, "members": E,
             "replicates": cfg.replicates, "intervals": cfg.analysis.ci, "points": points_out,
             "plan": union}
-
-
-# ----------------------------------------------------------------------------- a budget
-
-
-BUDGET_SHARES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)  # at least three inside (0, 1): conflict
-
-
-def budget_sizes(largest: int) -> list[int]:
-    """Three training-set sizes up to ``largest``: a quarter, a half and all of it, each
-    rounded down to two significant figures."""
-    from fairensemble.data.sampling import readable_floor
-
-    sizes = sorted({n for n in (readable_floor(int(largest * f))[0] for f in (0.25, 0.5, 1.0))
-                    if n >= 10})
-    if len(sizes) < 2:
-        raise RecommendError(f"--budget: the pool draws at most {largest} samples at every "
-                             "share; learning curves need at least two sizes of 10 or more")
-    return sizes
-
-
-def parse_sizes(text: str | None) -> list[int] | None:
-    """``--sizes 500,1000,2000``: distinct positive integers, at least two."""
-    if text is None:
-        return None
-    try:
-        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise RecommendError(f"--sizes: expected comma-separated integers, got {text!r}") from None
-    if len(sizes) < 2 or sizes[0] < 1:
-        raise RecommendError(f"--sizes: expected at least two positive sizes, got {text!r}")
-    return sizes
-
-
-def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
-               group: str | None, train: Trainer, say: Callable[[str], None]) -> dict[str, Any]:
-    """How much of which group to collect for a training set of ``budget``: train the mix
-    sweep at a few sizes (reusing stored cells), fit every group's learning curve for the
-    single model and the ensemble, and predict each objective's best share at ``budget``.
-    Returns recommendation.json's content, plus ``plan`` (the run directory's plan becomes the
-    sweep) and ``known`` (the sweep's evaluations, for the report) to pop before writing it."""
-    from fairensemble.advice.curves import run_curves
-    from fairensemble.config import dump_config
-    from fairensemble.data.sampling import largest_train_size
-    from fairensemble.evaluation.analysis import evaluate_run
-    from fairensemble.sweep.plan import moved_indices
-    from fairensemble.sweep.runner import data_key, load_for, plan_with_preview, resolve_ratio_group
-    from fairensemble.sweep.store import RunStore
-
-    if budget < 1:
-        raise RecommendError(f"--budget: expected a training-set size >= 1, got {budget}")
-    if "train_size" in cfg.grid:
-        raise RecommendError("grid.train_size: --budget sweeps the training-set size itself; "
-                             "remove it from grid (or pass the sizes with --sizes)")
-    if cfg.mixes is not None:
-        raise RecommendError("mixes: --budget sweeps the share of one group; use ratios")
-    loaded: dict[str, Any] = {}
-
-    def loader(pcfg: Any) -> Any:  # each grid point's data once, whatever its train_size
-        key = data_key(pcfg)
-        if key not in loaded:
-            loaded[key] = load_for(pcfg)
-        return loaded[key]
-
-    points = cfg.grid_points()
-    first = loader(cfg.at(points[0]))
-    target = group or resolve_ratio_group(cfg, first)
-    if target not in first.groups:  # learning curves move one group (or one combination)
-        raise RecommendError(f"--group: expected one of {first.groups}, got {target!r}")
-    if sizes is None:
-        largest = min(
-            largest_train_size(ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,
-                               moved_indices(target, ds.groups, ds.group_values),
-                               BUDGET_SHARES, cfg.label_balance)
-            for ds in (loader(cfg.at(p)) for p in points))
-        sizes = budget_sizes(largest)
-    step = step_config(cfg, {}, grid={**cfg.grid, "train_size": sizes}, ratios=list(BUDGET_SHARES),
-                       mixes=None, ratio_group=target)
-    say(f"learning curves: shares {list(BUDGET_SHARES)} of {target} at train sizes "
-        f"{', '.join(f'{n:,}' for n in sizes)} x {cfg.replicates} replicate(s)")
-    plan, preview = plan_with_preview(step, loader=loader)
-    train(step, plan, preview)
-    store = RunStore(run_dir)
-    store.prepare(dump_config(step), plan.to_json())
-    ev = evaluate_run(plan, store)
-    factor = budget / max(sizes)
-    say(f"fitting the curves; predicting for a training set of {budget:,} "
-        f"({factor:.1f} times the largest measured size)")
-    curves = run_curves(ev.table, plan, budget, n_boot=cfg.analysis.n_boot, seed=cfg.seed)
-    warn = [w for entry in curves for part in ("single", "ensemble") if entry[part]
-            for w in entry[part]["warnings"]]
-    for line in dict.fromkeys(warn):
-        say(f"warning: {line}")
-    return {"name": cfg.name, "metric": cfg.primary, "members": cfg.ensemble.members,
-            "replicates": cfg.replicates, "budget": budget, "sizes": sizes,
-            "shares": list(BUDGET_SHARES), "moved_group": target, "extrapolation_factor": factor,
-            "curves": curves[0], "curves_by_point": curves, "points": [], "plan": plan,
-            "known": ev.cells}
 
 
 def _none_post(boot: pd.DataFrame | None) -> pd.DataFrame | None:

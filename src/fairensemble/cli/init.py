@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fairensemble.cli.console import fail, out, user_errors
 from fairensemble.common.errors import ConfigError
+from fairensemble.config import load_config
 
 if TYPE_CHECKING:  # the data stack (pandas, the loaders) loads only when init runs
     from fairensemble.advice.scaffold import Proposal
@@ -23,7 +24,6 @@ init_app = typer.Typer(
     help="Write a ready-to-run, commented config for your own data: counts its groups and "
          "classes, picks the group to sweep and the largest train size every mix can draw.",
 )
-out = Console(width=max(100, Console().width))
 
 OUT_HELP = "Config file to write (default: <name>.yaml in the current directory)."
 FORCE_HELP = "Overwrite --out if it exists."
@@ -162,9 +162,7 @@ def chexpert(
 
 def _write(propose: Callable, out_file: Path | None, force: bool, args: list[str]) -> None:
     """Propose (``propose(scaffold)``), write the YAML, read it back as `run` will, print."""
-    from fairensemble.advice import scaffold as scaffold
-    from fairensemble.cli.main import fail, user_errors  # here: cli imports this module
-    from fairensemble.config import load_config
+    from fairensemble.advice import scaffold  # the data stack loads only when init runs
 
     with user_errors():
         if out_file is not None and out_file.exists() and not force:

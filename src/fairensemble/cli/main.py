@@ -1,85 +1,33 @@
-"""Command line: ``fairensemble run|report|recommend|analyze|export|demo``. Errors are one line
-and exit code 2."""
+"""The command line: ``fairensemble run|report|recommend|analyze|export|demo|init``. A user error
+is one line and exit code 2; anything else is a bug and shows its traceback."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
+from fairensemble import pipeline
+from fairensemble.advice.budget import parse_sizes
+from fairensemble.cli.console import Shown, console, out, user_errors
 from fairensemble.cli.init import init_app
-from fairensemble.common.errors import ConfigError, UserError
-from fairensemble.config import (
-    EVALUATION_FIELDS,
-    RUNTIME_FIELDS,
-    RunConfig,
-    load_config,
-    parse_override,
-    set_path,
-    validate,
+from fairensemble.config import RunConfig, load_config, set_path, validate
+from fairensemble.interop import export_run, prepare
+from fairensemble.report import (
+    RECOMMENDATION,
+    print_budget,
+    print_recommendation,
+    print_summary,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how deep ensembles and the group mix of a training set shape "
                        "fairness.")
 app.add_typer(init_app, name="init")
-console = Console(stderr=True)
-out = Console(width=max(120, Console().width))
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"  # package data
-
-
-class MembersPerSecond(ProgressColumn):
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f} members/s" if speed else "- members/s", style="cyan")
-
-
-def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a user error (``UserError``: bad config, data, input files, run directory) into
-    one line on stderr and exit code 2. Anything else is a bug: its traceback shows."""
-    try:
-        yield
-    except UserError as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    except KeyboardInterrupt:
-        fail("interrupted; finished cells are kept, run the same command again to resume", 130)
-
-
-# what `report --set` may change: anything but what was trained (config.py declares which)
-REPORT_FIELDS = (*EVALUATION_FIELDS, *RUNTIME_FIELDS)
-
-
-def check_evaluation_overrides(overrides: list[str]) -> None:
-    for text in overrides:
-        key = parse_override(text)[0]
-        if not any(key == f or key.startswith(f + ".") for f in REPORT_FIELDS):
-            raise ConfigError(
-                f"--set {key}: changes what was trained; `report` takes only evaluation "
-                f"fields ({', '.join(REPORT_FIELDS)}); use `run` to train a changed config"
-            )
 
 
 def with_workers(cfg: RunConfig, workers: int | None) -> RunConfig:
@@ -91,106 +39,11 @@ def with_workers(cfg: RunConfig, workers: int | None) -> RunConfig:
     return validate(data)
 
 
-def progress_bar() -> Progress:
-    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
-               TaskProgressColumn(), TextColumn("cells {task.fields[cells]}"),
-               MembersPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn()]
-    return Progress(*columns, console=console, transient=False)
-
-
-@contextmanager
-def evaluation_progress() -> Iterator[tuple[Callable[[int], None], Callable[[float], None]]]:
-    """(on_start, on_progress) for evaluating stored cells: a progress bar that appears only
-    when cells need evaluating (a changed metric list, k or interval method; cells trained by
-    an older version)."""
-    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
-               TaskProgressColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} cells"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = None
-
-        def on_start(n: int) -> None:
-            nonlocal task
-            task = progress.add_task("evaluating", total=n)
-
-        def on_progress(amount: float) -> None:
-            if task is not None:
-                progress.advance(task, amount)
-
-        try:
-            yield on_start, on_progress
-        except BaseException:
-            if task is not None:  # the error's one line is all that stays on the screen
-                progress.update(task, visible=False)
-            raise
-
-
-def report_with_progress(run_dir: Path, **kwargs) -> dict:
-    """build_report, evaluating under a progress bar the cells that need it."""
-    from fairensemble.report.build import build_report
-
-    with evaluation_progress() as (on_start, on_progress):
-        return build_report(run_dir, on_start=on_start, on_progress=on_progress, **kwargs)
-
-
-def warn(line: str) -> None:
-    console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
-
-
-def train_with_progress(cfg: RunConfig, run_dir: Path, plan, preview
-                        ) -> tuple[float, float, dict]:
-    """Check the plan's stored cells (evaluating those that need it), then train the missing
-    ones under a progress bar; returns (seconds, worker seconds spent evaluating the new
-    cells, the stored cells' evaluations for the report's ``known``). Call it holding the run
-    directory, so that the report reads no cell again."""
-    from fairensemble.pipeline import check_stored, train_missing
-
-    with evaluation_progress() as (on_start, on_progress):
-        stored = check_stored(cfg, run_dir, plan, on_warning=warn, on_start=on_start,
-                              on_progress=on_progress)
-    total = len(plan.cells)
-    todo = total - len(stored)
-    console.print(f"[bold]{cfg.name}[/]: {len(plan.points)} grid point(s) x "
-                  f"{len(cfg.mixes or cfg.ratios)} mixes x {cfg.replicates} replicates = "
-                  f"{total} cells of {cfg.ensemble.members} members; "
-                  f"{total - todo} already done -> {run_dir} ({cfg.executor.kind} executor)",
-                  highlight=False)
-    t0 = time.perf_counter()
-    with progress_bar() as progress:
-        done = total - todo
-        task = progress.add_task("training", total=todo * cfg.ensemble.members,
-                                 cells=f"{done}/{total}")
-
-        def on_progress(kind: str, amount: float) -> None:
-            nonlocal done
-            if kind == "members":
-                progress.advance(task, amount)
-            else:
-                done += int(amount)
-                progress.update(task, cells=f"{done}/{total}")
-
-        result = train_missing(cfg, run_dir, plan, preview, done=set(stored),
-                               on_progress=on_progress, on_warning=warn)
-        progress.update(task, completed=todo * cfg.ensemble.members)
-    return time.perf_counter() - t0, result.eval_s, stored
-
-
 def _run(cfg: RunConfig, run_dir: Path) -> None:
-    from fairensemble.report.build import print_summary
-    from fairensemble.sweep.executors import check_available
-    from fairensemble.sweep.runner import plan_with_preview
-    from fairensemble.sweep.store import RunStore
-
-    check_available(cfg.executor)
-    t0 = time.perf_counter()
-    with RunStore(run_dir).locked():
-        plan, preview = plan_with_preview(cfg)
-        t_train, eval_s, stored = train_with_progress(cfg, run_dir, plan, preview)
-        summary = report_with_progress(run_dir, plan=plan, known=stored)
-    print_summary(summary, out)
-    console.print(f"training {t_train:.1f} s (new cells evaluated in the workers: "
-                  f"{eval_s:.1f} s of worker time), total {time.perf_counter() - t0:.1f} s; "
+    done = pipeline.run(cfg, run_dir, Shown())
+    print_summary(done.summary, out)
+    console.print(f"training {done.train_s:.1f} s (new cells evaluated in the workers: "
+                  f"{done.eval_s:.1f} s of worker time), total {done.total_s:.1f} s; "
                   f"report: {run_dir / 'report.html'}", highlight=False)
 
 
@@ -222,16 +75,9 @@ def report(
 ) -> None:
     """Rebuild metrics.parquet, summary.json, figures and report.html from a run directory
     alone (no training, no data set needed)."""
-    from fairensemble.evaluation.analysis import load_run
-    from fairensemble.report.build import print_summary
-    from fairensemble.sweep.store import RunStore
-
     with user_errors():
-        check_evaluation_overrides(set_)
-        _, plan = load_run(run_dir, set_)
         target = out_dir or run_dir
-        with RunStore(run_dir).locked():
-            summary = report_with_progress(run_dir, out_dir=target, plan=plan)
+        summary = pipeline.report(run_dir, target, set_, Shown())
         print_summary(summary, out)
         console.print(f"report: {Path(target) / 'report.html'}", highlight=False)
 
@@ -259,50 +105,17 @@ def recommend(
     coarsely then finely (reusing stored cells), and reports every objective's best share.
     With --budget N: measures learning curves at a few sizes and predicts the best share for
     a training set of N (how much of which group to collect)."""
-    from fairensemble.advice.recommend import (
-        check_objective,
-        parse_sizes,
-        run_budget,
-        run_recommend,
-    )
-    from fairensemble.common.files import write_json
-    from fairensemble.report.build import print_budget, print_recommendation
-    from fairensemble.sweep.executors import check_available
-    from fairensemble.sweep.store import RunStore
-
     with user_errors():
-        check_objective(objective)
         measured = parse_sizes(sizes)
-        if measured is not None and budget is None:
-            fail("--sizes: goes with --budget N (the training-set size to plan for)")
         cfg = load_config(config, set_)
-        check_available(cfg.executor)
         run_dir = out_dir or Path("runs") / f"{cfg.name}-recommend"
         t0 = time.perf_counter()
-        trained = 0
-
-        def train(step_cfg: RunConfig, plan, preview) -> None:
-            nonlocal trained
-            store = RunStore(run_dir)
-            before = sum(store.has_cell(c.id) for c in plan.cells)
-            train_with_progress(step_cfg, run_dir, plan, preview)
-            trained += len(plan.cells) - before
-
-        def say(line: str) -> None:
-            console.print(f"[bold]recommend[/]: {escape(line)}", highlight=False)
-
-        with RunStore(run_dir).locked():
-            if budget is not None:
-                rec = run_budget(cfg, run_dir, budget, measured, group, train, say)
-            else:
-                rec = run_recommend(cfg, run_dir, objective, group, train, say)
-            plan = rec.pop("plan")
-            known = rec.pop("known", None)  # the budget's evaluations, under the report's spec
-            write_json(run_dir / "recommendation.json", rec)
-            report_with_progress(run_dir, plan=plan, known=known)
+        rec, trained = pipeline.recommend(cfg, run_dir, objective=objective, group=group,
+                                          budget=budget, sizes=measured,
+                                          hooks=Shown("recommend"))
         (print_budget if budget is not None else print_recommendation)(rec, out)
         console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
-                      f"{run_dir / 'recommendation.json'}, report: {run_dir / 'report.html'}",
+                      f"{run_dir / RECOMMENDATION}, report: {run_dir / 'report.html'}",
                       highlight=False)
 
 
@@ -326,9 +139,6 @@ def analyze(
 ) -> None:
     """Analyze an ensemble you already have: member predictions made elsewhere in, a run
     directory out (metrics, summary, figures, report.html), as if fairensemble trained it."""
-    from fairensemble.interop.importer import prepare, write_run
-    from fairensemble.report.build import print_summary
-
     with user_errors():
         t0 = time.perf_counter()
         prepared = prepare(predictions, out=out_dir, overrides=set_, group=group or None,
@@ -341,8 +151,7 @@ def analyze(
                       f"{len(imp.cells)} cell(s), {n_test:,} test and {n_val:,} val samples, "
                       f"{len(imp.groups)} groups, {len(imp.classes)} classes -> "
                       f"{prepared.run_dir}", highlight=False)
-        with evaluation_progress() as (on_start, on_progress):
-            summary = write_run(prepared, on_start, on_progress)
+        summary = pipeline.write_imported(prepared, Shown())
         print_summary(summary, out)
         console.print(f"total {time.perf_counter() - t0:.1f} s; report: "
                       f"{prepared.run_dir / 'report.html'}", highlight=False)
@@ -356,8 +165,6 @@ def export(
 ) -> None:
     """Write a run's member predictions in the long form `analyze` reads (one row per
     sample and member)."""
-    from fairensemble.interop.export import export_run
-
     with user_errors():
         path = export_run(run_dir, out_file)
         console.print(f"wrote {path}", highlight=False)

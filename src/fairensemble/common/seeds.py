@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+# Where members of a cell may differ (``train.diversity``); each names one random stream.
+DIVERSITY_SOURCES = ("init", "order", "bootstrap", "augment")
+
 # stream ids of a member's numpy streams, spawned from its seed (init uses torch's generator)
 ORDER_STREAM = 1  # mini-batch order: one permutation per epoch
 HOLDOUT_STREAM = 2  # early-stopping hold-out rows
@@ -51,5 +54,5 @@ def stream_rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream)]))
 
 
-__all__ = ["AUGMENT_STREAM", "BOOTSTRAP_STREAM", "HOLDOUT_STREAM", "ORDER_STREAM",
-           "derive_seed", "rng_for", "stable_hash", "stream_rng"]
+__all__ = ["AUGMENT_STREAM", "BOOTSTRAP_STREAM", "DIVERSITY_SOURCES", "HOLDOUT_STREAM",
+           "ORDER_STREAM", "derive_seed", "rng_for", "stable_hash", "stream_rng"]

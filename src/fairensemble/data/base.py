@@ -9,12 +9,6 @@ from typing import Any
 import numpy as np
 
 
-def preview_names(names: list[Any], limit: int = 12) -> str:
-    """The first ``limit`` names, comma-separated, with how many there are in all beyond it."""
-    shown = ", ".join(str(n) for n in names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
 @dataclass
 class Split:
     """One split. ``X`` is a float32 feature matrix [n, d], a uint8 image array [n, C, H, W]

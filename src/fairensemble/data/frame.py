@@ -15,6 +15,7 @@ sources (and so by Adult, CelebA and CheXpert, which are layers over those).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -23,7 +24,7 @@ from pydantic import Field, field_validator
 
 from fairensemble.common.errors import DataError
 from fairensemble.common.schema import NonNegativeInt, Strict, column_name
-from fairensemble.data.base import preview_names
+from fairensemble.common.text import preview_names
 from fairensemble.data.sampling import largest_remainder
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def label_rows(frame: pd.DataFrame, cfg: LabelledRows, source: str,
                             "dropped_missing": int((keep & ~present).sum())}
     keep &= present
     texts = [as_text(frame[c]) for c in cfg.group_columns]
-    name = texts[0] if len(texts) == 1 else texts[0].str.cat(texts[1:], sep=JOIN)
+    name = texts[0] if len(texts) == 1 else texts[0].str.cat(texts[1:], sep=JOIN).replace(
+        {group_name([OTHER] * len(texts), joined=True): OTHER})
     groups, g, dropped, merged = _group_codes(name, keep, cfg, source)
     keep &= g >= 0
     info["dropped_groups"], info["merged_into_other"] = dropped, merged
@@ -125,9 +127,22 @@ def label_rows(frame: pd.DataFrame, cfg: LabelledRows, source: str,
     out = Labelled(y, g, keep, classes, groups, info=info)
     if len(cfg.group_columns) > 1:
         out.attributes = cfg.group_columns
-        out.group_values = [n.split(JOIN) if n != OTHER else [OTHER] * len(texts)
-                            for n in groups]
+        out.group_values = [group_values_of(n, len(texts)) for n in groups]
     return out
+
+
+def group_name(values: Sequence[str], joined: bool = False) -> str:
+    """The name of the group holding these attribute values: the value itself for one
+    attribute, ``"a & b"`` for an intersectional group, ``other`` (the merged rare groups) when
+    every value is ``other``. ``joined``: the plain joined name, without that rule."""
+    if len(values) > 1 and not joined and all(v == OTHER for v in values):
+        return OTHER
+    return JOIN.join(values)
+
+
+def group_values_of(name: str, n_attributes: int) -> list[str]:
+    """The attribute values of a group named by ``group_name``."""
+    return [OTHER] * n_attributes if name == OTHER else name.split(JOIN)
 
 
 def split_rows(
@@ -338,5 +353,6 @@ def _same(value: Any, wanted: Any) -> bool:
     return text_of(value) == text_of(wanted)
 
 
-__all__ = ["JOIN", "OTHER", "Labelled", "LabelledRows", "as_text", "check_subjects",
+__all__ = ["JOIN", "OTHER", "Labelled", "LabelledRows", "as_text", "check_subjects", "group_name",
+           "group_values_of",
            "counts_by_split", "fixed_splits", "label_rows", "split_rows", "text_of"]

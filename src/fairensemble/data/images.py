@@ -27,7 +27,8 @@ from pydantic import field_validator
 from fairensemble.common.errors import DataError
 from fairensemble.common.schema import NonNegativeInt, PositiveInt, Strict, column_name
 from fairensemble.common.seeds import rng_for
-from fairensemble.data.base import Dataset, Split, preview_names
+from fairensemble.common.text import preview_names
+from fairensemble.data.base import Dataset, Split
 from fairensemble.data.decode import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, decode_cached
 from fairensemble.data.frame import (
     LabelledRows,

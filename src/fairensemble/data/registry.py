@@ -3,8 +3,11 @@ names it) and its loader, and ``config.py`` builds the dataset union from what i
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from fairensemble.data.base import Dataset
@@ -35,3 +38,17 @@ def register(config: type, load: Callable[[Any, int], Dataset]) -> None:
     if source.kind in SOURCES and SOURCES[source.kind] != source:
         raise ValueError(f"dataset.kind {source.kind!r} is registered twice")
     SOURCES[source.kind] = source
+
+
+def sources() -> dict[str, Source]:
+    """Every registered source by kind (importing the data package's modules on first use; the
+    helper modules among them register nothing)."""
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if not info.name.startswith("_"):
+            import_module(f"{__package__}.{info.name}")
+    return SOURCES
+
+
+def load_dataset(dataset_cfg: Any, seed: int) -> Dataset:
+    """Load the source named by ``dataset_cfg.kind`` with its pool / val / test splits."""
+    return sources()[dataset_cfg.kind].load(dataset_cfg, seed)

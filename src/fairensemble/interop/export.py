@@ -18,7 +18,8 @@ import numpy as np
 
 from fairensemble.common.errors import DataError
 from fairensemble.common.files import atomic_path
-from fairensemble.interop.importer import (
+from fairensemble.common.text import grid_value
+from fairensemble.interop.format import (
     LABEL,
     MEMBER,
     META_FORMAT,
@@ -32,7 +33,7 @@ from fairensemble.interop.importer import (
     SPLIT,
     cell_digest,
 )
-from fairensemble.sweep.plan import Plan, PointLayout, grid_value
+from fairensemble.sweep.plan import Plan, PointLayout
 from fairensemble.sweep.store import CellRecord, RunStore
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}

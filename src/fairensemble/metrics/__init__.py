@@ -49,6 +49,7 @@ from fairensemble.metrics.functions import (
     fpr,
     nll,
     precision,
+    register,
     selection_rate,
     spd,
     tpr,
@@ -62,10 +63,10 @@ from fairensemble.metrics.registry import (
     Direction,
     Metric,
     Scope,
+    declare,
     get,
     labels,
     names,
-    register,
 )
 
 __all__ = [
@@ -74,5 +75,6 @@ __all__ = [
     "accuracy", "ambiguity", "aod", "auc", "balanced_accuracy", "brier", "disagreement", "ece",
     "ece_bin", "eod", "eq_odds", "fpr", "get", "group_metrics", "group_slices", "labels",
     "names", "nll", "notes", "pair_counts", "precision", "predict", "register", "score",
+    "declare",
     "selection_rate", "spd", "standalone", "tpr", "with_margins",
 ]

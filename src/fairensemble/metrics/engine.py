@@ -402,11 +402,13 @@ class Context:
         running weight of the negatives read at each positive's count of negatives below and
         through its tie group. Integer weights (bootstrap counts) stay exact integers.
         """
-        return self._memo(self._slice, ("pairs", c), lambda: pair_counts(self, c))
+        return self._memo(self._slice, ("pairs", c), lambda: pair_counts(
+            self.negatives_below(c), self.slices.weights, self.y.ndim != 1))
 
     def negatives_below(self, c: int) -> Ranks:
         """Where class c's positives stand among each group's negatives (see ``Ranks``)."""
-        return self._memo(self._draw, ("ranks", c), lambda: Ranks(self, c))
+        return self._memo(self._draw, ("ranks", c),
+                          lambda: Ranks(*self.sorted_codes(c), self.slices.G))
 
 
 # ----------------------------------------------------------------------------- the engine

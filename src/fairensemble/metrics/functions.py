@@ -3,12 +3,26 @@ docstring; ``@register`` turns each into the standalone function of the same nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from fairensemble.metrics.engine import ECE_BINS, Context, ece_bin, one_vs_rest
-from fairensemble.metrics.registry import register
+from fairensemble.metrics.engine import ECE_BINS, Context, ece_bin, one_vs_rest, standalone
+from fairensemble.metrics.registry import declare
 
 _LOG_EPS = np.finfo(np.float64).eps  # sklearn.metrics.log_loss clips float64 to [eps, 1 - eps]
+
+
+Compute = Callable[..., np.ndarray]
+
+
+def register(**declaration: Any) -> Callable[[Compute], Compute]:
+    """Declare the decorated ``compute`` (``registry.declare``) and return the standalone
+    function of the same name and docstring: scope "group": ``f(probs, y, weight=None, *,
+    members=None) -> [D]`` (the metric on all samples, weighted by ``weight``); scope
+    "between": ``f(probs, y, g, weight=None) -> [D]`` with ``g`` int [n] group codes."""
+    return lambda compute: declare(compute, bind=standalone, **declaration).function
 
 
 # Notation: w_i the sample weights of the slice, \hat y_i the prediction, 1[.] an indicator;

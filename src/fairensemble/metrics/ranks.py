@@ -6,14 +6,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fairensemble.common.errors import InputError
-
-if TYPE_CHECKING:
-    from fairensemble.metrics.engine import Context
 
 
 class Ranks:
@@ -26,10 +22,10 @@ class Ranks:
     of each group below the tie group and below or within it).
     """
 
-    def __init__(self, ctx: Context, c: int) -> None:
-        order, code, ties = ctx.sorted_codes(c)
-        self.order, self.code, self.D = order, code, ctx.D
-        G = ctx.slices.G
+    def __init__(self, order: np.ndarray, code: np.ndarray, ties: Ties | None, G: int) -> None:
+        """``order``, ``code`` and ``ties`` as ``Context.sorted_codes`` gives them for one class;
+        ``G`` groups."""
+        self.order, self.code, self.D = order, code, code.shape[0]
         self.running = [np.cumsum(code == 2 * h, axis=1, dtype=np.int32) for h in range(G)]
         self.is_pos = [code == 2 * j + 1 for j in range(G)]
         self.tied: list[tuple | None] = [None] * G
@@ -113,15 +109,15 @@ class Ties:
         return cls(at, first, last, np.cumsum(starts) - 1, at // n)
 
 
-def pair_counts(ctx: Context, c: int) -> np.ndarray:
-    ranks = ctx.negatives_below(c)
-    w = ctx.slices.weights
+def pair_counts(ranks: Ranks, w: np.ndarray | None, labels_per_draw: bool) -> np.ndarray:
+    """Weighted Mann-Whitney pair counts [R, G, G, D] of one class from its ``ranks``, under
+    the R sets of sample weights ``w`` [R, n] (None: unit weights, R = 1)."""
     if w is None:
         return ranks.twice_unit_pairs()[None] / 2.0
-    if ctx.y.ndim != 1:
+    if labels_per_draw:
         raise InputError("weight: labels that differ by draw take no sample weights")
     pos, neg, below, upto = ranks.compact
-    R, G, D = len(w), ctx.slices.G, ctx.D
+    R, G, D = len(w), len(ranks.running), ranks.D
     exact = w.dtype.kind in "iu"
     acc = np.int64 if exact else np.float64
 

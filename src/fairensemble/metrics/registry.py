@@ -1,14 +1,15 @@
 """The metric registry: every metric's declaration (name, direction, scope, needs) and the
 look-ups the rest of the program uses (``names``, ``get``, ``labels``).
 
-A metric registers with ``@register`` on its ``compute`` function (``functions.py``); the
-decorator returns the standalone function the engine builds from it (``engine.standalone``).
+A metric registers with ``@register`` on its ``compute`` function (``functions.py``), which
+declares it here and binds the standalone function the engine builds from it
+(``engine.standalone``) under the compute's name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -39,7 +40,6 @@ class Metric:
     one-vs-rest metric whose value is the mean over the K classes where it is defined (K = 1
     for binary); scope "between": ``compute(per_group) -> [R, D]`` or ``[R, D, K]``, with
     ``per_group[name]`` float [R, G, D, K], the per-class values of each metric in ``uses``.
-    Calling a Metric is its standalone function (see ``register``).
     """
 
     name: str
@@ -50,17 +50,20 @@ class Metric:
     summary: str
     compute: Callable[..., np.ndarray]
     uses: tuple[str, ...] = ()
+    function: Callable[..., np.ndarray] | None = None  # the standalone function (``bind``)
 
     def __call__(self, probs: np.ndarray, y: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
-        from fairensemble.metrics.engine import standalone
-
-        return standalone(self)(probs, y, *args, **kwargs)
+        """The metric's standalone function (``metrics.accuracy(probs, y)`` and the like)."""
+        if self.function is None:
+            raise TypeError(f"metric {self.name!r} was declared without a standalone function")
+        return self.function(probs, y, *args, **kwargs)
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def register(
+def declare(
+    compute: Callable[..., np.ndarray],
     *,
     direction: Direction,
     needs: Iterable[str],
@@ -69,32 +72,24 @@ def register(
     classes: Literal["any", "binary"] = "any",
     uses: Sequence[str] = (),
     name: str | None = None,
-) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
-    """Declare a metric: decorates its ``compute`` (see ``Metric``), registers it under the
-    function's name, and returns the standalone function of the same name and docstring:
-    scope "group": ``f(probs, y, weight=None, *, members=None) -> [D]`` (the metric on all
-    samples, weighted by ``weight``); scope "between": ``f(probs, y, g, weight=None) -> [D]``
-    with ``g`` int [n] group codes 0..G-1."""
+    bind: Callable[[Metric], Callable[..., np.ndarray]] | None = None,
+) -> Metric:
+    """Declare a metric: its ``compute`` (see ``Metric``) registered under the function's name
+    (or ``name``); ``bind(metric)`` makes its standalone function."""
     needs = frozenset(needs)
     if not needs or not needs <= NEEDS:
         raise ValueError(f"needs: expected a non-empty subset of {sorted(NEEDS)}, got {needs}")
     missing = [u for u in uses if u not in METRICS]
     if (scope == "between") != bool(uses) or missing:
         raise ValueError(f"uses: a between-group metric combines registered metrics, got {uses}")
-
-    def decorate(compute: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        key = name or compute.__name__
-        if key in METRICS:
-            raise ValueError(f"metric {key!r} is registered twice")
-        metric = Metric(key, direction, scope, needs, classes, summary, compute, tuple(uses))
-        METRICS[key] = metric
-        from fairensemble.metrics.engine import (
-            standalone,  # the engine reads this registry: imported on use
-        )
-
-        return standalone(metric)
-
-    return decorate
+    key = name or compute.__name__
+    if key in METRICS:
+        raise ValueError(f"metric {key!r} is registered twice")
+    metric = Metric(key, direction, scope, needs, classes, summary, compute, tuple(uses))
+    if bind is not None:
+        metric = replace(metric, function=bind(metric))
+    METRICS[key] = metric
+    return metric
 
 
 def names(scope: Scope | None = None, needs_at_most: Iterable[str] | None = None) -> list[str]:

@@ -22,9 +22,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from fairensemble.common.files import atomic_path
-from fairensemble.evaluation.analysis import grid_fields
+from fairensemble.common.text import grid_value, number, point_title
 from fairensemble.evaluation.intervals import describe
-from fairensemble.sweep.plan import Plan, grid_value
+from fairensemble.evaluation.tables import grid_fields
+from fairensemble.sweep.plan import Plan
 
 MAX_PANELS = 6
 
@@ -35,11 +36,6 @@ class Drawn:
 
     path: Path
     caption: str
-
-
-def _point_title(point: dict[str, Any]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={grid_value(v)}" for k, v in point.items()) \
-        or "all cells"
 
 
 def _panels(n: int, width: float = 4.0, height: float = 3.2):
@@ -163,7 +159,7 @@ def metric_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
                  for label in [*point["groups"], "overall"]]
         cut |= _fit_y(ax, drawn)
         _log_k_axis(ax, sorted(df["k"].unique()))
-        ax.set_title(f"{_point_title(point['point'])}\n{xcol}={x0}", fontsize=9)
+        ax.set_title(f"{point_title(point['point'])}\n{xcol}={x0}", fontsize=9)
         ax.set_xlabel("ensemble size k")
         ax.set_ylabel(pm)
         ax.grid(alpha=0.3)
@@ -198,7 +194,7 @@ def gap_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
             ax.plot(rows["k"], rows["mean"], marker="o", ms=3,
                     color=cmap(i / max(1, len(xs) - 1)), label=f"{x}")
         _log_k_axis(ax, sorted(df["k"].unique()))
-        ax.set_title(_point_title(point["point"]), fontsize=9)
+        ax.set_title(point_title(point["point"]), fontsize=9)
         ax.set_xlabel("ensemble size k")
         ax.set_ylabel(f"gap in {pm}")
         ax.grid(alpha=0.3)
@@ -225,7 +221,7 @@ def metric_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
                         label=f"{label} (k={k})")
                  for label in [*point["groups"], "overall"] for k, ls in ((1, ":"), (E, "-"))]
         cut |= _fit_y(ax, drawn)
-        ax.set_title(_point_title(point["point"]), fontsize=9)
+        ax.set_title(point_title(point["point"]), fontsize=9)
         ax.set_xlabel(_xlabel(plan, xcol))
         ax.set_ylabel(pm)
         ax.grid(alpha=0.3)
@@ -256,8 +252,8 @@ def gap_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
             df = levels(point)
             rows = df[(df["group"] == "gap") & (df["k"] == k)]
             color = cmap(pi / max(1, n - 1))
-            drawn.append(_curve(ax, rows, xcol, f"gap k={k} {_point_title(point['point'])}",
-                                color, label=_point_title(point["point"])))
+            drawn.append(_curve(ax, rows, xcol, f"gap k={k} {point_title(point['point'])}",
+                                color, label=point_title(point["point"])))
             best = point["optimal"][f"k={k}"]
             if best["gap_min_ratio"] is not None:
                 ax.plot([best["gap_min_ratio"]], [best["gap_min_value"]], marker="*", ms=14,
@@ -337,7 +333,7 @@ def data_figure(plan: Plan, preview: dict[str, np.ndarray] | None) -> tuple[Figu
             for c, color in ((0, "tab:blue"), (1, "tab:orange")):
                 sel = (g == j) & (y == c)
                 ax.scatter(X[sel, 0], X[sel, 1], s=4, alpha=0.6, color=color, label=f"y={c}")
-            ax.set_title(f"group {name}  ({_point_title(plan.points[pi])})", fontsize=9)
+            ax.set_title(f"group {name}  ({point_title(plan.points[pi])})", fontsize=9)
             ax.set_xlim(-7, 7)
             ax.set_ylim(-6, 6)
             ax.set_aspect("equal")
@@ -375,7 +371,7 @@ def pareto_figure(recommendation: dict[str, Any]) -> tuple[Figure, str]:
                            facecolors="none", edgecolors="tab:red", label=f"best {name}")
         ax.set_xlabel(f"gap in {metric} (max - min over groups)")
         ax.set_ylabel(f"overall {metric}")
-        ax.set_title(f"{_point_title(entry['point'])}: share of {entry['moved_group']}",
+        ax.set_title(f"{point_title(entry['point'])}: share of {entry['moved_group']}",
                      fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -405,7 +401,7 @@ def gain_vs_diversity(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]
             ax.scatter([b["disagreement"] for b in items], [b["gain"] for b in items], s=16,
                        color=colors[g], label=g)
         ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_title(_point_title(p["point"]), fontsize=9)
+        ax.set_title(point_title(p["point"]), fontsize=9)
         ax.set_xlabel(f"member disagreement on the group (k={E})")
         ax.set_ylabel(f"gain in {pm}, k=1 -> {E}")
         ax.grid(alpha=0.3)
@@ -499,8 +495,8 @@ def learning_curves_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
                           else part["metric"])
             zero = f", {fit['fit']['n_zero']} point(s) without {g} left out" \
                 if fit["fit"]["n_zero"] else ""
-            ax.set_title(f"{_point_title(entry['point'])}: {g}, {label}\n{fit['form']}, "
-                         f"floor {fit['floor']:.3f}, R2 {_fmt_num(fit['fit']['r2'])}{zero}",
+            ax.set_title(f"{point_title(entry['point'])}: {g}, {label}\n{fit['form']}, "
+                         f"floor {fit['floor']:.3f}, R2 {number(fit['fit']['r2'], 2)}{zero}",
                          fontsize=8)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, title="train size", title_fontsize=7)
@@ -536,14 +532,14 @@ def curves_fit_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
                 lims += x + y
                 ax.scatter(x, y, s=16, marker=marker, color=cmap(i), alpha=0.8,
                            facecolors="none" if marker == "s" else cmap(i),
-                           label=f"{g}, {label}: R2 {_fmt_num(fit['fit']['r2'])}")
+                           label=f"{g}, {label}: R2 {number(fit['fit']['r2'], 2)}")
             quality.append(f"{label.split(' ')[0]}: RMSE {part['fit']['rmse']:.3f}")
         if lims:
             lo, hi = min(lims), max(lims)
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
         ax.set_xlabel("measured error (mean over replicates)")
         ax.set_ylabel("fitted error")
-        ax.set_title(f"{_point_title(entry['point'])}\n" + "; ".join(quality), fontsize=8)
+        ax.set_title(f"{point_title(entry['point'])}\n" + "; ".join(quality), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.suptitle("Learning-curve fits: fitted against measured error per design point")
@@ -583,7 +579,7 @@ def budget_share_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("training-set size (budget)")
             ax.set_ylabel(f"recommended share of {part['moved_group']}")
-            ax.set_title(f"{_point_title(entry['point'])}, {label}", fontsize=9)
+            ax.set_title(f"{point_title(entry['point'])}, {label}", fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
         for c in range(len(_curve_parts(entry)), 2):
@@ -594,7 +590,3 @@ def budget_share_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
                  "budget), per objective, predicted from the learning curves; bands are the 95 % "
                  "interval of the bootstrap refits' own optima, grey the measured sizes, orange "
                  "the sizes beyond what the fits support, the dotted line the budget asked for.")
-
-
-def _fmt_num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"

@@ -26,16 +26,6 @@ CELL_FORMAT = 3
 PLAN_FORMAT = 1
 
 
-def grid_value(value: Any) -> Any:
-    """A grid field's value as a table holds it: scalars as they are, lists and mappings as a
-    compact label (``[init, order]``), so tables can compare and group by it."""
-    if isinstance(value, list):
-        return "[" + ", ".join(str(grid_value(v)) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {grid_value(v)}" for k, v in value.items()) + "}"
-    return value
-
-
 @dataclass
 class Cell:
     id: str
@@ -220,4 +210,4 @@ def build_plan(cfg: RunConfig, layouts: list[PointLayout]) -> Plan:
 
 
 __all__ = ["CELL_FORMAT", "Cell", "Plan", "PointLayout", "build_plan", "cell_identity",
-           "file_sha256", "grid_value"]
+           "file_sha256"]

@@ -25,9 +25,9 @@ import numpy as np
 from fairensemble.common.errors import ConfigError
 from fairensemble.common.files import atomic_write_bytes
 from fairensemble.common.seeds import derive_seed
+from fairensemble.common.text import preview_names
 from fairensemble.config import RunConfig, dump_config, validate
 from fairensemble.data import Dataset, load_dataset
-from fairensemble.data.base import preview_names
 from fairensemble.data.sampling import mix_shares, plan_counts, sample_indices
 from fairensemble.sweep.executors import (
     Executor,

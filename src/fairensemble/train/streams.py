@@ -19,13 +19,11 @@ from fairensemble.common.errors import ConfigError
 from fairensemble.common.seeds import (
     AUGMENT_STREAM,
     BOOTSTRAP_STREAM,
+    DIVERSITY_SOURCES,
     HOLDOUT_STREAM,
     ORDER_STREAM,
     stream_rng,
 )
-
-# Where members of a cell may differ (``train.diversity``); each names one random stream.
-DIVERSITY_SOURCES = ("init", "order", "bootstrap", "augment")
 
 
 @dataclass(frozen=True)
