@@ -48,7 +48,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     ``run_cli`` runs it in a real process, which is what proves there is no traceback."""
     from typer.testing import CliRunner
 
-    from fairensemble.cli.main import app
+    from fairensemble.cli import app
 
     result = CliRunner().invoke(app, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from fairensemble.common.seeds import derive_seed
 from fairensemble.config import dump_config, validate
-from fairensemble.sweep.plan import PointLayout, build_plan, derive_seed
-from fairensemble.sweep.store import CellRecord, RunStore
+from fairensemble.sweep import CellRecord, PointLayout, RunStore, build_plan
 
 GROUPS = ["M", "F"]
 

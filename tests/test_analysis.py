@@ -3,9 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from fairensemble.evaluation.intervals import t_interval
-from fairensemble.evaluation.summary import _arg, _verdict_95, verdict
-from fairensemble.evaluation.tables import direction
+from fairensemble.evaluation import direction, t_interval, verdict
+from fairensemble.evaluation.summary import _arg, _verdict_95
 
 
 def test_positive_sum_needs_every_group_to_hold_and_the_gap_not_to_widen():

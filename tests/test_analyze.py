@@ -449,7 +449,7 @@ def test_a_trained_table_run_with_two_group_columns_reports_margins(tmp_path):
     fe.run(cfg, tmp_path / "run")
     acc = metric(tmp_path / "run")
     assert {"race=A", "race=B", "sex=F", "sex=M", "A & F"} <= set(acc.index)
-    from fairensemble.sweep.store import RunStore
+    from fairensemble.sweep import RunStore
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     record = RunStore(tmp_path / "run").read_cell(plan["cells"][0]["id"])
     pred = record.probs_test.astype(np.float64).mean(0).argmax(1)

@@ -15,9 +15,8 @@ from conftest import cli, run_cli
 
 from fairensemble import models
 from fairensemble.config import ModelConfig, TrainConfig, load_config
-from fairensemble.train import CellData, Inputs
+from fairensemble.train import CellData, Inputs, train_loop
 from fairensemble.train.common import channels_last
-from fairensemble.train.loop import train_loop
 
 FACTORY = '''
 import os

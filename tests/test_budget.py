@@ -13,8 +13,8 @@ from conftest import cli
 
 from fairensemble.advice.curves import run_curves
 from fairensemble.config import validate
-from fairensemble.evaluation.cell import Evaluator
-from fairensemble.sweep.runner import run_sweep
+from fairensemble.evaluation import Evaluator
+from fairensemble.sweep import run_sweep
 
 FLOORS = {
     "name": "floors", "seed": 0,
@@ -38,8 +38,8 @@ def floors(tmp_path_factory):
     run = tmp_path_factory.mktemp("floors") / "run"
     cfg = validate(FLOORS)
     result = run_sweep(cfg, run, evaluate=Evaluator.of(cfg))
-    from fairensemble.evaluation.analysis import evaluate_run
-    from fairensemble.sweep.store import RunStore
+    from fairensemble.evaluation import evaluate_run
+    from fairensemble.sweep import RunStore
 
     table = evaluate_run(result.plan, RunStore(run)).table
     curves = run_curves(table, result.plan, n_boot=100, seed=0)

@@ -30,15 +30,14 @@ from fairensemble.advice.curves import (
 )
 from fairensemble.config import validate
 from fairensemble.data.sampling import largest_remainder, mix_shares
-from fairensemble.evaluation.analysis import load_run
-from fairensemble.evaluation.tables import with_coords
+from fairensemble.evaluation import load_run, with_coords
 from fairensemble.report.plots import (
     budget_share_figure,
     curves_fit_figure,
     learning_curves_figure,
     save_figure,
 )
-from fairensemble.sweep.plan import PointLayout, build_plan
+from fairensemble.sweep import PointLayout, build_plan
 
 NO_TOTAL = np.nan  # exponent of an absent term
 

@@ -9,12 +9,8 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from fairensemble import metrics as fm
-from fairensemble.evaluation.ensemble import (
-    _boot_counts,
-    average_members,
-    draw_subsets,
-    evaluate_cell,
-)
+from fairensemble.evaluation import average_members, draw_subsets, evaluate_cell
+from fairensemble.evaluation.ensemble import _boot_counts
 
 
 def member_probs(seed: int, E: int = 6, n: int = 300, C: int = 2) -> np.ndarray:

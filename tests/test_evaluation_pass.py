@@ -16,8 +16,8 @@ import yaml
 from conftest import TINY, cli
 from fake_runs import make_run_dir
 
-from fairensemble.evaluation.cell import Evaluator
-from fairensemble.sweep.store import RunStore
+from fairensemble.evaluation import Evaluator
+from fairensemble.sweep import RunStore
 
 _OPENED: list[Path] | None = None  # where the audit hook records opened files, while counting
 

@@ -21,7 +21,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
 from fairensemble import metrics as M
-from fairensemble.evaluation.ensemble import average_members
+from fairensemble.evaluation import average_members
 
 
 @pytest.fixture(scope="module")

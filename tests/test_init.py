@@ -12,7 +12,7 @@ from conftest import run_cli
 from typer.testing import CliRunner
 
 from fairensemble.advice import scaffold
-from fairensemble.cli.main import app
+from fairensemble.cli import app
 from fairensemble.config import load_config
 from fairensemble.data import chexpert
 from fairensemble.data.images import layout_rows
@@ -23,7 +23,8 @@ from fairensemble.data.sampling import (
     plan_counts,
     readable_floor,
 )
-from fairensemble.sweep.runner import data_seed, load_for
+from fairensemble.sweep import load_for
+from fairensemble.sweep.runner import data_seed
 
 PEOPLE = {"north": 600, "south": 360, "islands": 40}
 

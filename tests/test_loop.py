@@ -11,9 +11,8 @@ from safetensors.torch import load_file
 
 from fairensemble import models
 from fairensemble.config import EarlyStopping, ModelConfig, TrainConfig
-from fairensemble.train import CellData, Inputs
-from fairensemble.train.loop import _batch_bounds, _Inputs, train_loop
-from fairensemble.train.stacked import train_stacked
+from fairensemble.train import CellData, Inputs, train_loop, train_stacked
+from fairensemble.train.loop import _batch_bounds, _Inputs
 
 CNN = ModelConfig(name="cnn", width=4)
 

@@ -28,7 +28,7 @@ from sklearn.metrics import (
 )
 
 from fairensemble import metrics as fm
-from fairensemble.evaluation.ensemble import average_members, draw_subsets
+from fairensemble.evaluation import average_members, draw_subsets
 from fairensemble.metrics import (
     METRICS,
     Members,

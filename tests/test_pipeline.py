@@ -177,7 +177,7 @@ def test_a_rerun_reads_each_cached_evaluation_once(finished_run, tmp_path, monke
 
     import fairensemble as fe
     from fairensemble.config import load_config
-    from fairensemble.sweep.store import RunStore
+    from fairensemble.sweep import RunStore
 
     run = tmp_path / "copy"
     shutil.copytree(finished_run, run)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fairensemble.config import validate
-from fairensemble.sweep.plan import CELL_FORMAT, PointLayout, build_plan, cell_identity
+from fairensemble.sweep import CELL_FORMAT, PointLayout, build_plan
+from fairensemble.sweep.plan import cell_identity
 
 TABLE = {"name": "t", "seed": 5, "ratio_group": "a", "ratios": [0.25, 0.5], "train_size": 40,
          "replicates": 2, "dataset": {"kind": "table", "path": "t.csv", "target": "y",
@@ -78,7 +79,7 @@ def test_a_factorys_source_is_part_of_the_identity_so_editing_it_never_reuses_ce
 def test_the_declared_field_kinds_hold_for_cells_evaluations_and_report_set():
     from fairensemble import ConfigError
     from fairensemble.config import EVALUATION_FIELDS, RUNTIME_FIELDS, check_evaluation_overrides
-    from fairensemble.evaluation.cell import EvalSpec
+    from fairensemble.evaluation import EvalSpec
 
     images = {**TABLE, "dataset": {"kind": "celeba", "root": "r"}}
     changes = {  # one change under every declared field

@@ -13,12 +13,8 @@ import pytest
 from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fairensemble.evaluation.postprocess import (
-    CONSTRAINTS,
-    fit_thresholds,
-    predict,
-    predict_proba,
-)
+from fairensemble.evaluation import fit_thresholds, predict
+from fairensemble.evaluation.postprocess import CONSTRAINTS, predict_proba
 
 BOTH = sorted(CONSTRAINTS.values())
 

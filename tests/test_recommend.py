@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, cli, run_cli
 
-from fairensemble.advice.objectives import Samples, choose, choose_pareto, pareto_front
+from fairensemble.advice import Samples, choose, choose_pareto, pareto_front
 from fairensemble.advice.recommend import fine_shares, quantities
 
 
@@ -169,7 +169,7 @@ def test_three_groups_move_one_share_and_keep_the_others_proportions(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["--objective", "fastest"], "--objective: expected one of gap, overall, worst, pareto"),
-    (["--group", "Z"], "--group: expected one of ['M', 'F'], got 'Z'"),
+    (["--group", "Z"], "--group: expected one of the groups (M, F), got 'Z'"),
     (["--set", "mixes=[{M: 1.0}]"], "mixes: need at least two candidate mixes"),
 ])
 def test_bad_recommend_input_exits_2_with_one_line(tmp_path, args, expected):

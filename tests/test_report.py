@@ -4,6 +4,7 @@ training (``fake_runs``)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,11 +16,10 @@ from fake_runs import make_run_dir
 from scipy import stats
 
 from fairensemble import build_report
-from fairensemble.evaluation.analysis import evaluate_run, load_run
+from fairensemble.evaluation import evaluate_run, load_run, summarize
 from fairensemble.evaluation.intervals import boot_columns
-from fairensemble.evaluation.summary import summarize
 from fairensemble.report import plots
-from fairensemble.sweep.store import RunStore
+from fairensemble.sweep import RunStore
 
 
 def _summary(run: Path) -> tuple[dict, object, pd.DataFrame, pd.DataFrame | None]:
@@ -194,3 +194,38 @@ def test_report_html_has_the_summary_as_sortable_tables_and_every_figure_caption
     k_figure = next(f["caption"] for f in page.figures if "ensemble size k (log scale)" in
                     f["caption"])
     assert "95 % t-intervals over 3 replicates" in k_figure
+
+
+def test_every_figure_title_fits_the_figure_and_clears_its_panels(tmp_path):
+    """The long titles ("Who benefits from the ensemble: ...") stay inside the figure, and a
+    figure's title does not overlap the titles of its panels."""
+    metrics = ["accuracy", "auc", "spd", "disagreement"]
+    runs = [make_run_dir(tmp_path / "one", metrics=metrics),
+            make_run_dir(tmp_path / "two", grid={"dataset.label_noise": [0.0, 0.2]},
+                         metrics=metrics)]
+    drawers = [plots.metric_vs_k, plots.gap_vs_k, plots.metric_vs_ratio, plots.gap_vs_ratio,
+               plots.optimal_ratio, plots.gain_vs_diversity]
+    checked = 0
+    for draw, run in itertools.product(drawers, runs):
+        summary, plan, _, _ = _summary(run)
+        drawn = draw(summary, plan)
+        if drawn is None:
+            continue
+        fig = plots.lay_out(drawn[0])
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        width, height = fig.bbox.width, fig.bbox.height
+
+        def inside(box, width=width, height=height) -> bool:
+            return box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height
+
+        titles = [ax.title.get_window_extent(renderer) for ax in fig.axes
+                  if ax.get_visible() and ax.get_title()]
+        assert all(inside(t) for t in titles), draw.__name__
+        if fig.get_suptitle():
+            box = fig._suptitle.get_window_extent(renderer)
+            assert inside(box), (draw.__name__, box, width)
+            assert not any(box.overlaps(t) for t in titles), draw.__name__
+        plots.plt.close(fig)
+        checked += 1
+    assert checked == 2 * len(drawers) - 1  # the optimal mix needs a difficulty axis

@@ -27,10 +27,9 @@ from conftest import ROOT, TINY, cli, run_cli
 
 from fairensemble import ExecutorError
 from fairensemble.config import validate
-from fairensemble.evaluation.analysis import evaluate_run
+from fairensemble.evaluation import evaluate_run
+from fairensemble.sweep import RunStore, plan_with_preview, run_sweep
 from fairensemble.sweep.executors import RAY_PROGRESS_NAME, RAY_TASK_NAME
-from fairensemble.sweep.runner import plan_with_preview, run_sweep
-from fairensemble.sweep.store import RunStore
 
 # a unit trains for about a second (at 40 epochs all 12 cells landed within 0.1 s of each
 # other, and a kill could miss the middle of the run)
@@ -461,7 +460,7 @@ def test_units_no_ray_node_can_hold_exit_2_instead_of_waiting_forever(tmp_path):
 def test_fractional_cpus_per_unit_fit_the_local_ray_instance():
     # one worker of 1.5 CPUs needs a 2-CPU instance; rounding down left every unit waiting
     from fairensemble.config import ExecutorConfig
-    from fairensemble.sweep.executors import make_executor
+    from fairensemble.sweep import make_executor
 
     with make_executor(ExecutorConfig(kind="ray", workers=1, cpus_per_unit=1.5)) as executor:
         got = dict(executor.run(lambda unit, progress: unit * 2, [1, 2, 3], lambda m: None))

@@ -11,9 +11,8 @@ from builders import make_celeba, make_chexpert
 from conftest import ROOT
 
 from fairensemble.config import load_config
-from fairensemble.evaluation.cell import Evaluator
-from fairensemble.sweep.runner import run_sweep
-from fairensemble.sweep.store import RunStore
+from fairensemble.evaluation import Evaluator
+from fairensemble.sweep import RunStore, run_sweep
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

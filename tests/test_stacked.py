@@ -18,9 +18,10 @@ from fairensemble.train import (
     member_rows,
     member_streams,
     order_rng,
+    train_stacked,
 )
 from fairensemble.train.common import early_stopping_score
-from fairensemble.train.stacked import flops_per_step, lr_schedule, train_stacked
+from fairensemble.train.stacked import flops_per_step, lr_schedule
 
 
 def blobs(seed: int, n: int, d: int = 3, n_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,7 @@ from fairensemble import models
 from fairensemble.common.files import file_sha256
 from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.weights import head_keys, load_weights, read_weights
-from fairensemble.train import CellData, Inputs
-from fairensemble.train.loop import train_loop
+from fairensemble.train import CellData, Inputs, train_loop
 
 SIZE = 16
 

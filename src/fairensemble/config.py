@@ -386,6 +386,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+# the configs shipped with the package (configs/ in the repository is a link to them)
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_config(name: str) -> dict[str, Any]:
+    """A shipped config (``configs/<name>.yaml``) as the mapping its YAML holds."""
+    return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+
+
 # what `report --set` may change: anything but what was trained
 REPORT_FIELDS = (*EVALUATION_FIELDS, *RUNTIME_FIELDS)
 

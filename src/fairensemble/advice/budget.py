@@ -9,6 +9,7 @@ from typing import Any
 
 from fairensemble.advice.objectives import RecommendError
 from fairensemble.advice.recommend import Trainer, step_config
+from fairensemble.sweep.plan import check_ratio_group
 
 BUDGET_SHARES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)  # at least three inside (0, 1): conflict
 
@@ -72,8 +73,8 @@ def run_budget(cfg: Any, run_dir: Any, budget: int, sizes: list[int] | None,
     points = cfg.grid_points()
     first = loader(cfg.at(points[0]))
     target = group or resolve_ratio_group(cfg, first)
-    if target not in first.groups:  # learning curves move one group (or one combination)
-        raise RecommendError(f"--group: expected one of {first.groups}, got {target!r}")
+    # learning curves move one group (or one combination), not every combination of a value
+    check_ratio_group(target, first.groups, field="--group")
     if sizes is None:
         largest = min(
             largest_train_size(ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,

@@ -35,7 +35,8 @@ from fairensemble.advice.objectives import (
     pareto_front,
 )
 from fairensemble.evaluation.intervals import samples
-from fairensemble.evaluation.tables import coord_value, direction
+from fairensemble.evaluation.tables import coord_value, direction, mix_column
+from fairensemble.sweep.plan import check_ratio_group
 
 COARSE = (0.1, 0.3, 0.5, 0.7, 0.9)
 FINE_STEP = 0.05
@@ -175,8 +176,8 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
         groups = list(ds.groups)
         if len(groups) < 2:
             raise RecommendError(f"dataset: one group only ({groups[0]}); nothing to move")
-        if group is not None and group not in groups:
-            raise RecommendError(f"--group: expected one of {groups}, got {group!r}")
+        if group is not None:
+            check_ratio_group(group, groups, ds.group_values, ds.attributes, field="--group")
         where = ", ".join(f"{k}={v}" for k, v in point.items())
         where = f"{where}: " if where else ""
         cells: dict[str, Any] = {}
@@ -194,7 +195,7 @@ def run_recommend(cfg: Any, run_dir: Any, objective: str, group: str | None, tra
         say(f"{where}step 1, the balanced mix" if not explicit else
             f"{where}the {len(cfg.mixes)} mixes of the config")
         ev = train_and_measure(first, ds, cells)
-        xcol = "mix" if "mix" in ev.table.columns else "ratio"
+        xcol = mix_column(ev.table)
         q = quantities(ev.table[ev.table["post"] == "none"], _none_post(ev.boot), metric,
                        groups, [1, E], xcol)
         x0 = next(iter(q.by_k[E]["gap"].values))

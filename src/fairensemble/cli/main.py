@@ -13,7 +13,7 @@ from fairensemble import pipeline
 from fairensemble.advice.budget import parse_sizes
 from fairensemble.cli.console import Shown, console, out, user_errors
 from fairensemble.cli.init import init_app
-from fairensemble.config import RunConfig, load_config, set_path, validate
+from fairensemble.config import CONFIGS, RunConfig, load_config, set_path, validate
 from fairensemble.interop import export_run, prepare
 from fairensemble.report import (
     RECOMMENDATION,
@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "fairness.")
 app.add_typer(init_app, name="init")
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"  # package data
+DEMO_CONFIG = CONFIGS / "demo.yaml"
 
 
 def with_workers(cfg: RunConfig, workers: int | None) -> RunConfig:

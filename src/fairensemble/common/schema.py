@@ -36,5 +36,4 @@ def check_hard_group(groups: list[str], hard_group: str | None) -> None:
         raise ValueError(f"dataset.hard_group: expected one of {groups}, got {hard_group!r}")
 
 
-__all__ = ["Fraction", "NonNegativeInt", "PositiveInt", "Strict", "check_hard_group",
-           "column_name"]
+__all__ = ["Fraction", "NonNegativeInt", "PositiveInt", "Strict", "check_hard_group", "column_name"]

@@ -89,5 +89,5 @@ def close_matches(name: str, choices: Sequence[str]) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
 
 
-__all__ = ["NA", "close_matches", "grid_value", "interval", "json_number", "number",
-           "point_label", "point_title", "preview_names", "share", "with_interval"]
+__all__ = ["NA", "close_matches", "grid_value", "interval", "json_number", "number", "point_label",
+           "point_title", "preview_names", "share", "with_interval"]

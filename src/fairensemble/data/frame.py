@@ -354,5 +354,5 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 __all__ = ["JOIN", "OTHER", "Labelled", "LabelledRows", "as_text", "check_subjects", "group_name",
-           "group_values_of",
-           "counts_by_split", "fixed_splits", "label_rows", "split_rows", "text_of"]
+           "group_values_of", "counts_by_split", "fixed_splits", "label_rows", "split_rows",
+           "text_of"]

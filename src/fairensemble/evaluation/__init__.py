@@ -25,8 +25,8 @@ from fairensemble.evaluation.postprocess import ThresholdRule, fit_thresholds, p
 from fairensemble.evaluation.summary import summarize, verdict
 from fairensemble.evaluation.tables import direction, with_coords
 
-__all__ = ["EvalSpec", "Evaluated", "Evaluation", "Evaluator", "MissingCells",
-           "ThresholdRule", "average_members", "direction", "draw_subsets", "evaluate_cell",
-           "evaluate_cells", "evaluate_record", "evaluate_run", "fit_thresholds",
-           "interval95", "load_run", "percentile_interval", "predict", "subsets_by_k",
-           "summarize", "t_interval", "verdict", "with_coords"]
+__all__ = ["EvalSpec", "Evaluated", "Evaluation", "Evaluator", "MissingCells", "ThresholdRule",
+           "average_members", "direction", "draw_subsets", "evaluate_cell", "evaluate_cells",
+           "evaluate_record", "evaluate_run", "fit_thresholds", "interval95", "load_run",
+           "percentile_interval", "predict", "subsets_by_k", "summarize", "t_interval", "verdict",
+           "with_coords"]

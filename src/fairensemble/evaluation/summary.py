@@ -190,6 +190,7 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         "intervals": kind_of(boot),
         "test_mix": cfg.test_mix,
         "grid_fields": fields,
+        "mix_column": xcol,
         "fairness_measures": fairness,
         "grid_points": points,
     }

@@ -33,7 +33,6 @@ import numpy as np
 from fairensemble.common.errors import DataError, StoreError
 from fairensemble.common.files import file_sha256
 from fairensemble.common.seeds import stable_hash
-from fairensemble.common.text import preview_names
 from fairensemble.config import RunConfig
 from fairensemble.interop.arrays import from_arrays, read_npz
 from fairensemble.interop.format import (
@@ -49,7 +48,7 @@ from fairensemble.interop.format import (
     grid_key,
 )
 from fairensemble.interop.long_form import read_long
-from fairensemble.sweep.plan import Cell, Plan, PointLayout, moved_indices
+from fairensemble.sweep.plan import Cell, Plan, PointLayout, check_ratio_group
 from fairensemble.sweep.store import CellRecord, RunStore
 
 
@@ -124,11 +123,7 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
     if ratio_group is None:  # a label only: the group with the fewest test samples
         counts = sum(np.bincount(c.test.g, minlength=len(groups)) for c in imp.cells)
         ratio_group = groups[int(np.argmin(counts))]
-    moved = moved_indices(ratio_group, groups, imp.group_values)
-    if not moved:
-        first = f" or a value of {imp.attributes[0]!r}" if len(imp.attributes) > 1 else ""
-        raise ConfigError(f"ratio_group: expected one of the groups ({preview_names(groups)})"
-                          f"{first}, got {ratio_group!r}")
+    moved = check_ratio_group(ratio_group, groups, imp.group_values, imp.attributes)
     if has_ratio:
         ratios = list(dict.fromkeys(c.labels[RATIO] for c in imp.cells))
         given = original.get("ratios") or []

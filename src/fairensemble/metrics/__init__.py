@@ -69,12 +69,10 @@ from fairensemble.metrics.registry import (
     names,
 )
 
-__all__ = [
-    "DERIVED_LABELS", "DISPARITY", "ECE_BINS", "METRICS", "NEEDS", "TEST_MIXES", "Context",
-    "Direction", "Margins", "Members", "Metric", "Ranks", "Scope", "Scores", "Slices", "Ties",
-    "accuracy", "ambiguity", "aod", "auc", "balanced_accuracy", "brier", "disagreement", "ece",
-    "ece_bin", "eod", "eq_odds", "fpr", "get", "group_metrics", "group_slices", "labels",
-    "names", "nll", "notes", "pair_counts", "precision", "predict", "register", "score",
-    "declare",
-    "selection_rate", "spd", "standalone", "tpr", "with_margins",
-]
+__all__ = ["DERIVED_LABELS", "DISPARITY", "ECE_BINS", "METRICS", "NEEDS", "TEST_MIXES", "Context",
+           "Direction", "Margins", "Members", "Metric", "Ranks", "Scope", "Scores", "Slices",
+           "Ties", "accuracy", "ambiguity", "aod", "auc", "balanced_accuracy", "brier",
+           "disagreement", "ece", "ece_bin", "eod", "eq_odds", "fpr", "get", "group_metrics",
+           "group_slices", "labels", "names", "nll", "notes", "pair_counts", "precision", "predict",
+           "register", "score", "declare", "selection_rate", "spd", "standalone", "tpr",
+           "with_margins"]

@@ -173,5 +173,5 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-__all__ = ["BUILTIN", "NAMES", "accepted", "check_name", "create", "factory_file",
-           "head_name", "is_factory", "resolve"]
+__all__ = ["BUILTIN", "NAMES", "accepted", "check_name", "create", "factory_file", "head_name",
+           "is_factory", "resolve"]

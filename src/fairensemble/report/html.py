@@ -45,7 +45,7 @@ def _benefits_html(summary: dict[str, Any]) -> str:
             continue
         title = point_label(p["point"], empty="all cells")
         div = [m for m in ("disagreement", "ambiguity") if m in items[0]]
-        rows = [[share_cell(it.get("ratio", it.get("mix"))), Cell(it["group"]),
+        rows = [[share_cell(it[summary["mix_column"]]), Cell(it["group"]),
                  signed_cell(it["gain"], it["gain_ci95"], 4),
                  *[Cell("n/a") if it[m] is None else Cell(f"{it[m]:.4f}", it[m]) for m in div]]
                 for it in items]
@@ -111,7 +111,7 @@ def _verdicts_html(summary: dict[str, Any]) -> str:
     for p in summary["grid_points"]:
         title = point_label(p["point"], empty="all cells")
         labels = [*p["groups"], "overall", "gap"]
-        rows = [[share_cell(v.get("ratio", v.get("mix"))),
+        rows = [[share_cell(v[summary["mix_column"]]),
                  Cell(v["verdict"], cls=v["verdict"]), Cell(v["verdict_95"], cls=v["verdict_95"]),
                  *[signed_cell(v["change"][g]["mean"], v["change"][g]["ci95"], 4) for g in labels]]
                 for v in p["verdicts"]]

@@ -9,6 +9,7 @@ vertical segment from its lower to its upper end, none where the summary has non
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from fairensemble.evaluation.tables import grid_fields
 from fairensemble.sweep.plan import Plan
 
 MAX_PANELS = 6
+CHARS_PER_INCH = 11  # of an 11 pt title: where it wraps
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,9 @@ def one_mix(summary: dict[str, Any]) -> bool:
     return all(len(p["verdicts"]) <= 1 for p in summary["grid_points"])
 
 
-def _xcol(summary: dict[str, Any]) -> str:
-    return "mix" if summary["grid_points"] and summary["grid_points"][0]["levels"] \
-        and "mix" in summary["grid_points"][0]["levels"][0] else "ratio"
-
-
 def metric_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
     """The primary metric per group and overall against k, at the mix closest to balanced."""
-    pm, xcol = summary["primary_metric"], _xcol(summary)
+    pm, xcol = summary["primary_metric"], summary["mix_column"]
     shown = _shown_points(plan)
     fig, axes = _panels(len(shown))
     cut = False
@@ -164,7 +161,7 @@ def metric_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
         ax.set_ylabel(pm)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{pm} per group vs ensemble size")
+    _suptitle(fig, f"{pm} per group vs ensemble size")
     caption = (f"{pm} of each group and overall against the ensemble size k (log scale), at "
                f"the training mix closest to balanced (in each panel's title), one panel per "
                f"grid point{_shown_note(plan)}. Bars: {_intervals(summary)}.{_cut_note(cut)}")
@@ -180,7 +177,7 @@ def _intervals(summary: dict[str, Any]) -> str:
 
 def gap_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
     """The gap against ensemble size, one line per training mix: does ensembling close it?"""
-    pm, xcol = summary["primary_metric"], _xcol(summary)
+    pm, xcol = summary["primary_metric"], summary["mix_column"]
     shown = _shown_points(plan)
     fig, axes = _panels(len(shown))
     cmap = plt.get_cmap("coolwarm")
@@ -199,7 +196,7 @@ def gap_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
         ax.set_ylabel(f"gap in {pm}")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=6, ncol=2, title=xcol, title_fontsize=7)
-    fig.suptitle("Gap vs ensemble size, one line per training mix")
+    _suptitle(fig, "Gap vs ensemble size, one line per training mix")
     caption = (f"The gap in {pm} (best minus worst group) against the ensemble size k, one "
                f"line per training mix ({_xlabel(plan, xcol)}), one panel per grid point"
                f"{_shown_note(plan)}: does ensembling close the gap, and at which mixes?")
@@ -207,7 +204,7 @@ def gap_vs_k(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
 
 
 def metric_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
-    pm, xcol, E = summary["primary_metric"], _xcol(summary), summary["members"]
+    pm, xcol, E = summary["primary_metric"], summary["mix_column"], summary["members"]
     shown = _shown_points(plan)
     fig, axes = _panels(len(shown))
     cut = False
@@ -226,7 +223,7 @@ def metric_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
         ax.set_ylabel(pm)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{pm} per group vs training mix (dotted: 1 member, solid: {E} members)")
+    _suptitle(fig, f"{pm} per group vs training mix (dotted: 1 member, solid: {E} members)")
     caption = (f"{pm} of each group and overall against the training mix "
                f"({_xlabel(plan, xcol)}), for a single model (k=1, dotted) and the {E}-member "
                f"ensemble (solid), one panel per grid point{_shown_note(plan)}. "
@@ -241,7 +238,7 @@ def _xlabel(plan: Plan, xcol: str) -> str:
 
 
 def gap_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
-    pm, xcol, E = summary["primary_metric"], _xcol(summary), summary["members"]
+    pm, xcol, E = summary["primary_metric"], summary["mix_column"], summary["members"]
     fig, axes = _panels(2 if E != 1 else 1, width=5.0, height=3.6)
     cmap = plt.get_cmap("viridis")
     n = len(plan.points)
@@ -264,7 +261,7 @@ def gap_vs_ratio(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]:
         ax.set_ylabel(f"gap in {pm} (max - min over groups)")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7)
-    fig.suptitle("Gap vs training mix; star = gap-minimising mix")
+    _suptitle(fig, "Gap vs training mix; star = gap-minimising mix")
     caption = (f"The gap in {pm} (max minus min over groups) against the training mix "
                f"({_xlabel(plan, xcol)}), single model (k=1) and {E}-member ensemble, one line "
                f"per grid point; the star marks the gap-minimising mix. "
@@ -306,7 +303,7 @@ def optimal_ratio(summary: dict, plan: Plan) -> tuple[Figure, str] | None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     if others:
-        fig.suptitle("Optimal training mix vs difficulty")
+        _suptitle(fig, "Optimal training mix vs difficulty")
     caption = (f"The share of {plan.ratio_group.get(0)} that minimises the gap (red) and the "
                f"one with the best overall {plan.cfg.primary} (blue) against {field}, for a "
                f"single model (dotted) and the {E}-member ensemble (solid)"
@@ -338,7 +335,7 @@ def data_figure(plan: Plan, preview: dict[str, np.ndarray] | None) -> tuple[Figu
             ax.set_ylim(-6, 6)
             ax.set_aspect("equal")
         axes[row, 0].legend(fontsize=7, markerscale=3)
-    fig.suptitle("Synthetic pool per group (labels as trained on)")
+    _suptitle(fig, "Synthetic pool per group (labels as trained on)")
     caption = ("A sample of the synthetic training pool of each group (its first two features, "
                "coloured by the label as trained on) at the first and last grid point.")
     return fig, caption
@@ -375,7 +372,7 @@ def pareto_figure(recommendation: dict[str, Any]) -> tuple[Figure, str]:
                      fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Candidate training mixes: overall metric vs gap")
+    _suptitle(fig, "Candidate training mixes: overall metric vs gap")
     caption = (f"Every candidate share of `recommend`: overall {metric} against the gap, for a "
                f"single model (grey) and the {E}-member ensemble (blue), the ensemble's Pareto "
                "front joined and each objective's recommended share marked in red.")
@@ -406,7 +403,7 @@ def gain_vs_diversity(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]
         ax.set_ylabel(f"gain in {pm}, k=1 -> {E}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Who benefits from the ensemble: per-group gain vs member diversity "
+    _suptitle(fig, "Who benefits from the ensemble: per-group gain vs member diversity "
                  "(one point per mix)")
     caption = (f"Per group, the gain in {pm} from one member to {E} against how often the "
                f"members disagree on that group's samples (k={E}), one point per training mix"
@@ -419,8 +416,22 @@ def _nan(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+def _suptitle(fig: Figure, text: str) -> None:
+    """The figure's title, wrapped to its width: a title never runs past the edges, and the
+    constrained layout (``lay_out``) keeps the panels' titles clear of it."""
+    width_in = fig.get_size_inches()[0]
+    fig.suptitle(textwrap.fill(text, max(20, int(width_in * CHARS_PER_INCH))), fontsize=11)
+
+
+def lay_out(fig: Figure) -> Figure:
+    """Place everything so that nothing overlaps: the constrained layout reserves room for
+    the title, the panels' titles and the axis labels."""
+    fig.set_layout_engine("constrained")
+    return fig
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+    lay_out(fig)
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
@@ -500,7 +511,7 @@ def learning_curves_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
                          fontsize=8)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, title="train size", title_fontsize=7)
-    fig.suptitle("Learning curves per group: measured (bars: replicates), fit and 95 % band; "
+    _suptitle(fig, "Learning curves per group: measured (bars: replicates), fit and 95 % band; "
                  "dashed: floor")
     return fig, ("Per-group learning curves: each group's error against its own count in the "
                  "training set, one colour per training-set size; points are the measured means "
@@ -542,7 +553,7 @@ def curves_fit_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
         ax.set_title(f"{point_title(entry['point'])}\n" + "; ".join(quality), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle("Learning-curve fits: fitted against measured error per design point")
+    _suptitle(fig, "Learning-curve fits: fitted against measured error per design point")
     return fig, ("Goodness of fit of the learning curves: the fitted error against the measured "
                  "one at every (train size, mix), one colour per group, circles for the single "
                  "model and squares for the ensemble; points off the diagonal are what the "
@@ -584,7 +595,7 @@ def budget_share_figure(curves: list[dict[str, Any]]) -> tuple[Figure, str]:
             ax.legend(fontsize=7)
         for c in range(len(_curve_parts(entry)), 2):
             axes[r, c].set_visible(False)
-    fig.suptitle("Predicted best share against budget (bands: 95 % interval of the refits' "
+    _suptitle(fig, "Predicted best share against budget (bands: 95 % interval of the refits' "
                  "optima; dotted: the budget asked for)")
     return fig, ("The recommended share of the moved group against the training-set size (the "
                  "budget), per objective, predicted from the learning curves; bands are the 95 % "

@@ -216,8 +216,8 @@ def groups_tabular(summary: dict[str, Any]) -> Tabular:
     columns = [*_grid_cols(summary), *([Col("mix")] if several else []),
                Col("group", justify="left"), Col(pm, ks), Col("change (95% CI)")]
     rows: list[Row] = []
+    xcol = summary["mix_column"]
     for p in summary["grid_points"]:
-        xcol = "mix" if p["verdicts"] and "mix" in p["verdicts"][0] else "ratio"
         level = {(str(lv[xcol]), lv["group"], lv["k"]): lv["mean"] for lv in p["levels"]}
         margins = p.get("margins") or []
         for v in p["verdicts"]:

@@ -16,7 +16,6 @@ from fairensemble.sweep.runner import (
 )
 from fairensemble.sweep.store import CellRecord, CorruptCell, RunLocked, RunStore
 
-__all__ = ["CELL_FORMAT", "Cell", "CellRecord", "CorruptCell", "Executor", "Plan",
-           "PointLayout", "RunLocked", "RunStore", "SweepResult", "build_plan",
-           "check_available", "load_for", "make_executor", "plan_run", "plan_with_preview",
-           "run_sweep", "train_unit"]
+__all__ = ["CELL_FORMAT", "Cell", "CellRecord", "CorruptCell", "Executor", "Plan", "PointLayout",
+           "RunLocked", "RunStore", "SweepResult", "build_plan", "check_available", "load_for",
+           "make_executor", "plan_run", "plan_with_preview", "run_sweep", "train_unit"]

@@ -10,13 +10,15 @@ run directory is enough to re-analyse a run on a machine that has never seen its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fairensemble import models
-from fairensemble.common.errors import StoreError
+from fairensemble.common.errors import ConfigError, StoreError
 from fairensemble.common.files import file_sha256
 from fairensemble.common.seeds import derive_seed, stable_hash
+from fairensemble.common.text import close_matches, preview_names
 from fairensemble.config import RUNTIME_FIELDS, RunConfig
 
 # Bump when a change makes stored cells of the same config mean something else.
@@ -67,6 +69,24 @@ def moved_indices(name: str, groups: list[str], group_values: list[list[str]]) -
     if name in groups:
         return [groups.index(name)]
     return [i for i, values in enumerate(group_values) if values and values[0] == name]
+
+
+def check_ratio_group(name: str, groups: Sequence[str], group_values: Sequence[Sequence[str]] = (),
+                      attributes: Sequence[str] = (), field: str = "ratio_group",
+                      source: str = "") -> list[int]:
+    """The groups a sweep of ``name`` moves (``moved_indices``): a group, or with
+    intersectional groups a value of the first attribute. A name that moves nothing is one
+    line naming ``field`` (``ratio_group``, ``--ratio-group``, ``--group``), the choices and
+    the close matches."""
+    hits = moved_indices(name, list(groups), [list(v) for v in group_values])
+    if hits:
+        return hits
+    firsts = sorted({v[0] for v in group_values if v})
+    also = (f" or a value of {attributes[0]!r} ({preview_names(firsts)})"
+            if firsts and attributes else "")
+    where = f"{source}: " if source else ""
+    raise ConfigError(f"{where}{field}: expected one of the groups ({preview_names(list(groups))})"
+                      f"{also}, got {name!r}{close_matches(name, [*groups, *firsts])}")
 
 
 @dataclass

@@ -25,7 +25,6 @@ import numpy as np
 from fairensemble.common.errors import ConfigError
 from fairensemble.common.files import atomic_write_bytes
 from fairensemble.common.seeds import derive_seed
-from fairensemble.common.text import preview_names
 from fairensemble.config import RunConfig, dump_config, validate
 from fairensemble.data import Dataset, load_dataset
 from fairensemble.data.sampling import mix_shares, plan_counts, sample_indices
@@ -36,7 +35,14 @@ from fairensemble.sweep.executors import (
     resolve,
     unit_threads,
 )
-from fairensemble.sweep.plan import Cell, Plan, PointLayout, build_plan, moved_indices, n_mixes
+from fairensemble.sweep.plan import (
+    Cell,
+    Plan,
+    PointLayout,
+    build_plan,
+    check_ratio_group,
+    n_mixes,
+)
 from fairensemble.sweep.store import CellRecord, RunStore
 from fairensemble.train.streams import CellData, Inputs
 
@@ -65,13 +71,8 @@ def load_for(cfg: RunConfig) -> Dataset:
 
 
 def moved_groups(name: str, ds: Dataset) -> list[int]:
-    """``plan.moved_indices`` on a dataset; a name that moves nothing is a one-line error."""
-    hits = moved_indices(name, ds.groups, ds.group_values)
-    if hits:
-        return hits
-    firsts = sorted({v[0] for v in ds.group_values}) if ds.attributes else []
-    also = f" or a value of {ds.attributes[0]!r} ({preview_names(firsts)})" if firsts else ""
-    raise ConfigError(f"ratio_group: expected one of {ds.groups}{also}, got {name!r}")
+    """The groups of ``ds`` a sweep of ``name`` moves (``plan.check_ratio_group``)."""
+    return check_ratio_group(name, ds.groups, ds.group_values, ds.attributes)
 
 
 def resolve_ratio_group(cfg: RunConfig, ds: Dataset) -> str:

@@ -153,6 +153,5 @@ def member_rows(
 # progress(n_members_finished) is called as members finish (or in fractions of a cell)
 Progress = Callable[[float], None]
 
-__all__ = ["DIVERSITY_SOURCES", "CellData", "Inputs", "MemberStreams", "Progress",
-           "augment_rng", "bootstrap_rows", "holdout_split", "member_rows", "member_streams",
-           "order_rng"]
+__all__ = ["DIVERSITY_SOURCES", "CellData", "Inputs", "MemberStreams", "Progress", "augment_rng",
+           "bootstrap_rows", "holdout_split", "member_rows", "member_streams", "order_rng"]

@@ -34,7 +34,8 @@ from fairensemble.advice.curves.serialize import (
     run_curves,
 )
 
-__all__ = ["MAX_FACTOR", "Curves", "CurvesError", "Form", "GroupCurve", "Prediction", "band95", "budget_grid",
-           "curves_json", "data_terms", "difficulty", "difficulty_summary", "fit_curves",
-           "fit_run", "fit_warnings", "flat_objectives", "identifiable_forms", "interference", "measured_points",
-           "model_error", "predict", "run_curves", "settings", "sweeps_sizes"]
+__all__ = ["MAX_FACTOR", "Curves", "CurvesError", "Form", "GroupCurve", "Prediction", "band95",
+           "budget_grid", "curves_json", "data_terms", "difficulty", "difficulty_summary",
+           "fit_curves", "fit_run", "fit_warnings", "flat_objectives", "identifiable_forms",
+           "interference", "measured_points", "model_error", "predict", "run_curves", "settings",
+           "sweeps_sizes"]

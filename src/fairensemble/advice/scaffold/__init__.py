@@ -27,6 +27,6 @@ from fairensemble.advice.scaffold.render import render_yaml
 from fairensemble.advice.scaffold.tables import propose_adult, propose_table
 
 __all__ = ["Counts", "GroupPlan", "Proposal", "TrainSize", "missing_markers", "pick_positive",
-           "pick_ratio_group", "plan_groups", "propose_adult", "propose_celeba",
-           "propose_chexpert", "propose_images", "propose_table", "propose_train_size",
-           "readable_between", "render_yaml"]
+           "pick_ratio_group", "plan_groups", "propose_adult", "propose_celeba", "propose_chexpert",
+           "propose_images", "propose_table", "propose_train_size", "readable_between",
+           "render_yaml"]

@@ -26,7 +26,7 @@ from fairensemble.advice.scaffold.decide import (
     pick_ratio_group,
     propose_train_size,
 )
-from fairensemble.config import RunConfig, validate
+from fairensemble.config import RunConfig, shipped_config, validate
 from fairensemble.data.sampling import (
     stratified_subsample,
 )
@@ -144,21 +144,11 @@ def _mlp_fields(train_size: int) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def _gpu_fields(kind: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The run fields of an image config (ResNet-50 on a GPU), as the shipped configs have
-    them, and why."""
-    metric = "auc" if kind == "chexpert" else "accuracy"
-    fields = {
-        "replicates": 1,
-        "model": {"name": "resnet50"},
-        "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0005,
-                  "epochs": 20, "batch_size": 128, "schedule": "cosine",
-                  "early_stopping": {"patience": 5, "metric": metric}, "device": "auto",
-                  "save_models": False},
-        "ensemble": {"members": 20, "draws": 50},
-        "primary_metric": metric,
-        "test_mix": "balanced",
-        "executor": {"kind": "serial", "workers": 1},
-    }
+    """The run fields of an image config (ResNet-50 on a GPU), read from the shipped config of
+    the same kind (CheXpert's for CheXpert, CelebA's for the others), and why."""
+    shipped = shipped_config("chexpert" if kind == "chexpert" else "celeba")
+    fields = {key: shipped[key] for key in ("replicates", "model", "train", "ensemble",
+                                            "primary_metric", "test_mix", "executor")}
     why = {
         "replicates": "1: each replicate repeats every GPU training",
         "model": "ResNet-50 at 224 px: a GPU is expected (20 members x 11 ratios; see the README "

@@ -42,6 +42,7 @@ from fairensemble.data.sampling import (
     largest_train_size,
     readable_floor,
 )
+from fairensemble.sweep.plan import check_ratio_group
 
 MIN_TEST_PER_CLASS = 30  # test rows of each class a group needs for its own metrics
 MAX_CLASSES = 20  # more distinct target values than this, without --positive: not a label
@@ -238,9 +239,8 @@ def pick_ratio_group(pool: Counts, requested: str | None, merged: bool = False,
     combinations move together, the others keep their proportions)."""
     firsts = sorted({v[0] for v in group_values}) if group_values else []
     if requested is not None:
-        if requested not in pool.groups and requested not in firsts:
-            raise DataError(f"--ratio-group {requested!r}: expected one of "
-                            f"{[*pool.groups, *firsts]}")
+        check_ratio_group(requested, pool.groups, group_values or [], [attribute],
+                          field="--ratio-group")
         return requested, f"{requested!r}, as asked (--ratio-group)"
     if firsts:
         sizes = {v: sum(pool.rows(g) for g, vals in zip(pool.groups, group_values)

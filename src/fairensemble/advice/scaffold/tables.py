@@ -24,10 +24,11 @@ from fairensemble.advice.scaffold.decide import (
     slug,
 )
 from fairensemble.common.errors import DataError
-from fairensemble.common.text import close_matches, preview_names
+from fairensemble.common.text import preview_names
 from fairensemble.data.adult import AdultData
 from fairensemble.data.frame import JOIN
 from fairensemble.data.tabular import TableData
+from fairensemble.sweep.plan import check_ratio_group
 
 # ----------------------------------------------------------------------------- tables
 
@@ -255,13 +256,10 @@ def _require_values(frame: pd.DataFrame, target: str, groups: list[str],
 def _require_ratio_group(name: str | None, counts: Counts, columns: str | list[str],
                          source: str, group_values: list[list[str]] | None = None) -> None:
     """``--ratio-group`` names a group, or with several columns a value of the first one."""
-    firsts = sorted({v[0] for v in group_values}) if group_values else []
-    choices = [*counts.groups, *firsts]
-    if name is not None and name not in choices:
+    if name is not None:
         column = columns if isinstance(columns, str) else columns[0]
-        raise DataError(f"{source}: --ratio-group {name!r} is not a value of {column!r}"
-                        f"{close_matches(name, choices)}"
-                        f" (values: {preview_names(choices)})")
+        check_ratio_group(name, counts.groups, group_values or [], [column],
+                          field="--ratio-group", source=source)
 
 
 def _group_comments(plan: GroupPlan, dataset: dict, comments: dict[str, str],
