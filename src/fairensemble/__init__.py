@@ -1,11 +1,30 @@
 """fairensemble: how deep ensembles and the group mix of a training set shape fairness.
 
-The handful of names a notebook needs; the rest lives in the submodules::
+The handful of names a notebook needs; the rest lives in the subpackages::
 
     from fairensemble import load_config, run, analyze
     cfg = load_config("configs/demo.yaml", ["train.epochs=10"])
     summary = run(cfg, "runs/demo")
     summary = analyze("predictions.parquet", out="runs/mine")   # an ensemble made elsewhere
+
+The packages, top to bottom; imports only point down (``tests/test_layers.py`` checks it):
+
+    cli          the command line (main, console, init)
+    pipeline     the sequences of the commands, shared by the CLI and this module
+    interop      predictions made elsewhere, in (analyze) and out (export)
+    report       rendering: files, figures, tables, report.html; computes nothing
+    advice       recommend, budget, learning curves, levers, config proposals (init)
+    evaluation   reading a run directory: ensembles, metrics tables, summaries, costs
+    sweep        planning, executors, the sweep runner and the run directory (store)
+    train        member trainers (stacked, loop, frozen) and mitigations
+    config       the validated run config
+    data         data sources, one module each, and the group-ratio sampler
+    models, metrics   model families and the metric registry
+    common       errors, seeds, schema, files, array checks, text
+
+Training (plan, data, train, executors, sweep) writes cells into the run directory;
+evaluation reads them. Neither half imports the other's internals: the pipeline hands the
+sweep an evaluator as a plain callable.
 """
 
 from __future__ import annotations

@@ -53,6 +53,15 @@ def codes(a: Any, name: str, n: int | None, count: int, what: str = "class codes
     return arr.astype(np.int64, copy=False)
 
 
+def member_probs(x: Any, name: str = "member_probs") -> np.ndarray:
+    """Members' probabilities [members, n, classes] (not copied)."""
+    arr = as_array(x, name)
+    if arr.ndim != 3:
+        raise InputError(f"{name}: expected an array [members, n, classes], got shape "
+                         f"{arr.shape}")
+    return arr
+
+
 def features(X: Any, name: str, d: int | None = None) -> np.ndarray:
     """A float feature matrix [n, d] as contiguous float32 (``d`` features when given)."""
     arr = as_array(X, name)
@@ -82,4 +91,4 @@ def count(value: Any, name: str, low: int = 1) -> int:
     return int(value)
 
 
-__all__ = ["as_array", "check_shape", "codes", "count", "features", "images"]
+__all__ = ["as_array", "check_shape", "codes", "count", "features", "images", "member_probs"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fairensemble.common import arrays
 from fairensemble.common.errors import InputError
 from fairensemble.metrics import (
     DERIVED_LABELS,
@@ -73,12 +74,8 @@ def average_members(member_probs: np.ndarray, subsets: np.ndarray) -> np.ndarray
     for every sample, so samples whose member probabilities are equal get equal averages
     (ties stay ties for AUC).
     """
-    member_probs = np.asarray(member_probs)
+    member_probs = arrays.member_probs(member_probs)
     subsets = np.asarray(subsets)
-    if member_probs.ndim != 3:
-        raise InputError(
-            f"member_probs: expected an array [members, n, classes], got {member_probs.shape}"
-        )
     if subsets.ndim != 2 or subsets.shape[1] < 1:
         raise InputError(f"subsets: expected an int array [draws, k], got {subsets.shape}")
     E = member_probs.shape[0]
@@ -141,15 +138,10 @@ def evaluate_cell(
     beside the groups, after them in the table; gap, worst and disparities stay between the
     groups.
     """
-    member_probs = np.asarray(member_probs)
-    if member_probs.ndim != 3:
-        raise InputError(
-            f"member_probs: expected an array [members, n, classes], got {member_probs.shape}"
-        )
+    member_probs = arrays.member_probs(member_probs)
     E, n, C = member_probs.shape
     y = np.asarray(y)
-    if y.shape != (n,):
-        raise InputError(f"y: expected shape ({n},) to match member_probs, got {y.shape}")
+    arrays.check_shape(y, "y", [(n,)], "to match member_probs")
     bad = [k for k in ks if not 1 <= k <= E]
     if bad:
         raise InputError(f"ks: expected ensemble sizes in 1..{E} (members), got {bad}")
