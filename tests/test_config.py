@@ -105,3 +105,30 @@ def test_shipped_configs_validate():
 
     for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
         load_config(path)
+
+
+def test_every_config_field_documents_itself():
+    """The configuration reference is generated from the fields' docstrings: a field without
+    one would be a hole in it."""
+    from pydantic import BaseModel
+
+    from fairensemble.config import RunConfig
+    from fairensemble.data import sources
+
+    missing, seen = [], set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(prefix + name)
+            for arg in getattr(field.annotation, "__args__", ()) + (field.annotation,):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    walk(arg, f"{prefix}{name}.")
+
+    walk(RunConfig, "")
+    for kind, source in sources().items():
+        walk(source.config, f"dataset[{kind}].")
+    assert not missing, missing

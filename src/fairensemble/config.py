@@ -58,20 +58,30 @@ SyntheticData = _SOURCES["synthetic"].config  # the default dataset
 
 
 class ModelConfig(Strict):
-    # a built-in name, or a factory 'package.module:function' / 'path/to/file.py:function'
+    """What every member is: an MLP, a built-in image model, or a factory of your own."""
+
     name: str = "mlp"
+    """A built-in model (``mlp``, ``cnn``, ``resnet18``/``34``/``50``, ``vit_tiny``,
+    ``vit_small``) or a factory ``package.module:function`` / ``path/to/file.py:function``."""
     hidden: list[PositiveInt] = [64, 64]
+    """Hidden layer widths of the MLP (and of ``bag``'s head)."""
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
+    """The MLP's activation."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    width: PositiveInt = 32  # base channel width of the small CNN
-    # a state dict in torchvision's/timm's key layout (.pth, .pt or .safetensors) that every
-    # member starts from; the head is kept when it has the task's class count
+    """Dropout rate, where the model has dropout (the stacked MLP trainer supports 0 only)."""
+    width: PositiveInt = 32
+    """Base channel width of the small CNN."""
     weights: Annotated[str, Field(min_length=1)] | None = None
-    freeze_norm: bool = False  # batch norm in eval mode while training: keeps loaded statistics
-    # backbone: the image model's features are computed once per run and the members are
-    # heads (stacked MLPs with `head_hidden` layers) trained on them
+    """A state dict in torchvision's / timm's key layout (``.pth``, ``.pt`` or
+    ``.safetensors``) every member starts from; the head is kept when it has the task's class
+    count."""
+    freeze_norm: bool = False
+    """Batch norm in eval mode while training: keeps the loaded statistics."""
     freeze: Literal["none", "backbone"] = "none"
+    """``backbone``: the model's features are computed once per run and the members are heads
+    (stacked MLPs with ``head_hidden`` layers) trained on them."""
     head_hidden: list[PositiveInt] = []
+    """Hidden layer widths of the heads over frozen features (none: a linear head)."""
 
     @field_validator("name")
     @classmethod
@@ -103,31 +113,54 @@ class ModelConfig(Strict):
 
 
 class EarlyStopping(Strict):
+    """Stop a member when its validation score has not improved for ``patience`` epochs and
+    keep its best epoch."""
+
     patience: PositiveInt = 10
+    """Epochs without improvement before a member stops."""
     metric: Literal["loss", "accuracy", "auc"] = "loss"
+    """What the validation score is."""
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    """Share of a member's training rows held out to score it, when the data have no val
+    split (each member holds out its own rows)."""
 
 
 class TrainConfig(Strict):
+    """How every member trains."""
+
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    """The optimiser (torch's, element-wise, so a stack of members is independent
+    optimisers)."""
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    """Learning rate (at the start of the schedule)."""
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    """Weight decay (L2 for adam and sgd, decoupled for adamw)."""
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    """SGD's momentum."""
     epochs: PositiveInt = 100
+    """Passes over each member's training rows."""
     batch_size: PositiveInt = 128
+    """Rows per mini-batch."""
     schedule: Literal["constant", "cosine", "step"] = "constant"
+    """Learning-rate schedule per epoch (torch's schedulers)."""
     step_size: PositiveInt = 30
+    """``step`` schedule: epochs between decays."""
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    """``step`` schedule: the decay factor."""
     early_stopping: EarlyStopping | None = None
+    """Stop members early on a validation score (none: train every epoch)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # bf16: autocast to bfloat16 (CPU and CUDA) with channels-last memory for convolutional
-    # nets; applies to the loop trainer and to computing frozen features (the stacked MLP
-    # trainer stays fp32)
+    """Where members train; ``auto`` takes CUDA when there is one."""
     precision: Literal["fp32", "bf16"] = "fp32"
+    """``bf16``: autocast to bfloat16 (CPU and CUDA) with channels-last memory for
+    convolutional nets; for the loop trainer and for computing frozen features (the stacked
+    MLP trainer stays fp32)."""
     save_models: bool = False
-    # where members of a cell differ; a source left out is shared (every member uses member
-    # 0's stream). The default is what members always differed by.
+    """Write every member's weights into the run directory (``models/<cell>/``)."""
     diversity: list[str] = ["init", "order", "augment"]
+    """Where members of a cell differ: ``init`` (initial weights), ``order`` (mini-batch
+    order), ``bootstrap`` (a resample of the training rows), ``augment`` (image flips). A
+    source left out is shared: every member uses member 0's stream."""
 
     @field_validator("diversity", mode="before")
     @classmethod
@@ -148,10 +181,16 @@ K_LADDER = (1, 2, 3, 5, 10, 20, 50, 100)
 
 
 class EnsembleConfig(Strict):
+    """How many members each cell trains and which ensembles of them are scored."""
+
     members: PositiveInt = 20
-    # default: the sizes of K_LADDER up to `members`, plus `members` itself
+    """Members per cell (E)."""
     k: list[PositiveInt] | None = None
+    """Ensemble sizes to score (default: 1, 2, 3, 5, 10, 20, 50, 100 up to ``members``; 1 and
+    E always)."""
     draws: PositiveInt = 50
+    """Random k-of-E member subsets averaged per ensemble size (all of them when fewer
+    exist)."""
 
     def sizes(self) -> list[int]:
         """The ensemble sizes to evaluate: configured (or default) ks plus 1 and E, sorted."""
@@ -160,53 +199,84 @@ class EnsembleConfig(Strict):
 
 
 class ExecutorConfig(Strict):
+    """Where the training units run; the numbers are the same whichever runs them."""
+
     kind: Literal["serial", "local", "ray"] = "local"
-    # local: pool size; ray with a local instance (address null): the instance's CPUs are
-    # workers x cpus_per_unit
+    """``serial`` (this process), ``local`` (a pool of processes) or ``ray`` (a Ray
+    cluster, or a local Ray instance)."""
     workers: PositiveInt = 2
-    # torch threads per unit; default: cores / workers (local), cpus_per_unit (ray). Image
-    # models on CPU give bitwise-identical numbers only for the same thread count.
+    """``local``: the pool size; ``ray`` with a local instance: its CPUs are workers x
+    ``cpus_per_unit``."""
     threads: PositiveInt | None = None
-    address: str | None = None  # ray: null = start a local instance; "auto" or ray://host:port
+    """Torch threads per unit (default: cores / workers for ``local``, ``cpus_per_unit`` for
+    ``ray``). Image models on CPU give bitwise-identical numbers for the same count only."""
+    address: str | None = None
+    """``ray``: none starts a local instance; ``auto`` or ``ray://host:port`` joins one."""
     cpus_per_unit: Annotated[float, Field(gt=0.0)] = 1.0
-    gpus_per_unit: Annotated[float, Field(ge=0.0)] = 0.0  # fractions share a GPU
-    max_retries: NonNegativeInt = 3  # ray: retries of a unit whose worker died
+    """``ray``: CPUs each unit asks for."""
+    gpus_per_unit: Annotated[float, Field(ge=0.0)] = 0.0
+    """``ray``: GPUs each unit asks for (fractions share a GPU)."""
+    max_retries: NonNegativeInt = 3
+    """``ray``: retries of a unit whose worker died."""
 
 
 class AnalysisConfig(Strict):
     """How results are summarised; none of it changes what is trained."""
 
-    # intervals: t-intervals over replicates, or a bootstrap over test samples (seeded), which
-    # also works with a single replicate
     ci: Literal["replicates", "bootstrap"] = "replicates"
+    """95 % intervals: t-intervals over replicates, or a seeded bootstrap over test samples
+    (which also works with one replicate)."""
     n_boot: Annotated[int, Field(ge=20)] = 200
-    # group-specific thresholds fitted on the validation split (binary tasks with a val split)
+    """Bootstrap resamples."""
     post: list[Literal["threshold_eo", "threshold_dp"]] = ["threshold_eo", "threshold_dp"]
-
-
+    """Group-specific thresholds fitted on the validation split (binary tasks with a val
+    split): equalized odds, demographic parity."""
 
 
 class RunConfig(Strict):
+    """A run: the data, the mixes swept, the model, its training, the ensembles scored, where
+    it runs and how it is summarised."""
+
     name: str = "run"
+    """The run's name (its default directory is ``runs/<name>``)."""
     seed: NonNegativeInt = 0
+    """The run seed every random stream derives from."""
     dataset: DatasetConfig = Field(default_factory=SyntheticData)
+    """The data: one section per ``kind`` (see the data sources)."""
     ratio_group: str | None = None
+    """The group whose share of the training set ``ratios`` sweeps (default: the synthetic
+    hard group, else the last group); with intersectional groups, a value of the first
+    attribute."""
     ratios: list[Fraction] = [round(0.1 * i, 1) for i in range(11)]
+    """Shares of ``ratio_group`` in the training set; the other groups share the rest in
+    their pool proportions."""
     mixes: list[dict[str, Fraction]] | None = None
+    """Explicit mixes instead of ``ratios``: a share per group, summing to 1."""
     train_size: PositiveInt = 2000
+    """Rows in every training set (the same at every mix)."""
     label_balance: Literal["keep", "balanced"] = "keep"
+    """Classes within each group of a training set: as in the pool, or equal."""
     replicates: PositiveInt = 3
+    """Independent training draws (and member seeds) per mix."""
     grid: dict[str, list[Any]] = {}
+    """Other fields to sweep, crossed with the mixes: ``{dataset.label_noise: [0, 0.2]}``."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The members' model."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """How members train."""
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
-    # default: every registered metric (metrics.py is the one list)
+    """Members per cell and the ensemble sizes scored."""
     metrics: list[str] = Field(default_factory=lambda: metric_names())
-    # default: accuracy if listed, else the first per-group metric with a direction
+    """Metrics scored per group and between groups (default: every registered metric)."""
     primary_metric: str | None = None
+    """The metric optima and verdicts rank by (default: accuracy if listed, else the first
+    per-group metric with a direction)."""
     test_mix: Literal["balanced", "natural"] = "balanced"
+    """How ``overall`` weighs the groups: equally, or as the test split holds them."""
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    """Where units run."""
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    """How results are summarised."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:

@@ -3,9 +3,11 @@ training and evaluating (``Shown``, the pipeline's hooks drawn with rich)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -21,7 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from fairensemble.common.errors import UserError
+from fairensemble.common.errors import DataWarning, UserError
 from fairensemble.config import RunConfig
 from fairensemble.pipeline import Hooks
 from fairensemble.sweep.plan import Plan
@@ -43,13 +45,27 @@ def warn(line: str) -> None:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a user error (``UserError``: bad config, data, input files, run directory) into
-    one line on stderr and exit code 2. Anything else is a bug: its traceback shows."""
-    try:
-        yield
-    except UserError as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    except KeyboardInterrupt:
-        fail("interrupted; finished cells are kept, run the same command again to resume", 130)
+    one line on stderr and exit code 2. Anything else is a bug: its traceback shows. A
+    ``DataWarning`` raised meanwhile is printed as a warning line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any,
+                 **kwargs: Any) -> None:
+            if issubclass(category, DataWarning):
+                warn(str(message))
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        try:
+            yield
+        except UserError as err:
+            fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        except KeyboardInterrupt:
+            fail("interrupted; finished cells are kept, run the same command again to resume",
+                 130)
 
 
 class MembersPerSecond(ProgressColumn):

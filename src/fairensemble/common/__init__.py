@@ -7,6 +7,7 @@ passes (``arrays``) and the words and numbers messages and tables are written wi
 from fairensemble.common.errors import (
     ConfigError,
     DataError,
+    DataWarning,
     ExecutorError,
     FairensembleError,
     InputError,
@@ -14,5 +15,5 @@ from fairensemble.common.errors import (
     UserError,
 )
 
-__all__ = ["ConfigError", "DataError", "ExecutorError", "FairensembleError", "InputError",
-           "StoreError", "UserError"]
+__all__ = ["ConfigError", "DataError", "DataWarning", "ExecutorError", "FairensembleError",
+           "InputError", "StoreError", "UserError"]

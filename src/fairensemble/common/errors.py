@@ -40,5 +40,10 @@ class ExecutorError(UserError):
     more often than ``executor.max_retries``)."""
 
 
-__all__ = ["ConfigError", "DataError", "ExecutorError", "FairensembleError", "InputError",
-           "StoreError", "UserError"]
+class DataWarning(UserWarning):
+    """Something in the data worth knowing that does not stop the run (images left out,
+    rows dropped): ``warnings.warn(line, DataWarning)``; the command line prints the line."""
+
+
+__all__ = ["DataWarning", "ConfigError", "DataError", "ExecutorError", "FairensembleError",
+           "InputError", "StoreError", "UserError"]

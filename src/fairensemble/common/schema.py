@@ -14,9 +14,11 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
 class Strict(BaseModel):
-    """A config section: unknown keys are errors, assignments are validated."""
+    """A config section: unknown keys are errors, assignments are validated, and a field's
+    docstring is its description (the configuration reference is generated from them)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True,
+                              use_attribute_docstrings=True)
 
 
 def column_name(value: Any) -> Any:

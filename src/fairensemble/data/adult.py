@@ -60,13 +60,21 @@ class AdultData(Strict):
     files in ``root``."""
 
     kind: Literal["adult"] = "adult"
+    """The data source (this section's name)."""
     root: str | None = None
+    """A folder with adult.data and adult.test (default: the copy bundled with fairensemble)."""
     group: Literal["sex", "race"] | list[Literal["sex", "race"]] = "sex"
+    """The group attribute: sex or race, or both (intersectional groups)."""
     groups: list[str] | None = None
+    """Keep only these groups, in this order."""
     min_group_size: NonNegativeInt = 0
+    """Groups with fewer rows are merged into 'other'."""
     group_as_feature: bool = False
+    """Give the model the group column(s) as features too."""
     impute: Literal["median", "drop"] = "median"
+    """Missing feature values: imputed from the training draw, or the row dropped."""
     val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Share of adult.data carved out as a validation split (0: none)."""
 
 
 def files(root: str | Path | None) -> list[Path]:

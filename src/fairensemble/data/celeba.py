@@ -35,12 +35,15 @@ class CelebAData(ImageOptions):
     """CelebA in its official layout (see the module docstring)."""
 
     kind: Literal["celeba"] = "celeba"
+    """The data source (this section's name)."""
     root: str
+    """The folder with img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt."""
     target: str = "Blond_Hair"
+    """The attribute to predict."""
     group: str = "Male"
-    # names of the attribute's -1 and 1; default [female, male] for Male, else
-    # [not_<group>, <group>]
+    """The attribute whose -1 / 1 are the two groups."""
     groups: list[str] | None = None
+    """Names of the group attribute's -1 and 1 (default: female, male for Male)."""
 
     @property
     def group_names(self) -> list[str]:

@@ -43,14 +43,23 @@ class CheXpertData(ImageOptions):
     """CheXpert (``CheXpert-v1.0`` or ``-small``) in its published layout."""
 
     kind: Literal["chexpert"] = "chexpert"
+    """The data source (this section's name)."""
     root: str
+    """The published folder holding train.csv, valid.csv, train/ and valid/."""
     target: str = "Lung Opacity"
+    """The finding to predict."""
     group: str = "Sex"
+    """The column holding the group."""
     groups: list[str] = ["Female", "Male"]
+    """The groups kept (other values are dropped)."""
     uncertain: Literal["zeros", "ones", "drop"] = "zeros"
+    """Uncertain labels (-1) become 0, 1, or drop the row."""
     frontal_only: bool = True
+    """Keep frontal views only."""
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    """Share of patients in the validation split."""
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    """Share of patients in the test split."""
 
 
 def read_table(cfg: CheXpertData) -> tuple[pd.DataFrame, dict[str, int]]:

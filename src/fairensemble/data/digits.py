@@ -47,13 +47,21 @@ class DigitsData(Strict):
     """scikit-learn's bundled 8x8 digits as a two-group image task (see the module docstring)."""
 
     kind: Literal["digits"] = "digits"
+    """The data source (this section's name)."""
     groups: list[str] = ["A", "B"]
-    hard_group: str | None = None  # default: the last group
+    """The two groups' names (the second group's images are mirrored)."""
+    hard_group: str | None = None
+    """The group the difficulty knobs act on (default: the last group)."""
     pixel_noise: Annotated[float, Field(ge=0.0)] = 0.0
+    """Standard deviation of Gaussian pixel noise on the hard group's images (0 to 1 scale)."""
     rotation_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 0.0
+    """The hard group's images are rotated by up to this many degrees either way."""
     label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    """Share of the hard group's pool labels flipped at random."""
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    """Share of the samples in the test split."""
     image_size: PositiveInt = 8
+    """Images are upsampled to squares of this many pixels."""
 
     @model_validator(mode="after")
     def _hard_known(self) -> DigitsData:

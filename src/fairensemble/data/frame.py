@@ -44,23 +44,33 @@ class LabelledRows(Strict):
     how rows are split into pool / val / test."""
 
     target: str
-    # makes the target binary: this value against every other
+    """The column holding the class label."""
     positive: str | int | float | bool | None = None
-    # one column, or several: each combination of their values is a group
+    """Makes the target binary: this value against every other."""
     group: str | list[str]
+    """The column holding the group, or several: every combination of their values is a group (an
+    intersectional group, named 'a & b')."""
     groups: list[str] | None = None
+    """Keep only these groups, in this order (default: every value)."""
     min_group_size: NonNegativeInt = 0
-    # cell values that mean "missing" besides pandas' own ("", "NA", "NaN", "null", ...),
-    # e.g. ["?"]; matched exactly, whitespace included
+    """Groups with fewer rows are merged into 'other'."""
     na_values: list[str] = []
+    """Cell values that mean missing besides pandas' own (e.g. ['?']); matched exactly."""
     test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    """Share of rows (or subjects) in the test split, drawn per group x class."""
     val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    split: str | None = None  # a column whose values fix the splits
-    # the split column's own values -> train / val / test (default: the usual spellings)
+    """Share of rows (or subjects) in the validation split (0: none)."""
+    split: str | None = None
+    """A column whose values (train / val / test) fix the splits."""
     split_values: dict[str, Literal["train", "val", "test"]] | None = None
-    subject: str | None = None  # a column: all rows of one subject land in one split
-    header: bool | None = None  # delimited text: null sniffs whether line 1 names the columns
-    columns: list[str] | None = None  # names for a headerless file's columns (default 1..N)
+    """The split column's own values mapped to train / val / test (default: the usual
+    spellings)."""
+    subject: str | None = None
+    """A column naming the subject (patient, lesion, person): all its rows land in one split."""
+    header: bool | None = None
+    """Delimited text: whether line 1 names the columns (none: sniffed)."""
+    columns: list[str] | None = None
+    """Names for a headerless file's columns (default: 1..N)."""
 
     @field_validator("target", "group", "subject", "split", "columns", mode="before")
     @classmethod

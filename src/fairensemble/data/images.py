@@ -56,23 +56,39 @@ class ImageOptions(Strict):
     """How images are decoded, cached, augmented and capped (every image source has these)."""
 
     image_size: PositiveInt = 224
+    """Images are decoded to squares of this many pixels."""
     cache_dir: str | None = None
+    """Where decoded images are cached (default: $FAIRENSEMBLE_CACHE, else
+    ~/.cache/fairensemble)."""
     num_workers: NonNegativeInt = 0
+    """Processes that decode images and read their batches (0: this one)."""
     hflip: bool = False
+    """Flip training images left-right at random."""
     max_pool: PositiveInt | None = None
+    """At most this many pool images, a seeded subsample stratified by group x class."""
     max_test: PositiveInt | None = None
+    """At most this many test (and val) images, subsampled the same way."""
 
 
 class ImagesData(LabelledRows, ImageOptions):
     """A table of images (see the module docstring)."""
 
     kind: Literal["images"] = "images"
-    path: str  # a table file, or a folder of *.parquet shards
-    image: str  # the column holding a path, a file name / id, or the encoded image
-    roots: list[str] = []  # folders searched for names; relative to the table's folder
-    suffix: str | None = None  # appended to names without an image extension, e.g. ".jpg"
+    """The data source (this section's name)."""
+    path: str
+    """The table with one image per row, or a folder of Parquet shards."""
+    image: str
+    """The column holding each row's image: a path, a file name or id looked up under roots, or the
+    encoded image."""
+    roots: list[str] = []
+    """Folders searched for image names, in order, relative to the table's folder (default: the
+    table's folder)."""
+    suffix: str | None = None
+    """Appended to names without an image extension, e.g. '.jpg'."""
     color: Literal["rgb", "gray"] = "rgb"
-    fit: Literal["crop", "resize"] = "crop"  # centre-crop to a square, or squash the whole image
+    """Decode to RGB or grayscale."""
+    fit: Literal["crop", "resize"] = "crop"
+    """Centre-crop to a square, or squash the whole image."""
 
     @field_validator("image", mode="before")
     @classmethod

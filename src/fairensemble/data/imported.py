@@ -27,16 +27,24 @@ class ImportedData(Strict):
     model_config = ConfigDict(extra="allow")
 
     kind: Literal["imported"] = "imported"
-    path: str | None = None  # the file read; None for arrays handed over in Python
+    """The data source (this section's name)."""
+    path: str | None = None
+    """The predictions file read (none: arrays handed over in Python)."""
     format: Literal["long", "npz", "arrays"] = "long"
-    sha256: str | None = None  # of the file's bytes, when one was read
-    members: list[str] = []  # member names, in the order of the cells' member axis
-    group: list[str] = []  # the group columns (several: intersectional groups)
-    probs: list[str] = []  # the probability (or logit) columns read
-    logits: bool = False  # a softmax (a sigmoid for one `p` column) was applied
-    # where the mix coordinate comes from: the file's ratio column, or (the training mix not
-    # being known) the ratio group's share of the test samples
+    """What was read: a long-form table, an .npz, or arrays."""
+    sha256: str | None = None
+    """The file's sha256, when one was read."""
+    members: list[str] = []
+    """The members' names, in the order of the cells' member axis."""
+    group: list[str] = []
+    """The group columns read."""
+    probs: list[str] = []
+    """The probability (or logit) columns read."""
+    logits: bool = False
+    """A softmax (a sigmoid for one p column) was applied."""
     ratio: Literal["column", "test_share"] = "test_share"
+    """Where the mix coordinate comes from: the file's ratio column, or the ratio group's share of
+    the test samples."""
 
     def describe(self) -> str:
         """Where the predictions came from, in words (the report)."""

@@ -57,22 +57,38 @@ class SyntheticData(Strict):
     """Two groups, two classes, Gaussian class-conditionals (see the module docstring)."""
 
     kind: Literal["synthetic"] = "synthetic"
+    """The data source (this section's name)."""
     n_features: Annotated[int, Field(ge=2)] = 2
+    """Features per sample (the first two carry the classes and groups; the rest is noise)."""
     groups: list[str] = ["M", "F"]
-    hard_group: str | None = None  # default: the last group
+    """The two groups' names."""
+    hard_group: str | None = None
+    """The group the difficulty knobs act on (default: the last group)."""
     label_noise: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    """Share of the hard group's labels flipped at random, 0 to 0.5 (at 0.5 its labels carry no
+    information)."""
     label_noise_on: Literal["train", "all"] = "train"
+    """Where labels are flipped: pool and val only (``train``), or every split, test included
+    (``all``)."""
     rotation_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 0.0
-    # noise std across each group's unrotated class direction (1 along it): > 1 makes a
-    # rotated boundary a harder task for its group
+    """Rotation of the hard group's class layout (and so its boundary), in degrees."""
     anisotropy: Annotated[float, Field(ge=1.0)] = 1.0
+    """Noise across each group's unrotated class direction, relative to along it; above 1 a rotated
+    hard group is a genuinely harder task."""
     group_feature: bool = False
+    """Append the group code (0/1) as a last feature."""
     pool_size: PositiveInt = 20000
+    """Rows in the pool training sets are drawn from."""
     val_size: NonNegativeInt = 0
+    """Rows in the validation split (0: none)."""
     test_size: PositiveInt = 10000
+    """Rows in the test split."""
     class_sep: Annotated[float, Field(gt=0.0)] = 3.0
+    """Distance between the class means of a group."""
     group_sep: Annotated[float, Field(ge=0.0)] = 1.0
+    """Distance between the two groups' centres (1 against unit noise: the groups overlap)."""
     prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    """Share of the positive class."""
 
     @model_validator(mode="after")
     def _two_groups(self) -> SyntheticData:

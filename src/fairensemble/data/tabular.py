@@ -40,11 +40,20 @@ class TableData(LabelledRows):
     """Any delimited text or Parquet table, one row per sample."""
 
     kind: Literal["table"] = "table"
-    path: str  # a file, or a folder of *.parquet shards
-    features: list[str] | None = None  # default: every column but target, group(s), drop
+    """The data source (this section's name)."""
+    path: str
+    """A table file (CSV, TSV, text, Parquet; optionally compressed) or a folder of Parquet
+    shards."""
+    features: list[str] | None = None
+    """The feature columns (default: every column but the target, group(s), subject, split and
+    drop)."""
     drop: list[str] = []
+    """Columns that are not features."""
     group_as_feature: bool = False
+    """Give the model the group column(s) as features too."""
     impute: Literal["median", "drop"] = "median"
+    """Missing feature values: the training draw's median (numbers) or a 'missing' category (text),
+    or drop the row."""
 
 
 def load_table(cfg: TableData, seed: int, frame: pd.DataFrame | None = None) -> Dataset:
