@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+import fairensemble.train.flat as flat
 import fairensemble.train.stacked as stacked
 from fairensemble.config import EarlyStopping, ModelConfig, TrainConfig
 from fairensemble.models.mlp import MLP, init_mlp_params
@@ -20,8 +21,8 @@ from fairensemble.train import (
     order_rng,
     train_stacked,
 )
-from fairensemble.train.common import early_stopping_score
-from fairensemble.train.stacked import flops_per_step, lr_schedule
+from fairensemble.train.common import early_stopping_score, lr_schedule
+from fairensemble.train.stacked import flops_per_step
 
 
 def blobs(seed: int, n: int, d: int = 3, n_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +111,7 @@ def test_init_mlp_params_equals_nn_linear_default_under_manual_seed() -> None:
 def test_each_member_equals_autograd_and_torch_optim(
     train: TrainConfig, activation: str, fused: bool, monkeypatch
 ) -> None:
-    monkeypatch.setattr(stacked, "FUSED_OPTIMISER", fused)  # unfused: torch builds < 2.4
+    monkeypatch.setattr(flat, "FUSED_OPTIMISER", fused)  # unfused: torch builds < 2.4
     # 203 rows: the last batch is partial (203 = 3 * 64 + 11) and must be kept
     X, y = blobs(0, 203)
     X_eval, _ = blobs(1, 40)

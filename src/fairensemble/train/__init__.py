@@ -10,12 +10,17 @@ from fairensemble.train.streams import (
     Inputs,
     MemberStreams,
     Progress,
+    augment_rng,
+    bootstrap_rows,
+    holdout_split,
     member_rows,
     member_streams,
+    order_rng,
 )
 
-__all__ = ["CellData", "Inputs", "MemberStreams", "Progress", "member_rows", "member_streams",
-           "train_loop", "train_stacked"]
+__all__ = ["CellData", "Inputs", "MemberStreams", "Progress", "augment_rng", "bootstrap_rows",
+           "holdout_split", "member_rows", "member_streams", "order_rng", "train_loop",
+           "train_stacked"]
 
 
 def __getattr__(name: str):  # the trainers import torch: only when asked for

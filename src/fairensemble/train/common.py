@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fairensemble.common.errors import ConfigError, InputError
+from fairensemble.config import TrainConfig
 from fairensemble.metrics import auc
 
 
@@ -83,5 +84,25 @@ def channels_last(net: nn.Module, device: torch.device, precision: str) -> bool:
     return conv and (device.type == "cuda" or precision == "bf16")
 
 
-__all__ = ["Normaliser", "autocast", "channels_last", "choose_device", "early_stopping_score",
-           "normalised_rows"]
+
+def lr_schedule(train: TrainConfig) -> list[float]:
+    """The learning rate of each epoch, taken from torch's own schedulers (exact semantics)."""
+    dummy = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([dummy], lr=train.lr)
+    if train.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=train.epochs)
+    elif train.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=train.step_size, gamma=train.gamma)
+    else:
+        sched = None
+    lrs = []
+    for _ in range(train.epochs):
+        lrs.append(float(opt.param_groups[0]["lr"]))
+        if sched is not None:
+            opt.step()  # a no-op (no grad); keeps the scheduler's call-order check quiet
+            sched.step()
+    return lrs
+
+
+__all__ = ["Normaliser", "autocast", "lr_schedule", "channels_last", "choose_device",
+           "early_stopping_score", "normalised_rows"]

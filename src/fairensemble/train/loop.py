@@ -45,8 +45,8 @@ from fairensemble.train.common import (
     channels_last,
     choose_device,
     early_stopping_score,
+    lr_schedule,
 )
-from fairensemble.train.stacked import lr_schedule
 from fairensemble.train.streams import (
     CellData,
     MemberStreams,

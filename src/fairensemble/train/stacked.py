@@ -31,13 +31,11 @@ import torch
 from fairensemble.common import arrays
 from fairensemble.common.errors import ConfigError, InputError
 from fairensemble.config import ModelConfig, TrainConfig
-from fairensemble.models.mlp import ACTIVATIONS, LEAKY_SLOPE, init_mlp_params, layer_sizes
-from fairensemble.train.common import choose_device, early_stopping_score
+from fairensemble.models.mlp import ACTIVATIONS, init_mlp_params, layer_sizes
+from fairensemble.train.common import choose_device, early_stopping_score, lr_schedule
+from fairensemble.train.flat import Layout, Optimiser, act_, act_backward_, stack_logits
 from fairensemble.train.streams import CellData, Progress, member_rows, member_streams, order_rng
 
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-FLAT_ALIGN = 64  # floats; a multiple of every SIMD width and of a cache line
 # CPU: floats per activation buffer of one member chunk, per torch thread (~0.8 MB: 24 members
 # of a 64-wide layer at batch 128), so that a chunk's activations stay in each core's L2 cache
 # between its kernels (measured on a Zen 4 with 1 MB L2 per core: 24 per thread beat 40 in
@@ -45,225 +43,6 @@ FLAT_ALIGN = 64  # floats; a multiple of every SIMD width and of a cache line
 CHUNK_FLOATS = 24 * 128 * 64
 EVAL_CHUNK_FLOATS = 1 << 20  # activations per forward chunk at prediction time (4 MiB)
 EVAL_ROWS = 512  # rows per prediction block, fixed so that results do not depend on M
-FUSED_OPTIMISER = True  # use torch's fused optimiser kernels where the build has them
-
-_aten = torch.ops.aten
-
-
-def lr_schedule(train: TrainConfig) -> list[float]:
-    """The learning rate of each epoch, taken from torch's own schedulers (exact semantics)."""
-    dummy = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([dummy], lr=train.lr)
-    if train.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=train.epochs)
-    elif train.schedule == "step":
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=train.step_size, gamma=train.gamma)
-    else:
-        sched = None
-    lrs = []
-    for _ in range(train.epochs):
-        lrs.append(float(opt.param_groups[0]["lr"]))
-        if sched is not None:
-            opt.step()  # a no-op (no grad); keeps the scheduler's call-order check quiet
-            sched.step()
-    return lrs
-
-
-# ----------------------------------------------------------------------------- flat layout
-
-
-class _Layout:
-    """Where each stacked parameter lives in a flat buffer: per layer a weight block then a bias
-    block, each ``[M, rows, cols]``.
-
-    Orientation is chosen for MKL's batched gemm, several times slower when the output has a
-    tiny column count than a tiny row count: a hidden layer's weight is stored [in, out] when
-    in <= out, else [out, in]; the output layer's is [C, in] and it computes transposed logits
-    [M, C, b], so the narrow class dimension is always a row dimension.
-    """
-
-    def __init__(self, sizes: list[tuple[int, int]]) -> None:
-        self.sizes = sizes
-        last = len(sizes) - 1
-        self.io = [fan_in <= fan_out and i < last for i, (fan_in, fan_out) in enumerate(sizes)]
-        self.shapes: list[tuple[int, int]] = []
-        for i, ((fan_in, fan_out), io) in enumerate(zip(sizes, self.io)):
-            self.shapes.append((fan_in, fan_out) if io else (fan_out, fan_in))
-            self.shapes.append((fan_out, 1) if i == last else (1, fan_out))
-
-    def blocks(self, flat: torch.Tensor, m: int) -> list[torch.Tensor]:
-        """Per layer weight then bias, as stored: views [M, rows, cols] of ``flat``."""
-        out, off = [], 0
-        for r, c in self.shapes:
-            out.append(flat[off : off + m * r * c].view(m, r, c))
-            off += m * r * c
-        return out
-
-    def weights_io(self, flat: torch.Tensor, m: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer (W as an [M, in, out] view, b as [M, 1, out])."""
-        blocks = self.blocks(flat, m)
-        return [
-            (w if io else w.transpose(1, 2), b.view(m, 1, -1))
-            for w, b, io in zip(blocks[::2], blocks[1::2], self.io)
-        ]
-
-    def _padded(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        # Padding to a multiple of FLAT_ALIGN floats keeps every element on the optimiser
-        # kernel's vectorised path (its scalar tail rounds differently), so a member's numbers
-        # do not depend on where in the buffer it sits.
-        numel = sum(p.numel() for p in parts)
-        pad = -numel % FLAT_ALIGN
-        return torch.cat([*parts, parts[0].new_zeros(pad)])
-
-    def pack(self, params: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> torch.Tensor:
-        """Flat buffer of M members' ``init_mlp_params`` lists."""
-        parts = []
-        for layer, io in enumerate(self.io):
-            w = torch.stack([p[layer][0] if io else p[layer][0].t() for p in params])
-            parts += [w.reshape(-1), torch.stack([p[layer][1] for p in params]).reshape(-1)]
-        return self._padded(parts)
-
-    def select(self, flat: torch.Tensor, m: int, rows: torch.Tensor) -> torch.Tensor:
-        """A flat buffer of the members ``rows`` (indices into the M of ``flat``)."""
-        return self._padded(
-            [b.reshape(m, -1).index_select(0, rows).reshape(-1) for b in self.blocks(flat, m)]
-        )
-
-    def put(self, dst: torch.Tensor, m_dst: int, rows: torch.Tensor, src: torch.Tensor,
-            m_src: int, src_rows: torch.Tensor) -> None:
-        """``dst[rows] = src[src_rows]`` member-wise, block by block."""
-        for bd, bs in zip(self.blocks(dst, m_dst), self.blocks(src, m_src)):
-            picked = bs.reshape(m_src, -1).index_select(0, src_rows)
-            bd.reshape(m_dst, -1).index_copy_(0, rows, picked)
-
-
-# ----------------------------------------------------------------------------- activations
-
-
-def _act_(name: str, pre: torch.Tensor, out: torch.Tensor) -> None:
-    """out = act(pre); for all but gelu, ``out`` is ``pre`` (in place)."""
-    if name == "relu":
-        pre.clamp_min_(0.0)
-    elif name == "tanh":
-        pre.tanh_()
-    elif name == "leaky_relu":
-        torch.nn.functional.leaky_relu_(pre, LEAKY_SLOPE)
-    else:
-        _aten.gelu.out(pre, approximate="none", out=out)
-
-
-def _act_backward_(name: str, grad: torch.Tensor, pre: torch.Tensor, out: torch.Tensor) -> None:
-    """grad <- grad * act'(pre), in place; relu/tanh/leaky_relu read the output only."""
-    if name == "relu":
-        _aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
-    elif name == "tanh":
-        _aten.tanh_backward.grad_input(grad, out, grad_input=grad)
-    elif name == "leaky_relu":
-        _aten.leaky_relu_backward.grad_input(grad, out, LEAKY_SLOPE, True, grad_input=grad)
-    else:
-        _aten.gelu_backward.grad_input(grad, pre, approximate="none", grad_input=grad)
-
-
-def _act(name: str, x: torch.Tensor) -> torch.Tensor:
-    if name == "relu":
-        return x.clamp_min_(0.0)
-    if name == "tanh":
-        return x.tanh_()
-    if name == "leaky_relu":
-        return torch.nn.functional.leaky_relu_(x, LEAKY_SLOPE)
-    return torch.nn.functional.gelu(x)
-
-
-def _logits(layout: _Layout, activation: str, flat: torch.Tensor, m: int,
-            x: torch.Tensor) -> torch.Tensor:
-    """Logits [M, n, C] (a transposed view) of the M members of ``flat`` on inputs x [M, n, d]."""
-    h = x
-    weights = layout.weights_io(flat, m)
-    for w, b in weights[:-1]:
-        h = _act(activation, torch.baddbmm(b, h, w))
-    w_last, b_last = layout.blocks(flat, m)[-2:]  # [M, C, h], [M, C, 1]
-    return torch.baddbmm(b_last, w_last, h.transpose(1, 2)).transpose(1, 2)
-
-
-# ----------------------------------------------------------------------------- optimisers
-
-
-class _Optimiser:
-    """torch.optim's Adam / AdamW / SGD over one flat buffer. Uses torch's fused kernel (one
-    element-wise pass per step, ``fused=True`` semantics); where the build lacks it for the
-    device, the same update as torch's single-tensor code, op for op, in place."""
-
-    def __init__(self, train: TrainConfig, param: torch.Tensor) -> None:
-        self.kind, self.wd, self.momentum = train.optimizer, train.weight_decay, train.momentum
-        self.step_t = torch.zeros((), device=param.device)
-        self.count = 0
-        n_state = 2 if self.kind != "sgd" else int(self.momentum != 0)
-        self.state = [torch.zeros_like(param) for _ in range(n_state)]
-        self.fused = FUSED_OPTIMISER and _has_fused_kernels(param.device)
-
-    def select(self, layout: _Layout, m: int, rows: torch.Tensor) -> None:
-        self.state = [layout.select(s, m, rows) for s in self.state]
-
-    def step(self, param: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
-        self.count += 1
-        if not self.fused:
-            self._step_unfused(param, grad, lr)
-        elif self.kind == "sgd":
-            torch._fused_sgd_(
-                [param], [grad], self.state, weight_decay=self.wd, momentum=self.momentum,
-                lr=lr, dampening=0.0, nesterov=False, maximize=False,
-                is_first_step=self.count == 1,
-            )
-        else:
-            self.step_t += 1
-            fused = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
-            fused(
-                [param], [grad], [self.state[0]], [self.state[1]], [], [self.step_t],
-                lr=lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=self.wd,
-                eps=ADAM_EPS, amsgrad=False, maximize=False,
-            )
-
-    def _step_unfused(self, param: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
-        if self.kind == "sgd":
-            if self.wd != 0:
-                grad.add_(param, alpha=self.wd)
-            if self.momentum != 0:
-                (buf,) = self.state
-                if self.count == 1:
-                    buf.copy_(grad)
-                else:
-                    buf.mul_(self.momentum).add_(grad)
-                grad = buf
-            param.add_(grad, alpha=-lr)
-            return
-        beta1, beta2 = ADAM_BETAS
-        exp_avg, exp_avg_sq = self.state
-        if self.wd != 0:
-            if self.kind == "adamw":
-                param.mul_(1 - lr * self.wd)
-            else:
-                grad.add_(param, alpha=self.wd)
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = lr / (1 - beta1**self.count)
-        denom = grad  # the gradient is spent: reuse its buffer
-        torch.sqrt(exp_avg_sq, out=denom)
-        denom.div_((1 - beta2**self.count) ** 0.5).add_(ADAM_EPS)
-        param.addcdiv_(exp_avg, denom, value=-step_size)
-
-
-def _has_fused_kernels(device: torch.device) -> bool:
-    """Whether this torch build has the fused Adam/SGD kernels for the device (CPU: >= 2.4)."""
-    p = torch.zeros(16, device=device)
-    try:
-        torch._fused_sgd_([p], [p.clone()], [], weight_decay=0.0, momentum=0.0, lr=0.0,
-                          dampening=0.0, nesterov=False, maximize=False, is_first_step=True)
-        torch._fused_adam_([p], [p.clone()], [p.clone()], [p.clone()], [],
-                           [torch.ones((), device=device)], lr=0.0, beta1=0.9, beta2=0.999,
-                           weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------- one stack
@@ -273,7 +52,7 @@ class _Scratch:
     """Activation buffers for a chunk of m members at batch size b. Chunks run one after
     another and share them, so the activations stay in cache from one chunk to the next."""
 
-    def __init__(self, layout: _Layout, activation: str, d: int, m: int, b: int,
+    def __init__(self, layout: Layout, activation: str, d: int, m: int, b: int,
                  device: torch.device) -> None:
         outs = [fo for _, fo in layout.sizes]
         self.x = torch.empty(m * b, d, device=device)
@@ -326,7 +105,7 @@ class _Plan:
         torch.index_select(y_all, 0, r, out=self.y)
         for inp, w, bias, pre, post, _, _, _, _ in self.hidden:
             torch.baddbmm(bias, inp, w, out=pre)
-            _act_(act, pre, post)
+            act_(act, pre, post)
         logits_t = self.logits_t  # [m, C, b] = W_last [m, C, h] @ a^T
         torch.baddbmm(self.b_last, self.w_last, self.a_last.transpose(1, 2), out=logits_t)
 
@@ -339,7 +118,7 @@ class _Plan:
         g_rows, w_t = g.transpose(1, 2), self.w_last  # [m, b, C], [m, C, h]
         for inp, w, _, pre, post, dpost, gw, gb, io in reversed(self.hidden):
             torch.bmm(g_rows, w_t, out=dpost)
-            _act_backward_(act, dpost, pre, post)
+            act_backward_(act, dpost, pre, post)
             if io:
                 torch.bmm(inp.transpose(1, 2), dpost, out=gw)
             else:
@@ -357,12 +136,12 @@ class _Stack:
     over the whole flat buffer. No member's numbers depend on the chunking.
     """
 
-    def __init__(self, layout: _Layout, activation: str, train: TrainConfig,
+    def __init__(self, layout: Layout, activation: str, train: TrainConfig,
                  flat: torch.Tensor, m: int, X_all: torch.Tensor, y_all: torch.Tensor,
                  chunk: int) -> None:
         self.layout, self.activation = layout, activation
         self.X_all, self.y_all = X_all, y_all
-        self.opt = _Optimiser(train, flat)
+        self.opt = Optimiser(train, flat)
         self.chunk = chunk
         self._use(flat, m)
 
@@ -461,7 +240,7 @@ def train_stacked(
         groups[(len(X), -1 if val is None else len(val[1]))].append(i)
 
     sizes = layer_sizes(d, list(model.hidden), n_classes)
-    layout = _Layout(sizes)
+    layout = Layout(sizes)
     lrs = lr_schedule(train)
     results: list[dict[str, np.ndarray]] = [{} for _ in cells]
     with torch.inference_mode():
@@ -484,7 +263,7 @@ def train_stacked(
     return results
 
 
-def _predict(layout: _Layout, activation: str, flat: torch.Tensor, m: int, X: np.ndarray,
+def _predict(layout: Layout, activation: str, flat: torch.Tensor, m: int, X: np.ndarray,
              device: torch.device) -> np.ndarray:
     """Softmax probabilities [M, n, C] of M members on shared inputs, in bounded chunks.
 
@@ -501,12 +280,12 @@ def _predict(layout: _Layout, activation: str, flat: torch.Tensor, m: int, X: np
             flat, m, torch.arange(c0, c1, device=flat.device))
         for s in range(0, n, EVAL_ROWS):
             xb = X_t[s : s + EVAL_ROWS].unsqueeze(0).expand(c1 - c0, -1, -1)
-            logits = _logits(layout, activation, part, c1 - c0, xb)
+            logits = stack_logits(layout, activation, part, c1 - c0, xb)
             out[c0:c1, s : s + EVAL_ROWS] = torch.softmax(logits, dim=-1).cpu().numpy()
     return out
 
 
-def _val_scores(layout: _Layout, activation: str, flat: torch.Tensor, m: int, metric: str,
+def _val_scores(layout: Layout, activation: str, flat: torch.Tensor, m: int, metric: str,
                 X_val: torch.Tensor, y_val: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
     """Validation score of each of the M members of ``flat`` on its rows [M, n_val] of X_val,
     in chunks of members so that memory stays bounded."""
@@ -519,7 +298,7 @@ def _val_scores(layout: _Layout, activation: str, flat: torch.Tensor, m: int, me
         c1 = min(c0 + step, m)
         r = rows[c0:c1].reshape(-1)
         part = layout.select(flat, m, torch.arange(c0, c1, device=flat.device))
-        logits = _logits(layout, activation, part, c1 - c0,
+        logits = stack_logits(layout, activation, part, c1 - c0,
                          X_val.index_select(0, r).view(c1 - c0, n_val, -1))
         scores.append(early_stopping_score(metric, logits,
                                            y_val.index_select(0, r).view(c1 - c0, n_val)))
@@ -527,7 +306,7 @@ def _val_scores(layout: _Layout, activation: str, flat: torch.Tensor, m: int, me
 
 
 def _fit_stack(
-    layout: _Layout,
+    layout: Layout,
     activation: str,
     train: TrainConfig,
     lrs: list[float],
@@ -627,3 +406,4 @@ def flops_per_step(in_features: int, hidden: list[int], n_classes: int, batch: i
 
 
 __all__ = ["flops_per_step", "lr_schedule", "train_stacked"]
+
