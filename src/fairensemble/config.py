@@ -157,6 +157,16 @@ class TrainConfig(Strict):
     MLP trainer stays fp32)."""
     save_models: bool = False
     """Write every member's weights into the run directory (``models/<cell>/``)."""
+    mitigation: Literal["none", "reweight", "balanced", "group_dro"] = "none"
+    """A change to training that targets the gap: ``reweight`` (each sample weighted inversely
+    to its group x class cell's frequency, mean 1), ``balanced`` (mini-batches with equal
+    group x class counts, drawn with replacement), ``group_dro`` (online Group DRO over the
+    group x class cells, each member with its own weights). A grid axis like any other."""
+    dro_step: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
+    """``group_dro``: the step size of the exponentiated-gradient update of the cell weights."""
+    dro_adjust: Annotated[float, Field(ge=0.0)] = 0.0
+    """``group_dro``: Sagawa et al.'s generalization adjustment C (a cell's loss counts
+    C / sqrt(its training rows) more); 0 turns it off."""
     diversity: list[str] = ["init", "order", "augment"]
     """Where members of a cell differ: ``init`` (initial weights), ``order`` (mini-batch
     order), ``bootstrap`` (a resample of the training rows), ``augment`` (image flips). A
@@ -231,6 +241,9 @@ class AnalysisConfig(Strict):
     post: list[Literal["threshold_eo", "threshold_dp"]] = ["threshold_eo", "threshold_dp"]
     """Group-specific thresholds fitted on the validation split (binary tasks with a val
     split): equalized odds, demographic parity."""
+    tolerance: Annotated[float, Field(ge=0.0)] = 0.0
+    """How much of the overall metric a lever may cost: a setting that lowers it by more
+    does not count as closing the gap (the levers' table, ``recommend --cost``)."""
 
 
 class RunConfig(Strict):

@@ -32,6 +32,7 @@ from fairensemble.common.files import write_json
 from fairensemble.config import RunConfig, check_evaluation_overrides
 from fairensemble.evaluation.analysis import Evaluations, evaluate_cells, evaluate_run, load_run
 from fairensemble.evaluation.cell import Evaluator
+from fairensemble.evaluation.levers import cell_costs, levers, run_cost
 from fairensemble.evaluation.summary import summarize
 from fairensemble.interop import Prepared, prepare
 from fairensemble.report.build import RECOMMENDATION, read_recommendation, write_report
@@ -129,6 +130,9 @@ def outputs(run_dir: str | Path, out_dir: str | Path | None = None, plan: Plan |
         ev = evaluate_run(plan, store, on_progress=on_progress, on_start=on_start,
                           prune=out.resolve() == store.root.resolve(), known=known)
     summary = summarize(ev.table, plan, ev.boot)
+    costs = cell_costs(plan, store)
+    summary["cost"] = run_cost(costs, plan)
+    summary["levers"] = levers(ev.table, ev.boot, plan, costs, plan.cfg.analysis.tolerance)
     recommendation = read_recommendation(store.root)
     curves = learning_curves(ev.table, plan, recommendation)
     if curves:

@@ -23,6 +23,7 @@ from fairensemble.report.tables import (
     fairness_tabular,
     groups_tabular,
     html_table,
+    levers_tabular,
     share_cell,
     signed_cell,
     summary_tabular,
@@ -201,6 +202,23 @@ def _imported_html(cfg: RunConfig) -> str:
             "</p>")
 
 
+def _levers_html(summary: dict[str, Any]) -> str:
+    table = levers_tabular(summary)
+    if table is None:
+        return ""
+    cost = summary.get("cost") or {}
+    spent = (f" This run trained {cost['trainings']:,} members"
+             + (f" in {cost['train_seconds']:.1f} s" if cost.get("train_seconds") else "")
+             + (f" ({cost['train_flops']:.3g} training FLOPs)" if cost.get("train_flops")
+                else "") + "." if cost else "")
+    return ("<h2>Which lever, at what cost?</h2><p>Every setting of the training mix, the "
+            "ensemble size, the mitigation and group-specific thresholds, against what it costs "
+            "to train: an ensemble of k costs k trainings, thresholds cost none (a validation "
+            "pass), a mix costs no training but data to collect." + html.escape(spent)
+            + " The figure 'Every lever at its cost' draws them all with the Pareto front.</p>"
+            + table.html())
+
+
 def render_html(cfg: RunConfig, summary: dict[str, Any], figures: list[Drawn],
                 recommendation: dict[str, Any] | None = None) -> str:
     imgs = []
@@ -229,6 +247,7 @@ mix. Intervals: {html.escape(intervals)}. Click a column's header to sort a tabl
 {''.join(imgs)}
 {_benefits_html(summary)}
 {_post_html(summary)}
+{_levers_html(summary)}
 <h2>Positive-sum verdicts</h2>
 {_verdicts_html(summary)}
 <h2>Configuration</h2>

@@ -412,6 +412,58 @@ def gain_vs_diversity(summary: dict[str, Any], plan: Plan) -> tuple[Figure, str]
     return fig, caption
 
 
+POST_MARKERS = {"none": "o", "threshold_eo": "^", "threshold_dp": "s"}
+
+
+def levers_figure(summary: dict[str, Any]) -> tuple[Figure, str] | None:
+    """Per scenario, the gap and the worst group of every setting (mix, k, mitigation,
+    thresholds) against what it costs to train, with the Pareto fronts."""
+    lv = summary.get("levers")
+    if not lv or not lv["settings"]:
+        return None
+    settings, pm = lv["settings"], lv["metric"]
+    scenarios = lv["scenarios"][:MAX_PANELS // 2 or 1]
+    fig, axes = plt.subplots(len(scenarios), 2, figsize=(10.0, 3.6 * len(scenarios)),
+                             squeeze=False)
+    mitigations = list(dict.fromkeys(s["mitigation"] for s in settings))
+    colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(mitigations)}
+    offset = {m: 1.0 + 0.06 * (i - (len(mitigations) - 1) / 2) for i, m in
+              enumerate(mitigations)}
+    for row, sc in zip(axes, scenarios):
+        mine = [s for s in settings if s["scenario"] == sc["scenario"]]
+        base = settings[sc["baseline"]]
+        for ax, label, front in ((row[0], "gap", "front_gap"), (row[1], "worst", "front_worst")):
+            for s in mine:
+                if s[label] is None:
+                    continue
+                ax.scatter([s["trainings"] * offset[s["mitigation"]]], [s[label]], s=14,
+                           color=colors[s["mitigation"]], marker=POST_MARKERS.get(s["post"], "o"),
+                           alpha=0.45 if not s[front] else 1.0, linewidths=0)
+            on = sorted((s for s in mine if s[front]), key=lambda s: s["trainings"])
+            ax.step([s["trainings"] for s in on], [s[label] for s in on], where="post",
+                    color="black", lw=1.0, label="Pareto front")
+            ax.scatter([base["trainings"]], [base[label]], s=90, facecolors="none",
+                       edgecolors="black", label="baseline (1 member, no lever)")
+            _log_k_axis(ax, sorted({s["trainings"] for s in mine}))
+            ax.set_xlabel("cost: trainings (an ensemble of k costs k; thresholds cost none)")
+            ax.set_ylabel(f"{label} {'in ' + pm if label == 'gap' else 'group ' + pm}")
+            ax.set_title(point_title(sc["scenario"]), fontsize=9)
+            ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colors[m], label=m)
+               for m in mitigations]
+    handles += [plt.Line2D([], [], ls="", marker=mk, color="grey", label=f"thresholds: {p}")
+                for p, mk in POST_MARKERS.items() if any(s["post"] == p for s in settings)]
+    axes[0][1].legend(handles=handles + axes[0][1].get_legend_handles_labels()[0],
+                      fontsize=6, loc="best")
+    _suptitle(fig, "Every lever at its cost: gap and worst group against trainings")
+    caption = (f"Each point is a setting: a training mix, a mitigation (colour), an ensemble "
+               f"of k members (x: k trainings) and optional group thresholds (marker), at its "
+               f"mean over replicates. The line is the Pareto front (no cheaper setting is "
+               f"better); the circle is the baseline, one member without any lever. Left: "
+               f"the gap in {pm} (lower is fairer); right: the worst group's {pm}.")
+    return fig, caption
+
+
 def _nan(values: list) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
@@ -452,6 +504,7 @@ def all_figures(summary: dict[str, Any], plan: Plan, fig_dir: Path,
         "gap_vs_ratio": gap_vs_ratio(summary, plan) if by_mix else None,
         "optimal_ratio": optimal_ratio(summary, plan) if by_mix else None,
         "gain_vs_diversity": gain_vs_diversity(summary, plan),
+        "levers": levers_figure(summary),
         "data": data_figure(plan, preview),
     }
     return [Drawn(save_figure(fig, fig_dir / f"{name}.png"), caption)

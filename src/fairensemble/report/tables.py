@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from fairensemble.common.text import grid_value, number, share
+from fairensemble.common.text import grid_value, interval, number, share
 from fairensemble.report.plots import one_mix
 
 # ----------------------------------------------------------------------------- tables
@@ -186,6 +186,50 @@ def fairness_tabular(summary: dict[str, Any]) -> Tabular | None:
         rows = [[v for i, v in enumerate(row) if i != at] for row in rows]
     return Tabular(f"fairness measures (lower is fairer; gap = gap in {pm}): k=1 -> k={E}",
                    columns, rows)
+
+
+def levers_tabular(summary: dict[str, Any]) -> Tabular | None:
+    """Per scenario, the cheapest setting that reaches each target gap without lowering the
+    overall metric, and the smallest gap reachable so (``evaluation.levers``)."""
+    lv = summary.get("levers")
+    if not lv or not lv["scenarios"]:
+        return None
+    settings, pm, xcol = lv["settings"], lv["metric"], lv["mix_column"]
+    scenario_fields = list(lv["scenarios"][0]["scenario"])
+    columns = [*(Col(f.split(".")[-1]) for f in scenario_fields),
+               Col("target", justify="left"), Col("setting: mitigation, mix, k, thresholds",
+                                                   justify="left"),
+               Col(f"gap in {pm}"), Col(f"overall {pm}"), Col("trainings"), Col("seconds")]
+    rows: list[Row] = []
+    for sc in lv["scenarios"]:
+        where = [Cell(str(grid_value(v))) for v in sc["scenario"].values()]
+        base = settings[sc["baseline"]]
+        rows.append([*where, Cell("baseline"), _setting_cell(base, xcol), *_lever_cells(base)])
+        for c in sc["cheapest"]:
+            s = None if c["setting"] is None else settings[c["setting"]]
+            target = c["target"] + ("" if c["max_gap"] is None else f" ({c['max_gap']:.3f})")
+            if s is None:
+                rows.append([*where, Cell(target), Cell("none reaches it"), Cell(""), Cell(""),
+                             Cell(""), Cell("")])
+            else:
+                rows.append([*where, Cell(target), _setting_cell(s, xcol), *_lever_cells(s)])
+    tol = lv.get("tolerance") or 0.0
+    return Tabular(f"which lever, at what cost: the cheapest setting that reaches each gap "
+                   f"without lowering the overall {pm}"
+                   + (f" by more than {tol:g}" if tol else "") + " (means over replicates)",
+                   columns, rows)
+
+
+def _setting_cell(s: dict[str, Any], xcol: str) -> Cell:
+    post = "" if s["post"] == "none" else f", {s['post']}"
+    return Cell(f"{s['mitigation']}, {xcol} {share(s[xcol])}, k={s['k']}{post}")
+
+
+def _lever_cells(s: dict[str, Any]) -> list[Cell]:
+    return [Cell(f"{s['gap']:.3f}{interval(s['gap_ci95'])}", s["gap"]),
+            Cell(f"{s['overall']:.3f}{interval(s['overall_ci95'])}", s["overall"]),
+            Cell(str(s["trainings"]), s["trainings"]),
+            Cell("n/a" if s["seconds"] is None else f"{s['seconds']:.3g}", s["seconds"])]
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

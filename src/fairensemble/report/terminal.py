@@ -10,7 +10,13 @@ from rich.text import Text
 
 from fairensemble.report.parts import budget_parts, difficulty_parts, recommendation_parts
 from fairensemble.report.plots import one_mix
-from fairensemble.report.tables import Tabular, fairness_table, groups_tabular, summary_table
+from fairensemble.report.tables import (
+    Tabular,
+    fairness_table,
+    groups_tabular,
+    levers_tabular,
+    summary_table,
+)
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -19,6 +25,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     fairness = fairness_table(summary)
     if fairness is not None:
         console.print(fairness)
+    levers = levers_tabular(summary)
+    if levers is not None:
+        console.print(levers.rich())
     for part in parts_rich(difficulty_parts(summary)):
         console.print(part)
     if one_mix(summary):  # the tables above say little about the groups themselves

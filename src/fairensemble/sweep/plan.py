@@ -177,10 +177,22 @@ def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicat
         "train_size": pcfg.train_size,
         "label_balance": pcfg.label_balance,
         "model": model_identity(pcfg),
-        "train": pcfg.train.model_dump(mode="json", exclude=_runtime("train")),
+        "train": train_identity(pcfg),
         "members": pcfg.ensemble.members,
         "replicate": replicate,
     }
+
+
+def train_identity(pcfg: RunConfig) -> dict[str, Any]:
+    """The train section as it determines training: a mitigation's own fields count only when
+    it is on, and without one the section reads as it did before mitigations existed, so
+    stored cells keep their ids."""
+    train = pcfg.train.model_dump(mode="json", exclude=_runtime("train"))
+    if train["mitigation"] != "group_dro":
+        del train["dro_step"], train["dro_adjust"]
+    if train["mitigation"] == "none":
+        del train["mitigation"]
+    return train
 
 
 def _shares_key(shares: list[float]) -> list[float]:

@@ -44,7 +44,7 @@ from fairensemble.sweep.plan import (
     n_mixes,
 )
 from fairensemble.sweep.store import CellRecord, RunStore
-from fairensemble.train.streams import CellData, Inputs
+from fairensemble.train.streams import CellData, Inputs, TrainStats
 
 
 def uses_stack(cfg: RunConfig) -> bool:
@@ -101,6 +101,11 @@ def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
         s = mix_share_vector(pcfg, mi, ds, rg)
         c = plan_counts(pcfg.train_size, s, ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,
                         pcfg.label_balance)
+        if pcfg.train.mitigation == "group_dro" and np.count_nonzero(c) < 2:
+            where = (f"mixes[{mi}]" if pcfg.mixes is not None
+                     else f"the training set at a share {pcfg.ratios[mi]:g} of {rg!r}")
+            raise ConfigError(f"train.mitigation: 'group_dro' needs at least two group x class "
+                              f"cells in every training set; {where} holds one")
         shares.append([float(x) for x in s])
         counts.append(c.tolist())
     return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts,
@@ -268,7 +273,8 @@ def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | Non
     inputs = Inputs(kind="table" if uses_stack(pcfg) else ds.input_kind,
                     image_mean=ds.image_mean, image_std=ds.image_std, hflip=ds.hflip,
                     num_workers=ds.loader_workers, threads=threads)
-    data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, inputs)
+    data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, inputs,
+                    g_train=train.g)
     return data, {"counts": counts.tolist(), "n_train": len(idx)}
 
 
@@ -288,11 +294,13 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
     datas = [b[0] for b in built]
     t0 = time.perf_counter()
     saved: list[dict[str, bytes]] = []
+    stats: list[TrainStats] = []
     if uses_stack(cfg):
         from fairensemble.train.stacked import train_stacked
 
         model = pcfg.model.head() if pcfg.model.freeze == "backbone" else pcfg.model
-        outputs = train_stacked(datas, model, pcfg.train, ds.n_classes, progress=progress)
+        outputs = train_stacked(datas, model, pcfg.train, ds.n_classes, progress=progress,
+                                stats=stats)
     else:
         from fairensemble.train.loop import train_loop
 
@@ -301,12 +309,12 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
             with tempfile.TemporaryDirectory() as tmp:
                 save_dir = Path(tmp) if pcfg.train.save_models else None
                 outputs += train_loop([d], pcfg.model, pcfg.train, ds.n_classes,
-                                      progress=progress, save_dir=save_dir)
+                                      progress=progress, save_dir=save_dir, stats=stats)
                 saved.append({p.name: p.read_bytes() for p in sorted(Path(tmp).glob("*"))})
     t_train = time.perf_counter() - t0
     n = len(unit.cells)
     results = []
-    for c, (_, info), probs in zip(unit.cells, built, outputs):
+    for c, (_, info), probs, st in zip(unit.cells, built, outputs, stats):
         has_val = "val" in probs and ds.val is not None
         record = CellRecord(
             id=c.id,
@@ -325,6 +333,8 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
             train_counts=info["counts"],
             timings={"data_s": t_data / n, "train_s": t_train / n, "stacked_with": n,
                      "threads": torch.get_num_threads()},
+            cost=cell_cost(st, t_train / n, ds),
+            mitigation=mitigation_record(pcfg.train.mitigation, st, unit.layout),
         )
         result = CellResult(record, models=saved[len(results)] if saved else {})
         if unit.evaluate is not None:
@@ -333,6 +343,35 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
             result.eval_s = time.perf_counter() - t0
         results.append(result)
     return results
+
+
+def cell_cost(stats: TrainStats, train_s: float, ds: Dataset) -> dict[str, Any]:
+    """What a cell's members cost: trainings, member-epochs, training rows seen, training
+    seconds, and FLOPs where the model's are known; a frozen backbone's pass over the images
+    (``shared_flops``) is the grid point's, paid once whatever the cells."""
+    samples = int(sum(stats.samples))
+    fps = stats.flops_per_sample
+    return {
+        "trainings": len(stats.epochs),
+        "member_epochs": int(sum(stats.epochs)),
+        "samples_seen": samples,
+        "train_seconds": float(train_s),
+        "flops_per_sample": fps,
+        "train_flops": None if fps is None else float(fps) * samples,
+        "shared_flops": (ds.info.get("features") or {}).get("flops"),
+    }
+
+
+def mitigation_record(kind: str, stats: TrainStats, layout: PointLayout) -> dict[str, Any]:
+    """The mitigation a cell trained under, its group x class cells by name, and each
+    member's final Group DRO weights on them."""
+    if kind == "none":
+        return {}
+    names = [f"{layout.groups[g]} / {layout.classes[c]}" for g, c in stats.cells]
+    out: dict[str, Any] = {"kind": kind, "cells": names}
+    if stats.dro_weights is not None:
+        out["dro_weights"] = stats.dro_weights
+    return out
 
 
 # ----------------------------------------------------------------------------- driver

@@ -77,6 +77,8 @@ class CellRecord:
     n_train: int = 0
     train_counts: list[list[int]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)  # what the members cost (``cell_cost``)
+    mitigation: dict[str, Any] = field(default_factory=dict)  # the mitigation's record
 
     @property
     def members(self) -> int:
@@ -101,13 +103,17 @@ class CellRecord:
             "n_train": self.n_train,
             "train_counts": self.train_counts,
             "timings": self.timings,
+            "cost": self.cost,
+            "mitigation": self.mitigation,
         }
 
     @classmethod
     def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> CellRecord:
         keys = ("id", "coords", "groups", "classes", "ratio_group", "seeds", "n_train",
                 "train_counts", "timings")
-        return cls(**{k: meta[k] for k in keys}, **{k: arrays.get(k) for k in ARRAY_NAMES})
+        later = {k: meta.get(k) or {} for k in ("cost", "mitigation")}  # older cells lack them
+        return cls(**{k: meta[k] for k in keys}, **later,
+                   **{k: arrays.get(k) for k in ARRAY_NAMES})
 
 
 @dataclass
@@ -261,6 +267,17 @@ class RunStore:
             raise CorruptCell(f"{self._paths(cell_id)[0]}: unreadable cell file") from None
         self.mark_verified(cell_id)
         return record
+
+    def read_meta(self, cell_id: str) -> dict[str, Any]:
+        """The cell's record without its arrays (coordinates, seeds, counts, timings, cost):
+        its small JSON, read without the .npz."""
+        path = self._paths(cell_id)[1]
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StoreError(f"{path}: cell not found") from None
+        except (OSError, json.JSONDecodeError):
+            raise CorruptCell(f"{path}: unreadable cell record") from None
 
     def read_cell(self, cell_id: str) -> CellRecord:
         """The cell's record, verified against its checksum; ``CorruptCell`` names the file."""

@@ -10,6 +10,7 @@ from fairensemble.train.streams import (
     Inputs,
     MemberStreams,
     Progress,
+    TrainStats,
     augment_rng,
     bootstrap_rows,
     holdout_split,
@@ -18,9 +19,9 @@ from fairensemble.train.streams import (
     order_rng,
 )
 
-__all__ = ["CellData", "Inputs", "MemberStreams", "Progress", "augment_rng", "bootstrap_rows",
-           "holdout_split", "member_rows", "member_streams", "order_rng", "train_loop",
-           "train_stacked"]
+__all__ = ["CellData", "Inputs", "MemberStreams", "Progress", "TrainStats", "augment_rng",
+           "bootstrap_rows", "holdout_split", "member_rows", "member_streams", "order_rng",
+           "train_loop", "train_stacked"]
 
 
 def __getattr__(name: str):  # the trainers import torch: only when asked for

@@ -98,13 +98,20 @@ def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: i
             np.save(fh, _compute(ds, model, train, backbone_seed))
 
     feats = build_once(final, build, _open, "feature cache")
+    first = ds.pool.X
     splits, start = [], 0
     for split in _splits(ds):
         splits.append(Split(feats[start:start + len(split)], split.y, split.g))
         start += len(split)
     pool, test, *val = splits
-    info = {**ds.info, "features": {"file": str(final), "dim": int(feats.shape[1]),
-                                    "backbone": model.name}}
+    from fairensemble.models.flops import forward_flops
+
+    per_image = None if models.is_factory(model.name) else forward_flops(  # built-ins only
+        lambda: backbone(model, first.shape[1], first.shape[2], len(ds.classes), backbone_seed,
+                         load=False), tuple(first.shape[1:]))
+    info = {**ds.info, "features": {
+        "file": str(final), "dim": int(feats.shape[1]), "backbone": model.name,
+        "flops": None if per_image is None else per_image * len(feats)}}
     return replace(ds, pool=pool, test=test, val=val[0] if val else None, prepare=Standardise(),
                    input_kind="table", image_mean=None, image_std=None, hflip=False, info=info)
 
@@ -119,8 +126,9 @@ def _open(path: Path) -> np.ndarray | None:
 
 
 def backbone(model: ModelConfig, in_channels: int, image_size: int, n_classes: int,
-             seed: int) -> Any:
-    """The image model with its head replaced by the identity (weights loaded, eval mode)."""
+             seed: int, load: bool = True) -> Any:
+    """The image model with its head replaced by the identity (weights loaded unless not
+    ``load``, eval mode)."""
     import torch
     from torch import nn
 
@@ -131,7 +139,7 @@ def backbone(model: ModelConfig, in_channels: int, image_size: int, n_classes: i
         options = models.accepted(model.name, {"width": model.width, "dropout": model.dropout})
         net = models.create(model.name, n_classes, in_channels=in_channels,
                             image_size=image_size, **options)
-    if model.weights is not None:
+    if model.weights is not None and load:
         load_weights(net, read_weights(model.weights), f"model.weights: {model.weights}")
     setattr(net, models.head_name(net, model.name), nn.Identity())
     return net.eval()

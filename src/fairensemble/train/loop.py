@@ -38,6 +38,7 @@ from fairensemble.common import arrays
 from fairensemble.common.errors import ConfigError, InputError
 from fairensemble.common.files import atomic_path
 from fairensemble.config import ModelConfig, TrainConfig
+from fairensemble.models.flops import training_flops
 from fairensemble.models.weights import load_weights, read_weights
 from fairensemble.train.common import (
     Normaliser,
@@ -47,10 +48,19 @@ from fairensemble.train.common import (
     early_stopping_score,
     lr_schedule,
 )
+from fairensemble.train.mitigation import (
+    Cells,
+    balanced_order,
+    check,
+    dro_adjustment,
+    dro_step,
+    reweight,
+)
 from fairensemble.train.streams import (
     CellData,
     MemberStreams,
     Progress,
+    TrainStats,
     augment_rng,
     member_rows,
     member_streams,
@@ -69,8 +79,11 @@ def train_loop(
     n_classes: int,
     progress: Progress | None = None,
     save_dir: Path | None = None,
+    stats: list[TrainStats] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Train ``len(cell.member_seeds)`` members per cell; return their predicted probabilities.
+    ``stats``, when given, gets a ``TrainStats`` per cell (as ``train_stacked``'s). Under a
+    ``train.mitigation`` each cell's ``g_train`` gives its rows' groups.
 
     ``progress(delta)`` receives increments in members (fractions while a member trains; each
     member's increments sum to 1). With ``train.save_models`` and ``save_dir``, member i's state
@@ -88,14 +101,77 @@ def train_loop(
                 cell_dir.mkdir(parents=True, exist_ok=True)
             probs: dict[str, list[np.ndarray]] = {name: [] for name in cell.evals}
             streams = member_streams(cell.member_seeds, train.diversity)
+            mitigated = _Mitigated.of(cell, inputs, train, n_classes, j)
+            cell_stats = TrainStats([], [], inputs.flops(model),
+                                    mitigated.pairs, [] if mitigated.q0 is not None else None)
             for i, member in enumerate(streams):
-                net = _train_member(inputs, member, model, train, progress)
+                net = _train_member(inputs, member, model, train, progress, mitigated,
+                                    cell_stats)
                 for name, X in cell.evals.items():
                     probs[name].append(inputs.predict(net, X, train.batch_size))
                 if cell_dir is not None:
                     _save(net, cell_dir / f"member-{i}.safetensors")
             results.append({name: np.stack(p).astype(np.float32) for name, p in probs.items()})
+            if stats is not None:
+                stats.append(cell_stats)
     return results
+
+
+class _Mitigated:
+    """A cell's mitigation as the loop trainer applies it to one member at a time: per-row
+    weights (``reweight``), cell codes for balanced batches, or Group DRO's starting weights
+    and adjustment (``mitigation.py`` holds the maths every trainer shares)."""
+
+    def __init__(self, kind: str, eta: float, cells: Cells | None, w: torch.Tensor | None,
+                 code: torch.Tensor | None, q0: np.ndarray | None,
+                 adjust: torch.Tensor | None) -> None:
+        self.kind, self.eta, self.cells = kind, eta, cells
+        self.w, self.code, self.q0, self.adjust = w, code, q0, adjust
+
+    @property
+    def pairs(self) -> list[list[int]]:
+        return [] if self.cells is None else [list(pc) for pc in self.cells.pairs]
+
+    @classmethod
+    def of(cls, cell: CellData, inputs: _Inputs, train: TrainConfig, n_classes: int,
+           j: int) -> _Mitigated:
+        kind = train.mitigation
+        if kind == "none":
+            return cls(kind, 0.0, None, None, None, None, None)
+        if cell.g_train is None:
+            raise InputError(f"cells[{j}].g_train: train.mitigation {kind!r} needs the "
+                             "training rows' group codes")
+        g = arrays.codes(cell.g_train, f"cells[{j}].g_train", len(inputs.y_np),
+                         np.iinfo(np.int64).max, "group codes")
+        cells = Cells.of(inputs.y_np, g, n_classes)
+        check(kind, cells, f"cells[{j}]")
+        device = inputs.device
+        w = torch.from_numpy(reweight(cells)).to(device) if kind == "reweight" else None
+        code = torch.from_numpy(cells.code).to(device)
+        q0 = adjust = None
+        if kind == "group_dro":
+            q0 = np.full((1, cells.K), 1.0 / cells.K, dtype=np.float32)
+            adjust = torch.from_numpy(dro_adjustment(cells, train.dro_adjust)).to(device)
+        return cls(kind, train.dro_step, cells, w, code, q0, adjust)
+
+    def order(self, train_idx: np.ndarray, batch_size: int, rng: np.random.Generator
+              ) -> np.ndarray:
+        """One epoch's row order: a permutation, or balanced batches."""
+        if self.kind == "balanced":
+            return train_idx[balanced_order(self.cells.code[train_idx], batch_size, rng)]
+        return train_idx[rng.permutation(len(train_idx))]
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+             q: torch.Tensor | None) -> torch.Tensor:
+        """The batch's loss: the mean cross-entropy, each sample weighted as the mitigation
+        says (Group DRO updates the member's weights ``q`` first)."""
+        if self.kind in ("none", "balanced"):
+            return F.cross_entropy(logits, y)
+        ce = F.cross_entropy(logits.float(), y, reduction="none")
+        if self.kind == "reweight":
+            return (ce * self.w[idx]).mean()
+        weights = dro_step(ce.detach()[None], self.code[idx][None], q, self.adjust, self.eta)
+        return (ce * weights[0]).mean()
 
 
 # ----------------------------------------------------------------------------- one member
@@ -107,6 +183,8 @@ def _train_member(
     model: ModelConfig,
     train: TrainConfig,
     progress: Progress | None,
+    mitigated: _Mitigated,
+    stats: TrainStats,
 ) -> nn.Module:
     rng_order = order_rng(member.order)
     rng_aug = augment_rng(member.augment)
@@ -122,14 +200,17 @@ def _train_member(
         stale = 0
         n_batches = len(inputs.bounds(len(train_idx), train.batch_size))
         total, done, reported = train.epochs * n_batches, 0, 0
+        q = None if mitigated.q0 is None else torch.from_numpy(mitigated.q0.copy()).to(device)
+        epochs = 0
         for lr in lr_schedule(train):  # one rate per epoch, torch's scheduler semantics
             for group in opt.param_groups:
                 group["lr"] = lr
             _train_mode(net, model.freeze_norm)
-            order = train_idx[rng_order.permutation(len(train_idx))]
-            for xb, yb in inputs.batches(order, train.batch_size, rng_aug):
+            order = mitigated.order(train_idx, train.batch_size, rng_order)
+            epochs += 1
+            for xb, yb, idx in inputs.batches(order, train.batch_size, rng_aug):
                 with inputs.autocast():
-                    loss = F.cross_entropy(net(xb), yb)
+                    loss = mitigated.loss(net(xb), yb, idx, q)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -148,6 +229,10 @@ def _train_member(
                         break
         if best is not None:
             net.load_state_dict(best[1])
+    stats.epochs.append(epochs)
+    stats.samples.append(epochs * len(train_idx))
+    if q is not None:
+        stats.dro_weights.append(q[0].cpu().tolist())
     if progress is not None:
         progress((total - reported) / total)  # early stopping: the member is finished all the same
     net.eval()
@@ -245,30 +330,39 @@ class _Inputs:
         self.channels_last = False
 
     # -- model ---------------------------------------------------------------------------
-    def build(self, model: ModelConfig, seed: int) -> nn.Module:
+    def create(self, model: ModelConfig, seed: int) -> nn.Module:
+        """The member's model as constructed (on the current default device, untrained)."""
         shape = self.X_np.shape
         if model.name == "mlp":
             # MLP's own seeded initialisation: the same start as the stacked trainer's member
-            net = models.create(
+            return models.create(
                 "mlp", self.n_classes, in_features=shape[1], hidden=list(model.hidden),
                 activation=model.activation, dropout=model.dropout, seed=seed,
             )
-        else:
-            if model.name.startswith("vit") and shape[2] != shape[3]:
-                raise ConfigError(f"model.name: {model.name} needs square images, got {shape[2:]}")
-            options = models.accepted(model.name, {"width": model.width,
-                                                   "dropout": model.dropout})
-            context = ({"in_channels": shape[1], "image_size": shape[2]}
-                       if self.kind == "image" else {"in_channels": shape[1]})
-            net = models.create(model.name, self.n_classes, **context, **options)
-            if self.pretrained is not None:
-                load_weights(net, self.pretrained, f"model.weights: {model.weights}")
+        if model.name.startswith("vit") and shape[2] != shape[3]:
+            raise ConfigError(f"model.name: {model.name} needs square images, got {shape[2:]}")
+        options = models.accepted(model.name, {"width": model.width, "dropout": model.dropout})
+        context = ({"in_channels": shape[1], "image_size": shape[2]}
+                   if self.kind == "image" else {"in_channels": shape[1]})
+        return models.create(model.name, self.n_classes, **context, **options)
+
+    def build(self, model: ModelConfig, seed: int) -> nn.Module:
+        net = self.create(model, seed)
+        if model.name != "mlp" and self.pretrained is not None:
+            load_weights(net, self.pretrained, f"model.weights: {model.weights}")
         net = net.to(self.device)
         self.channels_last = self.kind == "image" and channels_last(net, self.device,
                                                                     self.precision)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         return net
+
+    def flops(self, model: ModelConfig) -> float | None:
+        """FLOPs of one training sample of the member's model: the built-in models' (a user's
+        factory is not run for it: None)."""
+        if models.is_factory(model.name):
+            return None
+        return training_flops(lambda: self.create(model, 0), tuple(self.X_np.shape[1:]))
 
     def autocast(self) -> Any:
         return autocast(self.device, self.precision)
@@ -297,13 +391,14 @@ class _Inputs:
 
     def batches(
         self, order: np.ndarray, batch_size: int, rng_aug: np.random.Generator
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(inputs, labels) on the device, in ``order``; indices sorted within a batch (a batch
-        is a set; sorted reads are kind to memory-mapped files)."""
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(inputs, labels, row indices) on the device, in ``order``; indices sorted within a
+        batch (a batch is a set; sorted reads are kind to memory-mapped files)."""
         index_batches = [np.sort(order[a:b]) for a, b in self.bounds(len(order), batch_size)]
         for idx, raw in zip(index_batches, self._raw_batches(index_batches)):
             flip = rng_aug.random(len(idx)) < 0.5 if self.hflip else None
-            yield self.to_input(raw, flip), self.y_t[torch.from_numpy(idx).to(self.device)]
+            rows = torch.from_numpy(idx).to(self.device)
+            yield self.to_input(raw, flip), self.y_t[rows], rows
 
     def _raw_batches(self, index_batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
         if self.X_t is not None:

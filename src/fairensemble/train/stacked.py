@@ -34,7 +34,22 @@ from fairensemble.config import ModelConfig, TrainConfig
 from fairensemble.models.mlp import ACTIVATIONS, init_mlp_params, layer_sizes
 from fairensemble.train.common import choose_device, early_stopping_score, lr_schedule
 from fairensemble.train.flat import Layout, Optimiser, act_, act_backward_, stack_logits
-from fairensemble.train.streams import CellData, Progress, member_rows, member_streams, order_rng
+from fairensemble.train.mitigation import (
+    Cells,
+    balanced_order,
+    check,
+    dro_adjustment,
+    dro_step,
+    reweight,
+)
+from fairensemble.train.streams import (
+    CellData,
+    Progress,
+    TrainStats,
+    member_rows,
+    member_streams,
+    order_rng,
+)
 
 # CPU: floats per activation buffer of one member chunk, per torch thread (~0.8 MB: 24 members
 # of a 64-wide layer at batch 128), so that a chunk's activations stay in each core's L2 cache
@@ -46,6 +61,50 @@ EVAL_ROWS = 512  # rows per prediction block, fixed so that results do not depen
 
 
 # ----------------------------------------------------------------------------- one stack
+
+
+class _Weighting:
+    """What the cell's mitigation does to each step of the stack's members: per-row weights
+    (``reweight``), or per-member Group DRO cell weights ``q`` [M, K] updated every step
+    (``group_dro``; cells beyond a member's own K stay at weight 0). ``none`` and
+    ``balanced`` (which changes the batches, not the loss) leave the gradient as it is."""
+
+    def __init__(self, train: TrainConfig, cells: list[Cells] | None, m_of_cell: list[int],
+                 device: torch.device) -> None:
+        self.kind, self.eta = train.mitigation, train.dro_step
+        self.w_all = self.code_all = self.q = self.adjust = None
+        if self.kind == "reweight":
+            self.w_all = torch.from_numpy(np.concatenate([reweight(c) for c in cells])).to(
+                device)
+        elif self.kind == "group_dro":
+            self.code_all = torch.from_numpy(np.concatenate([c.code for c in cells])).to(device)
+            K = max(c.K for c in cells)
+            q = np.zeros((sum(m_of_cell), K), dtype=np.float32)
+            adjust = np.zeros_like(q)
+            start = 0
+            for c, m in zip(cells, m_of_cell):
+                q[start:start + m, :c.K] = 1.0 / c.K
+                adjust[start:start + m, :c.K] = dro_adjustment(c, train.dro_adjust)
+                start += m
+            self.q, self.adjust = torch.from_numpy(q).to(device), torch.from_numpy(adjust).to(
+                device)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        if self.q is not None:
+            self.q, self.adjust = self.q[rows], self.adjust[rows]
+
+    def sample_weights(self, plan: _Plan, log_p: torch.Tensor, r: torch.Tensor
+                       ) -> torch.Tensor | None:
+        """[m, 1, b] weights of the chunk's samples in its mean loss (None: all 1)."""
+        m, b = plan.m, plan.b
+        if self.w_all is not None:
+            return self.w_all.index_select(0, r).view(m, 1, b)
+        if self.q is None:
+            return None
+        ce = log_p.gather(1, plan.y_col).view(m, b).neg()
+        cell = self.code_all.index_select(0, r).view(m, b)
+        c0, c1 = plan.c0, plan.c1
+        return dro_step(ce, cell, self.q[c0:c1], self.adjust[c0:c1], self.eta).view(m, 1, b)
 
 
 class _Scratch:
@@ -72,6 +131,7 @@ class _Plan:
     def __init__(self, stack: _Stack, c0: int, c1: int, b: int, scratch: _Scratch) -> None:
         m = c1 - c0
         layout, self.act = stack.layout, stack.activation
+        self.stack, self.c0, self.c1, self.m, self.b = stack, c0, c1, m, b
         self.rows = slice(c0 * b, c1 * b)
         self.x, self.y = scratch.x, scratch.y
         self.y_col = self.y.view(m, 1, b)
@@ -110,9 +170,14 @@ class _Plan:
         torch.baddbmm(self.b_last, self.w_last, self.a_last.transpose(1, 2), out=logits_t)
 
         # d(mean cross-entropy)/d(logits) = (softmax - onehot) / b, computed like autograd's
-        # log_softmax backward: exp(log_softmax) * (1/b), then -1/b at the target.
-        g = torch.exp(torch.log_softmax(logits_t, dim=1), out=logits_t).mul_(self.inv_b)
+        # log_softmax backward: exp(log_softmax) * (1/b), then -1/b at the target; a
+        # mitigation weighs each sample's share of that mean (``mitigation.py``)
+        log_p = torch.log_softmax(logits_t, dim=1)
+        weights = self.stack.weighting.sample_weights(self, log_p, r)
+        g = torch.exp(log_p, out=logits_t).mul_(self.inv_b)
         g.scatter_add_(1, self.y_col, self.neg_w)
+        if weights is not None:
+            g.mul_(weights)
         torch.bmm(g, self.a_last, out=self.gw_last)
         torch.sum(g, dim=2, keepdim=True, out=self.gb_last)
         g_rows, w_t = g.transpose(1, 2), self.w_last  # [m, b, C], [m, C, h]
@@ -138,8 +203,8 @@ class _Stack:
 
     def __init__(self, layout: Layout, activation: str, train: TrainConfig,
                  flat: torch.Tensor, m: int, X_all: torch.Tensor, y_all: torch.Tensor,
-                 chunk: int) -> None:
-        self.layout, self.activation = layout, activation
+                 chunk: int, weighting: _Weighting) -> None:
+        self.layout, self.activation, self.weighting = layout, activation, weighting
         self.X_all, self.y_all = X_all, y_all
         self.opt = Optimiser(train, flat)
         self.chunk = chunk
@@ -155,6 +220,7 @@ class _Stack:
     def keep(self, rows: torch.Tensor) -> None:
         """Continue with the members ``rows`` only (their optimiser state travels with them)."""
         self.opt.select(self.layout, self.m, rows)
+        self.weighting.keep(rows)
         self._use(self.layout.select(self.param, self.m, rows), len(rows))
 
     def step(self, rows: torch.Tensor, lr: float) -> None:
@@ -209,12 +275,15 @@ def train_stacked(
     train: TrainConfig,
     n_classes: int,
     progress: Progress | None = None,
+    stats: list[TrainStats] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Train every member of every cell and return, per cell, ``{eval name: probs}`` with
-    softmax probabilities float32 [E_cell, n_eval, n_classes].
+    softmax probabilities float32 [E_cell, n_eval, n_classes]. ``stats``, when given, gets a
+    ``TrainStats`` per cell (epochs run, rows seen, FLOPs, the mitigation's cell weights).
 
     Cells with the same number of training rows (and of shared validation rows) train as one
-    stack; a member's result does not depend on which other members share its stack.
+    stack; a member's result does not depend on which other members share its stack. Under a
+    ``train.mitigation`` each cell's ``g_train`` gives its rows' groups.
     """
     _check(cells, model, n_classes)
     device = choose_device(train.device)
@@ -234,6 +303,7 @@ def train_stacked(
             raise InputError(f"cells[{i}].val: expected at least one validation row")
         vals.append((Xv, _labels(c.val[1], len(Xv), n_classes, f"cells[{i}].val")))
 
+    cells_of = _mitigation_cells(cells, y_train, train.mitigation, n_classes)
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, X in enumerate(X_train):
         val = vals[i]
@@ -243,13 +313,19 @@ def train_stacked(
     layout = Layout(sizes)
     lrs = lr_schedule(train)
     results: list[dict[str, np.ndarray]] = [{} for _ in cells]
+    cell_stats: list[TrainStats | None] = [None] * len(cells)
+    per_sample = flops_per_step(d, list(model.hidden), n_classes, 1)
     with torch.inference_mode():
         for idx in groups.values():
-            flat, m_of_cell = _fit_stack(
+            flat, m_of_cell, fitted = _fit_stack(
                 layout, model.activation, train, lrs, [X_train[i] for i in idx],
                 [y_train[i] for i in idx], [vals[i] for i in idx],
                 [list(cells[i].member_seeds) for i in idx], device, progress,
+                None if cells_of is None else [cells_of[i] for i in idx],
             )
+            for i, st in zip(idx, fitted):
+                st.flops_per_sample = float(per_sample)
+                cell_stats[i] = st
             start = 0
             m_total = sum(m_of_cell)
             for i, m in zip(idx, m_of_cell):
@@ -260,7 +336,26 @@ def train_stacked(
                     Xe = arrays.features(X_eval, f"cells[{i}].evals[{name!r}]", d)
                     results[i][name] = _predict(layout, model.activation, member_flat, m, Xe,
                                                 device)
+    if stats is not None:
+        stats.extend(cell_stats)
     return results
+
+
+def _mitigation_cells(cells: list[CellData], y_train: list[np.ndarray], mitigation: str,
+                      n_classes: int) -> list[Cells] | None:
+    """Each cell's group x class cells, checked for the mitigation (None without one)."""
+    if mitigation == "none":
+        return None
+    out = []
+    for i, (c, y) in enumerate(zip(cells, y_train)):
+        if c.g_train is None:
+            raise InputError(f"cells[{i}].g_train: train.mitigation {mitigation!r} needs the "
+                             "training rows' group codes")
+        g = arrays.codes(c.g_train, f"cells[{i}].g_train", len(y), np.iinfo(np.int64).max,
+                         "group codes")
+        out.append(Cells.of(y, g, n_classes))
+        check(mitigation, out[-1], f"cells[{i}]")
+    return out
 
 
 def _predict(layout: Layout, activation: str, flat: torch.Tensor, m: int, X: np.ndarray,
@@ -316,9 +411,11 @@ def _fit_stack(
     seeds: list[list[int]],
     device: torch.device,
     progress: Progress | None,
-) -> tuple[torch.Tensor, list[int]]:
+    cells: list[Cells] | None = None,
+) -> tuple[torch.Tensor, list[int], list[TrainStats]]:
     """Train the members of same-sized cells together; returns their final flat parameters
-    (members in cell order) and the member count of each cell."""
+    (members in cell order), the member count of each cell and what each cell's members
+    did. ``cells``: each cell's group x class cells (a mitigation's unit)."""
     n = len(X_train[0])
     m_of_cell = [len(s) for s in seeds]
     streams = [st for cell_seeds in seeds for st in member_streams(cell_seeds, train.diversity)]
@@ -354,7 +451,12 @@ def _fit_stack(
     if device.type == "cpu":
         per_member = train.batch_size * max(fo for _, fo in sizes)
         chunk = max(1, CHUNK_FLOATS * torch.get_num_threads() // per_member)
-    stack = _Stack(layout, activation, train, flat, m_total, X_all, y_all, chunk)
+    weighting = _Weighting(train, cells, m_of_cell, device)
+    stack = _Stack(layout, activation, train, flat, m_total, X_all, y_all, chunk, weighting)
+    balanced = train.mitigation == "balanced"
+    codes = [cells[cell_of[a]].code[train_rows[a]] for a in range(m_total)] if balanced else []
+    epochs_run = np.zeros(m_total, dtype=np.int64)
+    q_final = None if weighting.q is None else np.zeros(tuple(weighting.q.shape), np.float32)
     active = np.arange(m_total)  # original member index of each stack row
     best = flat.clone() if early is not None else None
     best_score = np.full(m_total, -np.inf)
@@ -362,11 +464,16 @@ def _fit_stack(
     epochs, bs = train.epochs, train.batch_size
 
     for epoch, lr in enumerate(lrs):
-        order = np.stack([train_rows[a][rngs[a].permutation(n_tr)] for a in active])
+        if balanced:
+            order = np.stack([train_rows[a][balanced_order(codes[a], bs, rngs[a])]
+                              for a in active])
+        else:
+            order = np.stack([train_rows[a][rngs[a].permutation(n_tr)] for a in active])
         order += offsets[active, None]
         order_t = torch.from_numpy(order).to(device)
         for s in range(0, n_tr, bs):
             stack.step(order_t[:, s : s + bs], lr)
+        epochs_run[active] += 1
         done = len(active) / epochs
         if early is not None:
             score = _val_scores(layout, activation, stack.param, stack.m, early.metric,
@@ -381,6 +488,9 @@ def _fit_stack(
             stopping = since_best[active] >= early.patience
             if stopping.any():
                 done += stopping.sum() * (epochs - epoch - 1) / epochs
+                if q_final is not None:
+                    q_final[active[stopping]] = weighting.q[torch.from_numpy(
+                        np.flatnonzero(stopping)).to(device)].cpu().numpy()
                 keep = np.flatnonzero(~stopping)
                 active = active[keep]
                 if len(active) == 0:
@@ -392,7 +502,17 @@ def _fit_stack(
             progress(done)
 
     final = best if best is not None else stack.param
-    return final, m_of_cell
+    if q_final is not None and len(active):
+        q_final[active] = weighting.q.cpu().numpy()
+    stats, start = [], 0
+    for j, m in enumerate(m_of_cell):
+        part = slice(start, start + m)
+        start += m
+        stats.append(TrainStats(
+            epochs=epochs_run[part].tolist(), samples=(epochs_run[part] * n_tr).tolist(),
+            cells=[] if cells is None else [list(pc) for pc in cells[j].pairs],
+            dro_weights=None if q_final is None else q_final[part, :cells[j].K].tolist()))
+    return final, m_of_cell, stats
 
 
 def flops_per_step(in_features: int, hidden: list[int], n_classes: int, batch: int) -> int:

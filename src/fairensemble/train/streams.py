@@ -64,6 +64,21 @@ class CellData:
     member_seeds: list[int]
     val: tuple[Any, np.ndarray] | None = None
     inputs: Inputs = field(default_factory=Inputs)
+    g_train: np.ndarray | None = None  # group codes of the training rows (mitigations)
+
+
+@dataclass
+class TrainStats:
+    """What one cell's members did while training: per member the epochs run (early stopping
+    can cut them) and the training rows its steps saw; the model's FLOPs per training sample
+    (forward and backward, None where unknown); the mitigation's group x class cells (group
+    code, class code) and, under Group DRO, each member's final cell weights."""
+
+    epochs: list[int]
+    samples: list[int]
+    flops_per_sample: float | None = None
+    cells: list[list[int]] = field(default_factory=list)
+    dro_weights: list[list[float]] | None = None
 
 
 @dataclass(frozen=True)
