@@ -25,6 +25,7 @@ import numpy as np
 
 from fairensemble.advice.budget import run_budget
 from fairensemble.advice.curves import difficulty_summary, run_curves, sweeps_sizes
+from fairensemble.advice.levers import run_levers
 from fairensemble.advice.objectives import check_objective
 from fairensemble.advice.recommend import run_recommend
 from fairensemble.common.errors import ConfigError
@@ -202,16 +203,24 @@ def write_imported(prepared: Prepared, hooks: Hooks | None = None) -> dict[str, 
 
 def recommend(cfg: RunConfig, run_dir: str | Path, *, objective: str = "gap",
               group: str | None = None, budget: int | None = None,
-              sizes: Sequence[int] | None = None, hooks: Hooks | None = None
+              sizes: Sequence[int] | None = None, cost: int | None = None,
+              tolerance: float | None = None, hooks: Hooks | None = None
               ) -> tuple[dict[str, Any], int]:
-    """Which mix should I collect (``advice.recommend``), or with ``budget``, how much data
-    of which group (``advice.budget``): trains what the steps need into ``run_dir`` (reusing
-    its cells), writes recommendation.json and the run's outputs. Returns the recommendation
-    and how many cells were trained."""
+    """Which mix should I collect (``advice.recommend``); with ``budget``, how much data of
+    which group (``advice.budget``); with ``cost``, which combination of every lever for at
+    most that many trainings (``advice.levers``, the overall metric allowed to drop by
+    ``tolerance``, default ``analysis.tolerance``). Trains what the steps need into
+    ``run_dir`` (reusing its cells), writes recommendation.json and the run's outputs.
+    Returns the recommendation and how many cells were trained."""
     hooks = hooks or Hooks()
     check_objective(objective)
     if sizes is not None and budget is None:
         raise ConfigError("--sizes: goes with --budget N (the training-set size to plan for)")
+    if cost is not None and budget is not None:
+        raise ConfigError("--cost: plans the levers at today's data; --budget plans the data "
+                          "to collect; ask one at a time")
+    if tolerance is not None and cost is None:
+        raise ConfigError("--tolerance: goes with --cost N (the trainings it may spend)")
     check_available(cfg.executor)
     run_dir = Path(run_dir)
     counter = [0]
@@ -220,6 +229,9 @@ def recommend(cfg: RunConfig, run_dir: str | Path, *, objective: str = "gap",
         if budget is not None:
             rec = run_budget(cfg, run_dir, budget, list(sizes) if sizes else None, group, train,
                              hooks.say)
+        elif cost is not None:
+            rec = run_levers(cfg, run_dir, cost, cfg.analysis.tolerance if tolerance is None
+                             else tolerance, train, hooks.say)
         else:
             rec = run_recommend(cfg, run_dir, objective, group, train, hooks.say)
         plan = rec.pop("plan")

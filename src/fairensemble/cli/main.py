@@ -17,7 +17,6 @@ from fairensemble.config import CONFIGS, RunConfig, load_config, set_path, valid
 from fairensemble.interop import export_run, prepare
 from fairensemble.report import (
     RECOMMENDATION,
-    print_budget,
     print_recommendation,
     print_summary,
 )
@@ -98,6 +97,12 @@ def recommend(
     sizes: str | None = typer.Option(None, "--sizes", help="With --budget: the training-set "
                                      "sizes to measure, e.g. 1000,2000,4000 (default: a "
                                      "quarter, a half and all of the largest the pool draws)."),
+    cost: int | None = typer.Option(None, "--cost", help="Weigh every lever (mix, ensemble "
+                                    "size, mitigation, thresholds) for a training cost of at "
+                                    "most this many trainings: the smallest gap it buys."),
+    tolerance: float | None = typer.Option(None, "--tolerance", help="With --cost: how much "
+                                           "the overall metric may drop (default: "
+                                           "analysis.tolerance, 0)."),
 ) -> None:
     """Which mix should I collect? A recommended share, with its interval.
 
@@ -111,9 +116,9 @@ def recommend(
         run_dir = out_dir or Path("runs") / f"{cfg.name}-recommend"
         t0 = time.perf_counter()
         rec, trained = pipeline.recommend(cfg, run_dir, objective=objective, group=group,
-                                          budget=budget, sizes=measured,
-                                          hooks=Shown("recommend"))
-        (print_budget if budget is not None else print_recommendation)(rec, out)
+                                          budget=budget, sizes=measured, cost=cost,
+                                          tolerance=tolerance, hooks=Shown("recommend"))
+        print_recommendation(rec, out)
         console.print(f"{trained} cells trained, total {time.perf_counter() - t0:.1f} s; "
                       f"{run_dir / RECOMMENDATION}, report: {run_dir / 'report.html'}",
                       highlight=False)

@@ -35,6 +35,14 @@ onto group 1's, so swapping the names gives the same learning problem. Difficult
   random, in pool and val (``label_noise_on: train``) or in every split (``all``);
   at 0.5 its training labels carry no information about x.
 
+* ``spurious`` in [0, 1] (the paper's failure signature, CelebA's blond men): a nuisance
+  feature, appended last, is a clean cue of the group (means -2 and +2, unit noise), and in
+  pool and val the hard group's labels agree with the cue, that is they are the negative
+  class, at this rate instead of ``prevalence``; at test they follow ``prevalence``. A model
+  that reads the cue predicts the negative class for the hard group, which the test set
+  punishes; a larger share of the hard group brings more of its rare positives but the same
+  imbalance within it.
+
 The same base draws (labels and Gaussian noise) are used whatever the difficulty, so the easy
 group's data are identical across difficulty levels (common random numbers). With
 ``group_feature`` the group code (0/1) is appended as a last feature.
@@ -48,9 +56,17 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from fairensemble.common.schema import NonNegativeInt, PositiveInt, Strict, check_hard_group
+from fairensemble.common.schema import (
+    Fraction,
+    NonNegativeInt,
+    PositiveInt,
+    Strict,
+    check_hard_group,
+)
 from fairensemble.data.base import Dataset, Split
 from fairensemble.data.registry import register
+
+CUE_SEP = 4.0  # distance between the groups' means of the spurious cue (unit noise): clean
 
 
 class SyntheticData(Strict):
@@ -89,6 +105,12 @@ class SyntheticData(Strict):
     """Distance between the two groups' centres (1 against unit noise: the groups overlap)."""
     prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     """Share of the positive class."""
+    spurious: Fraction | None = None
+    """A spurious correlation tied to the hard group, as blond hair is to sex in CelebA: a
+    last feature is a clean cue of the group, and in the pool (and val) the hard group's
+    labels agree with it (the negative class) at this rate instead of the base prevalence;
+    at test they follow the base prevalence, so the cue no longer predicts them. None: no
+    cue."""
 
     @model_validator(mode="after")
     def _two_groups(self) -> SyntheticData:
@@ -129,9 +151,14 @@ def bayes_error(cfg: SyntheticData, hard: bool) -> float:
     return float(ndtr(-distance / 2.0))
 
 
-def _generate(cfg: SyntheticData, n: int, rng: np.random.Generator, mus, vs, us) -> Split:
+def _generate(cfg: SyntheticData, n: int, rng: np.random.Generator, mus, vs, us,
+              cued: bool = False) -> Split:
+    """``cued``: the hard group's labels follow the spurious cue (pool and val)."""
     g = np.repeat(np.arange(2), [n - n // 2, n // 2])
-    y = (rng.random(n) < cfg.prevalence).astype(np.int64)
+    prevalence = np.full(n, cfg.prevalence)
+    if cued:  # the hard group's cue says "negative": it is right at the rate `spurious`
+        prevalence[g == cfg.groups.index(cfg.hard)] = 1.0 - cfg.spurious
+    y = (rng.random(n) < prevalence).astype(np.int64)
     eps = rng.standard_normal((n, cfg.n_features))
     X = eps
     if cfg.anisotropy != 1.0:  # stretch the noise across each group's unrotated direction
@@ -143,6 +170,10 @@ def _generate(cfg: SyntheticData, n: int, rng: np.random.Generator, mus, vs, us)
     X[:, :2] += mus[g] + ((2 * y - 1) * cfg.class_sep / 2.0)[:, None] * vs[g]
     if cfg.group_feature:
         X = np.concatenate([X, g[:, None].astype(float)], axis=1)
+    if cfg.spurious is not None:  # a clean cue of the group, in every split
+        hard = (g == cfg.groups.index(cfg.hard)).astype(float)
+        cue = (2.0 * hard - 1.0) * CUE_SEP / 2.0 + rng.standard_normal(n)
+        X = np.concatenate([X, cue[:, None]], axis=1)
     return Split(X.astype(np.float32), y, g)
 
 
@@ -160,9 +191,11 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
     mus, vs, us = _directions(cfg)
     base = np.random.SeedSequence(seed)
     s_pool, s_val, s_test, s_noise = base.spawn(4)
-    pool = _generate(cfg, cfg.pool_size, np.random.default_rng(s_pool), mus, vs, us)
+    pool = _generate(cfg, cfg.pool_size, np.random.default_rng(s_pool), mus, vs, us,
+                     cued=cfg.spurious is not None)
     val = (
-        _generate(cfg, cfg.val_size, np.random.default_rng(s_val), mus, vs, us)
+        _generate(cfg, cfg.val_size, np.random.default_rng(s_val), mus, vs, us,
+                  cued=cfg.spurious is not None)
         if cfg.val_size
         else None
     )

@@ -5,7 +5,7 @@ evaluates or fits."""
 
 from fairensemble.report.build import RECOMMENDATION, read_recommendation, write_report
 from fairensemble.report.plots import Drawn, all_figures
-from fairensemble.report.terminal import print_budget, print_recommendation, print_summary
+from fairensemble.report.terminal import print_recommendation, print_summary
 
-__all__ = ["RECOMMENDATION", "Drawn", "all_figures", "print_budget", "print_recommendation",
+__all__ = ["RECOMMENDATION", "Drawn", "all_figures", "print_recommendation",
            "print_summary", "read_recommendation", "write_report"]

@@ -14,6 +14,7 @@ from fairensemble.evaluation.intervals import describe
 from fairensemble.report.parts import (
     budget_parts,
     difficulty_parts,
+    levers_parts,
     recommendation_parts,
 )
 from fairensemble.report.plots import Drawn, one_mix
@@ -143,6 +144,12 @@ def _difficulty_html(summary: dict[str, Any]) -> str:
 def _recommendation_html(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return ""
+    if rec.get("kind") == "levers":
+        return ("<h2>Which lever, for a given cost?</h2><p>From <code>fairensemble recommend "
+                "--cost</code>: every mix under every mitigation, ensembles of every size up "
+                "to the cost, with and without group thresholds; the smallest gap that keeps "
+                "the overall metric, and the cheapest setting as good.</p>"
+                + parts_html(levers_parts(rec)))
     if rec.get("curves_by_point"):
         return ("<h2>How much data of which group?</h2><p>From <code>fairensemble recommend "
                 "--budget</code>: the mix sweep measured at a few training-set sizes, each "

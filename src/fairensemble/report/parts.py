@@ -126,3 +126,47 @@ def difficulty_parts(summary: dict[str, Any]) -> list[str | Tabular]:
     return [p for entry in summary.get("difficulty") or [] for p in curve_parts(entry)]
 
 
+def levers_parts(rec: dict[str, Any]) -> list[str | Tabular]:
+    """What ``recommend --cost`` found, per scenario: the baseline, the smallest gap the cost
+    buys without lowering the overall metric, and the cheapest setting the intervals cannot
+    tell apart from it."""
+    metric, cost, tol = rec["metric"], rec["cost"], rec["tolerance"]
+    how = ("95 % t-intervals over replicates" if rec["intervals"] == "replicates"
+           else "95 % bootstrap intervals over test samples")
+    head = (f"{rec['name']}: the smallest gap in {metric} for at most {cost} trainings "
+            f"(mixes x mitigations x ensembles of 1..{cost} members x group thresholds), "
+            f"the overall {metric} allowed to drop by {tol:g}; {rec['replicates']} "
+            f"replicate(s), {how}.")
+    out: list[str | Tabular] = [head]
+    columns = [Col("", justify="left"), Col("mitigation", justify="left"),
+               Col("mix", justify="left"), Col("k"), Col("thresholds", justify="left"),
+               Col(f"gap in {metric}"), Col("change vs baseline (95 %)"),
+               Col(f"overall {metric}"), Col("trainings")]
+    for entry in rec["levers"]:
+        xcol = "ratio" if "ratio" in entry["baseline"] else "mix"
+        rows: list[Row] = []
+        for label, key in (("baseline", "baseline"), ("smallest gap", "recommended"),
+                           ("cheapest as good", "cheapest_indistinguishable")):
+            c = entry[key]
+            change = c["gap_change_vs_baseline_ci95"]
+            rows.append([Cell(label), Cell(c["mitigation"]), share_cell(c[xcol]),
+                         Cell(str(c["k"]), c["k"]), Cell(c["post"]),
+                         Cell(f"{c['gap']:.3f}{interval(c['gap_ci95'])}", c["gap"]),
+                         Cell("" if key == "baseline" else interval(change).strip() or "n/a",
+                              change[0]),
+                         value_cell(c["overall"]), Cell(str(c["trainings"]), c["trainings"])])
+        where = point_label(entry["scenario"])
+        out.append(Tabular(f"{where + ': ' if where else ''}{entry['eligible']} of "
+                           f"{entry['candidates']} settings keep the overall {metric}; "
+                           f"{entry['indistinguishable']} cannot be told apart from the "
+                           "smallest gap", columns, rows))
+    return out
+
+
+def any_recommendation_parts(rec: dict[str, Any]) -> list[str | Tabular]:
+    """The parts of whichever recommendation ``rec`` is: a mix, a budget, the levers."""
+    if rec.get("kind") == "levers":
+        return levers_parts(rec)
+    if rec.get("curves_by_point"):
+        return budget_parts(rec)
+    return recommendation_parts(rec)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from fairensemble.report.parts import budget_parts, difficulty_parts, recommendation_parts
+from fairensemble.report.parts import any_recommendation_parts, difficulty_parts
 from fairensemble.report.plots import one_mix
 from fairensemble.report.tables import (
     Tabular,
@@ -46,10 +46,5 @@ def print_parts(parts: list[str | Tabular], console: Console | None) -> None:
 
 
 def print_recommendation(rec: dict[str, Any], console: Console | None = None) -> None:
-    """What ``recommend`` found, for the terminal."""
-    print_parts(recommendation_parts(rec), console)
-
-
-def print_budget(rec: dict[str, Any], console: Console | None = None) -> None:
-    """What ``recommend --budget`` found, for the terminal."""
-    print_parts(budget_parts(rec), console)
+    """What ``recommend`` found (a mix, a budget, the levers), for the terminal."""
+    print_parts(any_recommendation_parts(rec), console)

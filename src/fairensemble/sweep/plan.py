@@ -61,6 +61,7 @@ class PointLayout:
     counts: list[list[list[int]]]  # [mix][group][class]
     attributes: list[str] = field(default_factory=list)  # group columns, when several
     group_values: list[list[str]] = field(default_factory=list)  # per group, each column's value
+    test_counts: list[list[int]] = field(default_factory=list)  # [group][class] of the test split
 
 
 def moved_indices(name: str, groups: list[str], group_values: list[list[str]]) -> list[int]:

@@ -108,8 +108,10 @@ def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
                               f"cells in every training set; {where} holds one")
         shares.append([float(x) for x in s])
         counts.append(c.tolist())
+    test = np.zeros((len(ds.groups), ds.n_classes), dtype=np.int64)
+    np.add.at(test, (ds.test.g, ds.test.y), 1)
     return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts,
-                       list(ds.attributes), [list(v) for v in ds.group_values])
+                       list(ds.attributes), [list(v) for v in ds.group_values], test.tolist())
 
 
 def check_model(pcfg: RunConfig, ds: Dataset) -> None:

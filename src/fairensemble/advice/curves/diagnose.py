@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from fairensemble.advice.curves.fit import Curves
-from fairensemble.advice.curves.model import POOR_R2, Form, model_error
+from fairensemble.advice.curves.model import POOR_R2, SHIFT, Form, model_error
 from fairensemble.advice.curves.predict import Prediction
 from fairensemble.common.text import with_interval
 from fairensemble.evaluation.intervals import interval95
@@ -75,14 +75,19 @@ def difficulty(curves: Curves, train_size: int | None = None, share: float | Non
                  "conflict": (t["conflict_term"], t["conflict_term_ci"][0])}
         detected = {k: v for k, (v, low) in sizes.items() if low is not None and low > 0}
         kind = max(detected, key=detected.get) if detected else "neither"
+        shift = curves.class_shift.get(g, 0.0)
+        if kind == "floor" and shift > SHIFT:  # a floor assumes training looks like test
+            kind = "class shift"
         words = (f"{g}: floor {with_interval(t['floor'], t['floor_ci'])}, "
                  f"{with_interval(excess, [lo, hi])} "
                  f"{'above' if excess >= 0 else 'below'} the lowest other floor; data term "
                  f"{with_interval(t['data_term'], t['data_term_ci'])} and conflict term "
                  f"{with_interval(t['conflict_term'], t['conflict_term_ci'])} at "
-                 f"{t['at']['n_group']:.0f} of {t['at']['train_size']} -> {kind}")
+                 f"{t['at']['n_group']:.0f} of {t['at']['train_size']} -> {kind}"
+                 + (f" (its classes' shares differ by up to {shift:.2f} between training and "
+                    "test)" if kind == "class shift" else ""))
         out["groups"][g] = {**t, "floor_excess": excess, "floor_excess_ci": [lo, hi],
-                            "kind": kind, "statement": words}
+                            "kind": kind, "statement": words, "class_shift": shift}
     err = {g: terms[g]["floor"] + terms[g]["data_term"] + terms[g]["conflict_term"]
            for g in groups}
     harder = max(err, key=err.get)
@@ -91,6 +96,10 @@ def difficulty(curves: Curves, train_size: int | None = None, share: float | Non
               "data-limited": "a steeper curve (more of its data would still lower its error)",
               "conflict": "the other groups' data (a larger share of its own would lower its "
                           "error)",
+              "class shift": "its classes are balanced differently in training than at test "
+                             "(a spurious correlation or a label shift): the error more data "
+                             "of the same kind leaves is the shifted prior, which reweighting "
+                             "by group x class or group thresholds remove",
               "neither": "no difference the fits can detect"}[kind]
     out["harder"] = harder
     out["statement"] = (f"{harder} is harder (error {err[harder]:.3f} at share "

@@ -32,7 +32,7 @@ from fairensemble.advice.curves.model import (
 )
 from fairensemble.common.text import grid_value, json_number
 from fairensemble.evaluation.tables import direction, point_rows, with_coords
-from fairensemble.sweep.plan import Plan
+from fairensemble.sweep.plan import Plan, PointLayout
 
 # ----------------------------------------------------------------------------- measured points
 
@@ -149,6 +149,7 @@ class Curves:
     n_boot: int
     seed: int
     point: dict[str, Any] = field(default_factory=dict)
+    class_shift: dict[str, float] = field(default_factory=dict)  # ``class_shift``
 
     def share_vector(self, share: float) -> dict[str, float]:
         """Each group's share when the moved group has ``share``."""
@@ -360,7 +361,27 @@ def fit_run(table: pd.DataFrame, plan: Plan, *, metric: str | None = None,
             by_k[k] = fit_curves(rows, k, metric=metric, moved_group=layout.ratio_group,
                                  others=others, n_boot=n_boot, seed=seed + 7919 * si,
                                  point=setting)
+            by_k[k].class_shift = class_shift(layout)
         out.append(by_k)
+    return out
+
+
+def class_shift(layout: PointLayout) -> dict[str, float]:
+    """Per group, how differently its classes are balanced in training than at test: the
+    largest difference, over the mixes and classes, between a class's share of the group's
+    training rows and of its test rows (a spurious correlation in the training data, or a
+    label shift). Empty for plans without test counts (made before they were recorded)."""
+    out: dict[str, float] = {}
+    if not layout.test_counts:
+        return out
+    for j, g in enumerate(layout.groups):
+        test = np.asarray(layout.test_counts[j], dtype=float)
+        if test.sum() == 0:
+            continue
+        diffs = [np.abs(c / c.sum() - test / test.sum()).max()
+                 for c in (np.asarray(mix[j], dtype=float) for mix in layout.counts)
+                 if c.sum() > 0]
+        out[g] = float(max(diffs)) if diffs else 0.0
     return out
 
 

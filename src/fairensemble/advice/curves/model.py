@@ -96,6 +96,9 @@ SHARE_STEP = 0.01
 INTERFERENCE_P = 0.05  # residuals rising with the total at this level flag interference
 FLAT_RMSE = 2.0  # an objective whose prediction varies less than this times the fits' RMSE is flat
 POOR_R2 = 0.8  # a group's fit explaining less of its design points' variance is called poor
+# a group whose classes' shares differ by more than this between training and test has no
+# floor to speak of: the verdict is a class shift
+SHIFT = 0.1
 
 
 class CurvesError(UserError):

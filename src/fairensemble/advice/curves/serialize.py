@@ -115,7 +115,7 @@ def difficulty_summary(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     difficulty and the statement, from ``run_curves``'s entries."""
     keep = ("floor", "floor_ci", "data_term", "data_term_ci", "conflict_term",
             "conflict_term_ci", "data_term_at", "kind", "floor_excess", "floor_excess_ci",
-            "statement", "form")
+            "statement", "form", "class_shift")
     out = []
     for entry in entries:
         item: dict[str, Any] = {"point": entry["point"]}
@@ -128,7 +128,7 @@ def difficulty_summary(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "k": got["k"], "metric": got["metric"], "harder": got["harder"],
                 "statement": got["difficulty"],
                 "warnings": got["warnings"], "fit": got["fit"],
-                "groups": {g: {**{k: v[k] for k in keep}, "r2": v["fit"]["r2"]}
+                "groups": {g: {**{k: v.get(k) for k in keep}, "r2": v["fit"]["r2"]}
                            for g, v in got["groups"].items()},
             }
         out.append(item)
