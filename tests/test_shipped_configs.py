@@ -44,7 +44,8 @@ def tiny(kind: str, image_roots: dict[str, Path], cache: Path) -> list[str]:
 def test_every_shipped_config_is_here():
     names = {p.stem for p in CONFIGS}
     assert {"demo", "label_noise", "rotation", "rotation_hard", "adult", "adult_race", "digits",
-            "celeba", "chexpert", "ensemble_effect", "diversity"} <= names
+            "celeba", "chexpert", "ensemble_effect", "diversity", "mitigations", "spurious",
+            "celeba_mitigations"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
