@@ -113,7 +113,8 @@ def levers(table: pd.DataFrame, boot: pd.DataFrame | None, plan: Plan, costs: pd
     for combo in sel[key].drop_duplicates().itertuples(index=False):
         values = dict(zip(key, combo))
         k = int(values["k"])
-        c = cost.loc[tuple(values[f] for f in [*fields, xcol])]
+        at_cell = tuple(values[f] for f in [*fields, xcol])
+        c = cost.loc[at_cell if len(at_cell) > 1 else at_cell[0]]
         entry: dict[str, Any] = {
             "scenario": {f: values[f] for f in scenario_fields},
             "mitigation": (values["train.mitigation"] if "train.mitigation" in lever_fields
