@@ -1,5 +1,5 @@
-"""The one table reader behind ``table``, ``images`` and ``init``: delimited text or Parquet in,
-a pandas DataFrame out.
+"""The one table reader behind ``table``, ``images`` and ``init``: delimited text, Parquet or
+Arrow in, a pandas DataFrame out.
 
 * Parquet: a ``.parquet`` / ``.pq`` file, or a folder of ``*.parquet`` shards read together in
   name order (how Hugging Face ``datasets`` exports a split).

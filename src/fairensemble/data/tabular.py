@@ -43,7 +43,7 @@ NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is
 
 
 class TableData(LabelledRows):
-    """Any delimited text or Parquet table, one row per sample."""
+    """Any delimited text, Parquet or Arrow table, one row per sample."""
 
     kind: Literal["table"] = "table"
     """The data source (this section's name)."""
