@@ -42,6 +42,19 @@ def _header(value: str) -> bool | None:
     return choices[value]
 
 
+def _named_files(values: list[str] | None) -> dict[str, str]:
+    """``--vectors NAME=PATH`` (repeatable) as {NAME: PATH}; one line for a malformed one."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, sep, file = value.partition("=")
+        if not sep or not name.strip() or not file.strip():
+            raise ConfigError(f"--vectors: expected NAME=PATH.npy, got {value!r}")
+        if name.strip() in out:
+            raise ConfigError(f"--vectors: {name.strip()!r} given twice")
+        out[name.strip()] = file.strip()
+    return out
+
+
 def _repeat(flag: str, values: list[str] | None) -> list[str]:
     return [x for v in values or [] for x in (flag, v)]
 
@@ -59,16 +72,25 @@ def table(
         None, "--ratio-group", help="Group whose share is swept (default: the smallest; with "
                                     "several group columns a value of the first one)."),
     header: str = typer.Option("auto", "--header", help=HEADER_HELP),
+    vectors: list[str] | None = typer.Option(
+        None, "--vectors", help="NAME=PATH.npy: an [n_rows, d] matrix whose row i belongs to the "
+                                "table's row i, a block of features named NAME; repeatable. "
+                                "(Parquet/Arrow list and tensor columns need no flag.)"),
+    drop: list[str] | None = typer.Option(
+        None, "--drop", help="A column that is not a feature; repeatable."),
     out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
-    """Propose a config for a table (one row per sample)."""
+    """Propose a config for a table (one row per sample). List and tensor columns (embeddings
+    in Parquet or Arrow) are vector features."""
     args = ["table", str(path), "--target", target, *_repeat("--group", group)]
     args += ["--positive", positive] if positive is not None else []
     args += ["--ratio-group", ratio_group] if ratio_group is not None else []
     args += ["--header", header] if header != "auto" else []
+    args += [*_repeat("--vectors", vectors), *_repeat("--drop", drop)]
     _write(lambda s: s.propose_table(path, target, group, positive, ratio_group,
-                                     _header(header)), out_file, force, args)
+                                     _header(header), _named_files(vectors), drop),
+           out_file, force, args)
 
 
 @init_app.command("images")

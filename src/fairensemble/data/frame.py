@@ -26,6 +26,7 @@ from fairensemble.common.errors import DataError
 from fairensemble.common.schema import NonNegativeInt, Strict, column_name
 from fairensemble.common.text import preview_names
 from fairensemble.data.sampling import largest_remainder
+from fairensemble.data.vectors import require_scalar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,6 +119,10 @@ def label_rows(frame: pd.DataFrame, cfg: LabelledRows, source: str,
                             f"(columns: {preview_names(columns)})")
     if cfg.target in cfg.group_columns:
         raise DataError(f"{source}: target and group are the same column {cfg.target!r}")
+    for role, name in (("target", cfg.target), *(("group", c) for c in cfg.group_columns),
+                       ("subject", cfg.subject), ("split", cfg.split)):
+        if name is not None:
+            require_scalar(frame[name], role, name, source)
     keep = np.ones(len(frame), dtype=bool) if keep is None else keep.copy()
     present = frame[cfg.target].notna().to_numpy().copy()
     for col in cfg.group_columns:

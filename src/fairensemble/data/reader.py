@@ -1,8 +1,14 @@
-"""The one table reader behind ``table``, ``images`` and ``init``: delimited text or Parquet in,
-a pandas DataFrame out.
+"""The one table reader behind ``table``, ``images`` and ``init``: delimited text, Parquet or
+Arrow in, a pandas DataFrame out.
 
 * Parquet: a ``.parquet`` / ``.pq`` file, or a folder of ``*.parquet`` shards read together in
   name order (how Hugging Face ``datasets`` exports a split).
+* Arrow: an Arrow IPC file or stream (``.arrow``, ``.feather``, ``.ipc``), or a folder of
+  ``*.arrow`` shards (what ``datasets``' ``save_to_disk`` writes).
+* List-like columns of Parquet and Arrow (``list``, ``large_list``, ``fixed_size_list``, list
+  views, the ``fixed_shape_tensor`` extension) stay Arrow: a pandas ``ArrowDtype`` column,
+  which ``data.vectors`` decodes as a whole (embeddings, one vector per row). Every other
+  column is what ``pandas.read_parquet`` makes of it.
 * Delimited text: ``.csv``, ``.tsv``, ``.txt``, ``.data`` or any other extension, optionally
   compressed (``.gz``, ``.bz2``, ``.zip``, ``.xz``). The delimiter is sniffed from
   the first lines: comma, tab, semicolon or pipe when one splits every line into the same
@@ -32,9 +38,10 @@ if TYPE_CHECKING:
 
 COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 PARQUET = (".parquet", ".pq")
+ARROW = (".arrow", ".feather", ".ipc")
 DELIMITERS = (",", "\t", ";", "|")
 SNIFF_LINES = 50
-BINARY = (".xlsx", ".xls", ".feather", ".arrow", ".npz", ".npy", ".pkl", ".pickle")
+BINARY = (".xlsx", ".xls", ".npz", ".npy", ".pkl", ".pickle")
 
 
 def read_table(
@@ -47,18 +54,20 @@ def read_table(
     besides pandas' own. Errors are ``DataError`` lines naming the file."""
     path = Path(path).expanduser()
     if path.is_dir():
-        shards = sorted(path.glob("*.parquet"))
+        shards = sorted(path.glob("*.parquet")) or sorted(path.glob("*.arrow"))
         if not shards:
-            raise DataError(f"{path}: a folder without *.parquet files; expected a table file "
-                            "or a folder of Parquet shards")
-        frame = _concat([_read_parquet(p, na_values) for p in shards], path)
+            raise DataError(f"{path}: a folder without *.parquet files (nor *.arrow); expected "
+                            "a table file or a folder of Parquet shards")
+        frame = _concat([_read_columnar(p, na_values) for p in shards], path)
     elif not path.is_file():
         raise DataError(f"{path}: file not found")
-    elif _suffix(path) in PARQUET:
-        frame = _read_parquet(path, na_values)
+    elif _suffix(path) in (*PARQUET, *ARROW):
+        frame = _read_columnar(path, na_values)
     elif _suffix(path) in BINARY:
+        hint = (" (vectors aligned with a table's rows: dataset.vectors)"
+                if _suffix(path) == ".npy" else "")
         raise DataError(f"{path}: a {_suffix(path)} file is not a table this reader knows; "
-                        "save it as CSV or Parquet")
+                        f"save it as CSV or Parquet{hint}")
     else:
         frame = _read_text(path, na_values, header, columns)
     if frame.shape[1] == 0:
@@ -89,14 +98,50 @@ def _suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _read_parquet(path: Path, na_values: list[str] | tuple[str, ...]) -> pd.DataFrame:
+def _read_columnar(path: Path, na_values: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """A Parquet or Arrow file; list-like columns stay Arrow (module docstring)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from fairensemble.data.vectors import is_list_type
+
+    parquet = _suffix(path) in PARQUET
+    what = "Parquet" if parquet else "an Arrow file"
+    try:
+        if parquet:
+            lists = [f.name for f in pq.read_schema(path) if is_list_type(f.type)]
+            if not lists:
+                return _missing_as_nan(pd.read_parquet(path), na_values)
+            table = pq.read_table(path, use_pandas_metadata=True)
+        else:
+            table = _read_arrow(path)
+            lists = [f.name for f in table.schema if is_list_type(f.type)]
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: cannot be read as {what} ({_first_line(err)})") from None
+    return _missing_as_nan(_arrow_frame(table, lists), na_values)
+
+
+def _read_arrow(path: Path):  # -> pa.Table
+    import pyarrow as pa
+
+    with pa.OSFile(str(path)) as source:
+        try:
+            return pa.ipc.open_file(source).read_all()
+        except pa.ArrowInvalid:  # not the file format: the stream format (datasets' .arrow)
+            source.seek(0)
+            return pa.ipc.open_stream(source).read_all()
+
+
+def _arrow_frame(table, lists: list[str]) -> pd.DataFrame:
+    """An Arrow table as pandas: the ``lists`` columns as ``ArrowDtype`` columns (no copy),
+    the rest as ``pandas.read_parquet`` converts them, in the table's column order."""
     import pandas as pd
 
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path}: cannot be read as Parquet ({_first_line(err)})") from None
-    return _missing_as_nan(frame, na_values)
+    frame = table.drop_columns(lists).to_pandas()
+    added = {name: pd.Series(pd.arrays.ArrowExtensionArray(table.column(name)),
+                             index=frame.index) for name in lists}
+    order = [c for c in table.column_names if c in added or c in frame.columns]
+    return frame.assign(**added)[order]
 
 
 def _concat(frames: list[pd.DataFrame], folder: Path) -> pd.DataFrame:
@@ -222,7 +267,10 @@ def _missing_as_nan(frame: pd.DataFrame, na_values: list[str] | tuple[str, ...])
     for column in frame.columns:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(
                 frame[column]):
-            marked = frame[column].isin(list(na_values))
+            try:
+                marked = frame[column].isin(list(na_values))
+            except TypeError:  # cells that are dictionaries or arrays: no marker among them
+                continue
             if not marked.any():
                 continue
             cleaned = frame[column].mask(marked)

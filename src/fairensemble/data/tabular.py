@@ -5,6 +5,11 @@ feature columns -> stratified pool / val / test splits. ``Split.X`` holds the ra
 columns; ``Dataset.prepare`` standardises numeric columns and one-hot encodes categorical ones
 with scikit-learn, fitted on each training draw only, so no statistic of the test split or of
 rows outside the draw reaches the model inputs.
+
+Vector columns (Parquet / Arrow lists and tensors, ``.npy`` matrices named in ``vectors``; see
+``data.vectors``) are a block of features each: ``Split.X`` holds them as one
+``fixed_size_list<float>[d]`` column, and ``prepare`` standardises every dimension with the
+draw's statistics, as it does numeric columns.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from fairensemble.common.errors import DataError
+from fairensemble.data import vectors as vec
 from fairensemble.data.base import Dataset, Split
 from fairensemble.data.frame import (
     LabelledRows,
@@ -37,7 +43,7 @@ NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is
 
 
 class TableData(LabelledRows):
-    """Any delimited text or Parquet table, one row per sample."""
+    """Any delimited text, Parquet or Arrow table, one row per sample."""
 
     kind: Literal["table"] = "table"
     """The data source (this section's name)."""
@@ -52,8 +58,13 @@ class TableData(LabelledRows):
     group_as_feature: bool = False
     """Give the model the group column(s) as features too."""
     impute: Literal["median", "drop"] = "median"
-    """Missing feature values: the training draw's median (numbers) or a 'missing' category (text),
-    or drop the row."""
+    """Missing feature values: the training draw's median (numbers, and each element of a missing
+    vector) or a 'missing' category (text), or drop the row."""
+    vectors: dict[str, str] = {}
+    """Vectors kept beside the table, each a block of features: a name (a new feature column) ->
+    a .npy file holding an [n_rows, d] matrix whose row i belongs to the table's row i as read,
+    before any row is dropped (relative paths: from the working directory, as `path`). Parquet
+    and Arrow list or tensor columns need no entry: they are vector features already."""
 
 
 def load_table(cfg: TableData, seed: int, frame: pd.DataFrame | None = None) -> Dataset:
@@ -67,6 +78,7 @@ def load_table(cfg: TableData, seed: int, frame: pd.DataFrame | None = None) -> 
     path = Path(cfg.path)
     if frame is None:
         frame = read_table(path, cfg.na_values, cfg.header, cfg.columns)
+    frame = vec.attach(frame, cfg.vectors, str(path))
     return assemble(frame, cfg, seed, source=str(path))
 
 
@@ -74,7 +86,9 @@ def load_table(cfg: TableData, seed: int, frame: pd.DataFrame | None = None) -> 
 class TablePrepare:
     """``Dataset.prepare`` for tables: median-impute + standardise the numeric columns,
     ``"missing"``-impute + one-hot encode the categorical ones (unseen categories -> all zeros),
-    fitted on the training draw, applied to every split given. Returns float32 arrays.
+    median-impute + standardise each dimension of the vector columns (``vectors.standardise``),
+    fitted on the training draw, applied to every split given. Returns float32 arrays: the
+    numeric and one-hot features, then each vector column's block.
 
     ``categories`` (per categorical column, every value of the whole table) fixes the one-hot
     layout, so every training draw yields the same feature columns and cells of a sweep can be
@@ -83,6 +97,7 @@ class TablePrepare:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     categories: tuple[tuple, ...] | None = None
+    vectors: tuple[str, ...] = ()
 
     def transformer(self) -> ColumnTransformer:
         from sklearn.compose import ColumnTransformer
@@ -108,11 +123,21 @@ class TablePrepare:
         )
 
     def __call__(self, train: Split, others: list[Split]) -> list[np.ndarray]:
+        blocks: list[list[np.ndarray]] = [[] for _ in range(1 + len(others))]
         columns = [*self.numeric, *self.categorical]
-        transformer = self.transformer()
-        out = [transformer.fit_transform(train.X[columns])]
-        out += [transformer.transform(split.X[columns]) for split in others]
-        return [np.ascontiguousarray(x, dtype=np.float32) for x in out]
+        if columns:
+            transformer = self.transformer()
+            parts = [transformer.fit_transform(train.X[columns])]
+            parts += [transformer.transform(split.X[columns]) for split in others]
+            for block, part in zip(blocks, parts):
+                block.append(np.asarray(part, dtype=np.float32))
+        for name in self.vectors:
+            parts = vec.standardise(vec.matrix(train.X[name]),
+                                    [vec.matrix(split.X[name]) for split in others])
+            for block, part in zip(blocks, parts):
+                block.append(part)
+        return [np.ascontiguousarray(b[0] if len(b) == 1 else np.hstack(b), dtype=np.float32)
+                for b in blocks]
 
 
 # ----------------------------------------------------------------------------- the code path
@@ -137,12 +162,22 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
     X = pd.DataFrame(index=frame.index)
     numeric: list[str] = []
     categorical: list[str] = []
+    blocks: dict[str, vec.Block] = {}
     for name in features:
-        X[name], kind = _feature_column(frame[name], name, source)
+        column, kind = (None, "cells") if vec.is_nested(frame[name]) else _feature_column(
+            frame[name], name, source)
+        if kind == "cells":  # lists, tensors (or cells no feature can hold: one line)
+            blocks[name] = vec.decode(frame[name], name, source)
+            X[name] = blocks[name].column(X.index)
+            continue
+        X[name] = column
         (numeric if kind == "numeric" else categorical).append(name)
     keep = None
     if cfg.impute == "drop" and features:
-        keep = ~X.isna().any(axis=1).to_numpy()
+        missing = X[[*numeric, *categorical]].isna().any(axis=1).to_numpy(copy=True)
+        for block in blocks.values():
+            missing |= block.missing_rows
+        keep = ~missing
     labelled = label_rows(frame, cfg, source, keep)
     if keep is not None:
         labelled.info["dropped_missing"] += int((~keep).sum())
@@ -178,6 +213,8 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
         n_test=len(test_idx),
         numeric_features=list(numeric),
         categorical_features=list(categorical),
+        vector_features={name: list(b.shape) for name, b in blocks.items()},
+        missing_vectors={name: int(b.missing_rows[rows].sum()) for name, b in blocks.items()},
     )
     if len(test_idx) == 0 or len(pool_idx) == 0:
         raise DataError(f"{source}: too few rows ({len(rows)}) for a pool and a test split")
@@ -187,7 +224,8 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
         pool=split(pool_idx),
         test=split(test_idx),
         val=split(val_idx) if len(val_idx) else None,
-        prepare=TablePrepare(tuple(numeric), tuple(categorical), _categories(X, categorical)),
+        prepare=TablePrepare(tuple(numeric), tuple(categorical), _categories(X, categorical),
+                             tuple(blocks)),
         input_kind="table",
         info=info,
         attributes=labelled.attributes,
@@ -224,18 +262,28 @@ def _feature_names(cfg: TableData, columns: list[str], source: str) -> list[str]
     return features
 
 
-def _feature_column(values: pd.Series, name: str, source: str) -> tuple[pd.Series, str]:
+def _feature_column(values: pd.Series, name: str, source: str) -> tuple[pd.Series | None, str]:
     """Type one feature column: numbers -> float64 ``"numeric"``; text -> object
-    ``"categorical"`` (NaN kept). Text that is mostly numbers is a data error."""
+    ``"categorical"`` (NaN kept); cells that are lists, arrays or dictionaries -> ``(None,
+    "cells")`` (``vectors.decode`` reads them). Text that is mostly numbers, or vectors written
+    as text, is a data error."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(values):
         return values.astype(object).map(str, na_action="ignore").astype(object), "categorical"
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(np.float64), "numeric"
-    codes, uniques = pd.factorize(values.astype(object))
+    try:
+        codes, uniques = pd.factorize(values.astype(object))
+    except TypeError:  # unhashable cells: lists, arrays, dictionaries
+        return None, "cells"
     if len(uniques) == 0:
         return pd.Series(np.nan, index=values.index, dtype=np.float64), "numeric"
+    written = vec.text_vector(list(uniques[:20]))
+    if written is not None:
+        raise DataError(f"{source}: column {name!r} holds vectors written as text ({written!r}); "
+                        "a CSV cannot hold vectors: save the table as Parquet (a list column), "
+                        "or the vectors as a .npy matrix (dataset.vectors)")
     # parse each distinct value once: text columns hold few distinct values
     parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(np.float64)
     parses = ~np.isnan(parsed)

@@ -28,6 +28,7 @@ from fairensemble.common.text import preview_names
 from fairensemble.data.adult import AdultData
 from fairensemble.data.frame import JOIN
 from fairensemble.data.tabular import TableData
+from fairensemble.data.vectors import words
 from fairensemble.sweep.plan import check_ratio_group
 
 # ----------------------------------------------------------------------------- tables
@@ -36,15 +37,25 @@ from fairensemble.sweep.plan import check_ratio_group
 def propose_table(
     path: str | Path, target: str, group: str | list[str], positive: str | None = None,
     ratio_group: str | None = None, header: bool | None = None,
+    vectors: dict[str, str] | None = None, drop: list[str] | None = None,
 ) -> Proposal:
     """A ``kind: table`` config for a table file (or a folder of Parquet shards). ``group``:
-    one column or several (intersectional groups); ``header``: None sniffs it."""
+    one column or several (intersectional groups); ``header``: None sniffs it; ``vectors``:
+    name -> a .npy matrix row-aligned with the table (``dataset.vectors``); ``drop``: columns
+    that are not features. List and tensor columns become vector features by themselves."""
     from fairensemble.data.reader import read_table
     from fairensemble.data.tabular import load_table
+    from fairensemble.data.vectors import require_scalar
 
     path = Path(path)
     source = str(path)
     columns_of = _group_list(group)
+    vectors = dict(vectors or {})
+    drop = list(dict.fromkeys(drop or []))
+    for role, col in (("target", target), *(("group", c) for c in columns_of)):
+        if col in vectors:
+            raise DataError(f"--{role} {col!r} names vectors (--vectors {col}=...); a {role} "
+                            "column holds one value (a name or a number) per row")
     frame = read_table(path, header=header)
     sniffed_header = header if header is not None else _sniffed_header(path)
     markers = missing_markers(frame)
@@ -55,15 +66,19 @@ def propose_table(
     require_column(target, columns, "target", source)
     for col in columns_of:
         require_column(col, columns, "group", source)
+    for col in drop:
+        require_column(col, columns, "drop", source)
     if target in columns_of:
         raise DataError(f"{source}: target and group are the same column {target!r}")
+    for role, col in (("target", target), *(("group", c) for c in columns_of)):
+        require_scalar(frame[col], role, col, source)
     _require_values(frame, target, columns_of, positive, source)
     seed = _data_seed()
     # loaded by the path as given, so the loader's messages name it as the user typed it;
     # the config gets the absolute path, so it runs from any directory
     base = TableData(path=source, target=target, group=columns_of, positive=positive,
                      test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values,
-                     header=sniffed_header)
+                     header=sniffed_header, vectors=vectors, drop=drop)
     ds0 = load_table(base, seed, frame)
     counts = _all_counts(ds0)
     _require_ratio_group(ratio_group, counts, columns_of, source, ds0.group_values)
@@ -80,39 +95,60 @@ def propose_table(
     ds = ds0 if spec == base else load_table(spec, seed, frame)
 
     missing = {c: int(frame[c].isna().sum()) for c in frame.columns
-               if c not in (target, *columns_of) and frame[c].isna().any()}
+               if c not in (target, *columns_of, *drop) and frame[c].isna().any()}
     info = ds.info
+    shapes = info.get("vector_features", {})
+    for name in vectors:
+        if info["missing_vectors"].get(name):
+            missing[name] = info["missing_vectors"][name]
     shown_groups = " or ".join(repr(c) for c in columns_of)
     facts = [
         f"{path.resolve()}: {info['rows_read']:,} rows read, {info['dropped_missing']:,} dropped "
         f"(missing {target!r} or {shown_groups}), {info['dropped_groups']:,} dropped with their "
         f"group, {info['rows_used']:,} used",
         f"features: numeric {preview_names(info['numeric_features']) or '-'}; categorical "
-        f"{preview_names(info['categorical_features']) or '-'}",
+        f"{preview_names(info['categorical_features']) or '-'}"
+        + (f"; vectors {preview_names(list(shapes))}" if shapes else ""),
     ]
+    for name, shape in shapes.items():
+        where = f" ({Path(vectors[name]).name}, one row per table row)" if name in vectors else ""
+        facts.append(f"{name}{where}: {words(shape)} -> {int(np.prod(shape)):,} features, "
+                     "standardised with each training draw's mean and std")
     if sniffed_header is False:
         facts.append(f"no header line: columns are numbered 1..{len(columns)}")
     if missing:
         facts.append("missing feature values: " + ", ".join(
             f"{c} ({n:,})" for c, n in missing.items()))
     dataset = spec.model_dump(mode="json") | {"path": str(path.resolve())}
-    dataset = {k: dataset[k] for k in ("kind", "path", "header", "target", "positive", "group",
-                                       "groups", "min_group_size", "impute", "test_fraction",
-                                       "val_fraction", "na_values")}
-    if not na_values:
-        dataset.pop("na_values")
+    dataset["vectors"] = {name: str(Path(file).expanduser().resolve())
+                          for name, file in vectors.items()}
+    dataset = {k: dataset[k] for k in ("kind", "path", "header", "vectors", "target", "positive",
+                                       "group", "groups", "min_group_size", "drop", "impute",
+                                       "test_fraction", "val_fraction", "na_values")}
+    for key, value in (("na_values", na_values), ("vectors", vectors), ("drop", drop)):
+        if not value:
+            dataset.pop(key)
     if sniffed_header is not False:
         dataset.pop("header")
     comments.update({
-        "dataset.path": "the table (delimited text or Parquet). Every column besides target and "
-                        "group is a feature (list them in `features`, or exclude some with "
-                        "`drop`)",
+        "dataset.path": "the table (delimited text, Parquet or Arrow). Every column besides "
+                        "target and group is a feature (list them in `features`, or exclude some "
+                        "with `drop`)"
+                        + ("; list and tensor columns are vectors, a block of features each "
+                           "standardised with the training draw's mean and std"
+                           if set(shapes) - set(vectors) else ""),
         "dataset.header": "line 1 is data, not column names: columns are numbered 1..N",
         "dataset.target": f"the class label ({len(counts.classes)} values in the data"
                           + (")" if pos is not None else f": {why})"),
         "dataset.group": _group_comment(columns_of),
-        "dataset.impute": "missing features: median (numeric) or a 'missing' category (text), "
-                          "fitted on each training draw; 'drop' removes such rows instead",
+        "dataset.vectors": "vectors beside the table: each .npy holds one row per table row, in "
+                           "the table's order as read; a block of features, standardised with "
+                           "each training draw's mean and std",
+        "dataset.drop": "columns that are not features (--drop)",
+        "dataset.impute": "missing features: median (numeric"
+                          + (", and each element of a missing vector" if shapes else "")
+                          + ") or a 'missing' category (text), fitted on each training draw; "
+                            "'drop' removes such rows instead",
         "dataset.test_fraction": f"{TEST_FRACTION:.0%} of the rows form the fixed test split, "
                                  f"stratified by group x class",
         "dataset.val_fraction": f"{VAL_FRACTION:.0%} of the rows form a validation split: "
@@ -162,9 +198,9 @@ def _group_comment(columns: list[str]) -> str:
 
 def _sniffed_header(path: Path) -> bool | None:
     """False when the file's first line is data (a headerless text table), else None."""
-    from fairensemble.data.reader import PARQUET, sniff
+    from fairensemble.data.reader import ARROW, PARQUET, sniff
 
-    if path.is_dir() or path.suffix.lower() in PARQUET:
+    if path.is_dir() or path.suffix.lower() in (*PARQUET, *ARROW):
         return None
     return None if sniff(path)[1] else False
 
