@@ -113,9 +113,12 @@ def images(
     skip_unreadable: bool = typer.Option(
         False, "--skip-unreadable", help="Propose dataset.skip_unreadable: true: images that "
                                          "cannot be decoded are left out with a warning (by "
-                                         "default `run` stops and lists them all)."),
+                                         "default `run` stops and lists them all). init then "
+                                         "decodes every image once, so that the proposal "
+                                         "counts only readable ones; `run` reuses them."),
     out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out, and with --layout the "
+                                                      "files beside it, if they exist."),
 ) -> None:
     """Propose a config for your own images: a table plus image folders (or images inside
     the table, as Hugging Face Parquet holds them), or a folder of images whose paths hold

@@ -263,15 +263,22 @@ def scan_folder(folder: str | Path, layout: FolderLayout) -> FolderScan:
         else:
             rows.append((rel, values))
     if not rows:
-        shown = ", ".join(f"{p!r} ({why})" for p, why in unfit[:SHOWN])
         raise DataError(f"{root}: none of its {len(images):,} images fit --layout "
                         f"{layout.pattern!r}, which expects {layout.expects()}; it saw "
-                        f"{shown}{' ...' if len(unfit) > SHOWN else ''}")
+                        f"{examples(unfit)}")
     column = next(c for c in IMAGE_COLUMNS if c not in layout.fields)
     frame = pd.DataFrame({column: [rel for rel, _ in rows],
                           **{f: [values[f] for _, values in rows] for f in layout.fields}},
                          dtype=object)
     return FolderScan(root, layout, frame, column, unfit, hidden, other)
+
+
+def examples(unfit: list[tuple[str, str]], n: int = SHOWN) -> str:
+    """A few names that do not fit, with why: different reasons first."""
+    first = list({why: (p, why) for p, why in reversed(unfit)}.values())[::-1][:n]
+    chosen = sorted(first + [u for u in unfit if u not in first][: n - len(first)])
+    more = f" and {len(unfit) - len(chosen):,} more" if len(unfit) > len(chosen) else ""
+    return ", ".join(f"{p!r} ({why})" for p, why in chosen) + more
 
 
 def _walk(root: Path) -> tuple[list[str], list[str], list[str]]:
@@ -340,5 +347,5 @@ def table_bytes(frame: pd.DataFrame) -> tuple[str, bytes]:
     return ".parquet", buf.getvalue()
 
 
-__all__ = ["FolderLayout", "FolderScan", "parse_layout", "scan_folder", "skipped_line",
-           "table_bytes"]
+__all__ = ["FolderLayout", "FolderScan", "examples", "parse_layout", "scan_folder",
+           "skipped_line", "table_bytes"]

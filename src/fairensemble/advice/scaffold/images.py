@@ -159,7 +159,7 @@ def propose_image_folder(
     """A ``kind: images`` config for a folder of images without a table: ``layout`` names the
     parts of each image's path (``data.folders``); the table it infers (one row per image:
     its relative path and every field) goes beside the config (``place``), which reads it."""
-    from fairensemble.data.folders import parse_layout, scan_folder, skipped_line, table_bytes
+    from fairensemble.data.folders import examples, parse_layout, scan_folder, table_bytes
     from fairensemble.data.reader import read_table
 
     lay = parse_layout(layout)
@@ -178,27 +178,16 @@ def propose_image_folder(
         written.write_bytes(data)
         frame = read_table(written)
     n_unfit = len(scan.unfit)
-    facts = [f"{scan.folder}: {scan.n_images:,} images; {len(frame):,} fit --layout "
-             f"{lay.pattern!r} (fields {', '.join(lay.fields)}), {n_unfit:,} do not"
-             + (f"; skipped {skipped_line(scan)}" if skipped_line(scan) else ""),
-             f"columns of the inferred table: {scan.image_column} (the path under the "
-             f"folder), {', '.join(lay.fields)}"]
-    notes: list[str] = []
-    if n_unfit:
-        shown = ", ".join(f"{p!r} ({why})" for p, why in scan.unfit[:SHOWN_UNFIT])
-        notes.append(f"warning: {n_unfit:,} of {scan.n_images:,} images do not fit the layout "
-                     f"and are left out, e.g. {shown}; all of them are listed in the "
-                     f"{UNFIT} file beside the config")
-    if suffix != ".csv":
-        notes.append("the inferred table is Parquet, not CSV: some values would not read back "
-                     "from CSV as written (a leading zero, or a word such as NA that means "
-                     "missing in CSV)")
-    p = _propose_image_table(
-        frame, table=Path(f"{name}{TABLE}{suffix}").resolve(), source=str(scan.folder),
-        name=name, image=scan.image_column, target=target, columns_of=columns_of,
-        roots=[str(scan.folder)], suffix=None, subject=subject, positive=positive,
-        ratio_group=ratio_group, split=split, header=None, skip_unreadable=skip_unreadable,
-        notes=notes, facts=facts, layout=lay.pattern)
+    try:
+        p = _propose_folder_table(scan, frame, suffix, name, target, columns_of, subject,
+                                  positive, ratio_group, split, skip_unreadable)
+    except DataError as err:
+        if n_unfit <= len(frame):
+            raise
+        # most names do not fit: the layout, more likely than the data, is what is wrong
+        raise DataError(f"{err}; note that only {len(frame):,} of {scan.n_images:,} images fit "
+                        f"--layout {lay.pattern!r}; it left out {examples(scan.unfit)}"
+                        ) from None
     p.beside = {TABLE + suffix: data}
     if n_unfit:
         p.beside[UNFIT] = scan.unfit_text().encode()
@@ -206,9 +195,37 @@ def propose_image_folder(
     return p
 
 
+def _propose_folder_table(scan: Any, frame: pd.DataFrame, suffix: str, name: str, target: str,
+                          columns_of: list[str], subject: str | None, positive: str | None,
+                          ratio_group: str | None, split: str | None, skip_unreadable: bool
+                          ) -> Proposal:
+    from fairensemble.data.folders import examples, skipped_line
+
+    lay, n_unfit = scan.layout, len(scan.unfit)
+    facts = [f"{scan.folder}: {scan.n_images:,} images; {len(frame):,} fit --layout "
+             f"{lay.pattern!r} (fields {', '.join(lay.fields)}), {n_unfit:,} do not"
+             + (f"; skipped {skipped_line(scan)}" if skipped_line(scan) else ""),
+             f"columns of the inferred table: {scan.image_column} (the path under the "
+             f"folder), {', '.join(lay.fields)}"]
+    notes: list[str] = []
+    if n_unfit:
+        notes.append(f"warning: {n_unfit:,} of {scan.n_images:,} images do not fit the layout "
+                     f"and are left out: {examples(scan.unfit)}; all of them are listed in the "
+                     f"{UNFIT} file beside the config")
+    if suffix != ".csv":
+        notes.append("the inferred table is Parquet, not CSV: some values would not read back "
+                     "from CSV as written (a leading zero, or a word such as NA that means "
+                     "missing in CSV)")
+    return _propose_image_table(
+        frame, table=Path(f"{name}{TABLE}{suffix}").resolve(), source=str(scan.folder),
+        name=name, image=scan.image_column, target=target, columns_of=columns_of,
+        roots=[str(scan.folder)], suffix=None, subject=subject, positive=positive,
+        ratio_group=ratio_group, split=split, header=None, skip_unreadable=skip_unreadable,
+        notes=notes, facts=facts, layout=lay.pattern)
+
+
 TABLE = ".images"  # the inferred table beside the config: <stem>.images.csv (or .parquet)
 UNFIT = ".unmatched.txt"  # the images that do not fit the layout, beside the config
-SHOWN_UNFIT = 3
 
 
 def place(p: Proposal, config: Path) -> dict[Path, bytes | None]:
