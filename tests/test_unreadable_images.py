@@ -6,6 +6,8 @@ per group, and a second run decodes nothing."""
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -110,7 +112,7 @@ def test_skip_unreadable_leaves_them_out_of_their_own_split_and_warns_per_group(
     [line] = [str(w.message) for w in caught]
     # image k is group a when (k // 2) is even: 3 -> b, 10 -> b, 17 -> a, 40 -> a
     assert line.startswith(f"{broken}: 4 of {N} images cannot be decoded and are left out "
-                           "(dataset.skip_unreadable), by group: a 2, b 2; listed in ")
+                           "(dataset.skip_unreadable), by group: 'a' 2, 'b' 2; listed in ")
     assert len(seen) == N  # one pass over every used image
 
     # every other image stays in the split it is in with all images readable
@@ -187,8 +189,8 @@ def test_celeba_leaves_unreadable_images_out_too(tmp_path):
     with pytest.raises(DataError, match=r"2 of 48 images cannot be decoded: 000002.jpg: "):
         celeba.load(cfg, seed=0)
     # image i is male when (i // 3) is odd: 000002.jpg (i = 1) female, 000005.jpg (4) male
-    with pytest.warns(DataWarning, match=r"2 of 48 images .* left out .* by group: female 1, "
-                                         r"male 1; listed in "):
+    with pytest.warns(DataWarning, match=r"2 of 48 images .* left out .* by group: 'female' 1, "
+                                         r"'male' 1; listed in "):
         ds = celeba.load(cfg.model_copy(update={"skip_unreadable": True}), seed=0)
     assert len(ds.pool) + len(ds.val) + len(ds.test) == 46
 
@@ -232,10 +234,9 @@ def test_init_with_skip_unreadable_then_run_leaves_them_out_and_finishes(broken_
                "label", "--group", "sex", "--skip-unreadable", "--out", str(tmp_path / "p.yaml"))
     assert init.returncode == 0, init.stderr
     out = " ".join(init.stdout.split())
+    # groups without any are not listed
     assert "3 of 66 images cannot be decoded and are left out (dataset.skip_unreadable), by " \
-           "group: f 3, m 0" not in out  # groups without any are not listed
-    assert "3 of 66 images cannot be decoded and are left out (dataset.skip_unreadable), by " \
-           "group: f 3;" in out
+           "group: 'f' 3; listed in " in out
     cfg = load_config(tmp_path / "p.yaml")
     assert cfg.dataset.skip_unreadable is True
     decoded_at_init = len(seen)
@@ -247,6 +248,23 @@ def test_init_with_skip_unreadable_then_run_leaves_them_out_and_finishes(broken_
               "--set", "model.width=4", "--set", "analysis.n_boot=20")
     assert res.returncode == 0, res.stderr
     warned = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
-    assert len(warned) == 1 and "by group: f 3; listed in " in warned[0]
+    assert len(warned) == 1 and "by group: 'f' 3; listed in " in warned[0]
     assert len(seen) == decoded_at_init  # run read what init decoded
     assert (tmp_path / "run" / "metrics.parquet").is_file()
+
+
+def test_a_pool_too_small_once_they_are_out_says_why(broken, tmp_path):
+    from fairensemble.sweep.runner import plan_run
+
+    data = cfg_of(broken, tmp_path / "c", skip_unreadable=True).model_dump(mode="json")
+    cfg = load_config(None, [f"dataset={json.dumps(data)}", "ratio_group=a", "train_size=30",
+                             "ratios=[1.0]"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        with pytest.raises(DataError) as err:
+            plan_run(cfg)
+    line = str(err.value)
+    assert "train_size 30 with share 1 of group 'a'" in line
+    assert re.search(r"; the pool is short of the \d unreadable images? left out of it "
+                     r"\(dataset.skip_unreadable\), by group: 'a' \d.*; lower train_size or "
+                     r"repair them \(listed in .*\.unreadable\.csv\)$", line), line

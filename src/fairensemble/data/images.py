@@ -378,7 +378,7 @@ def _leave_out(decoded: Decoded, parts: dict[str, np.ndarray], g: np.ndarray,
     n_bad = len(decoded.unreadable)
     skipped = {"count": n_bad, "by_group": {k: v for k, v in by_group.items() if v},
                "by_split": by_split, "list": str(decoded.list_file)}
-    per_group = ", ".join(f"{grp} {n:,}" for grp, n in by_group.items() if n)
+    per_group = ", ".join(f"{grp!r} {n:,}" for grp, n in by_group.items() if n)
     warnings.warn(f"{source}: {n_bad:,} of {len(keep):,} images cannot be decoded and are left "
                   f"out (dataset.skip_unreadable), by group: {per_group}; listed in "
                   f"{decoded.list_file}", DataWarning, stacklevel=2)

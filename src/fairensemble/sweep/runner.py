@@ -120,7 +120,7 @@ def _short_of_unreadable(ds: Dataset) -> str:
     n = sum(lost.values())
     return (f"; the pool is short of the {n:,} unreadable image{'' if n == 1 else 's'} left "
             f"out of it (dataset.skip_unreadable), by group: "
-            f"{', '.join(f'{g} {k:,}' for g, k in lost.items())}; lower train_size or repair "
+            f"{', '.join(f'{g!r} {k:,}' for g, k in lost.items())}; lower train_size or repair "
             f"them (listed in {ds.info['unreadable']['list']})")
 
 
