@@ -225,3 +225,66 @@ def make_german(path: Path, n: int = 1000, seed: int = 0) -> Path:
         lines.append(" ".join(row))
     Path(path).write_text("\n".join(lines) + "\n")
     return Path(path)
+
+
+# ----------------------------------------------------------------------------- folders, no table
+
+
+def tiny_image(path: Path, level: int, size: int = 8) -> Path:
+    """A uniform ``size`` x ``size`` RGB image of grey ``level`` (JPEG or PNG by the suffix)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), level, dtype=np.uint8)).save(path, quality=95)
+    return path
+
+
+UTK_MISFITS = {"61_1_20170109150557335.jpg": "3 parts between '_', the layout has at least 4",
+               "39_1__20170116174525125.jpg": "an empty field"}
+
+
+def make_utkface(root: Path, n: int = 72) -> Path:
+    """A flat folder named as UTKFace's files are: ``[age]_[gender]_[race]_[date].jpg``
+    (gender i % 2, race (i // 2) % 3, so every race x gender pair has n / 6 images; image i has
+    grey level ``grey_level(i)``), plus the names in ``UTK_MISFITS``, which do not fit that
+    layout, and the debris of a copy from a Mac (``.DS_Store``, ``._`` files). Returns root."""
+    root = Path(root)
+    for i in range(n):
+        tiny_image(root / f"{20 + i % 50}_{i % 2}_{(i // 2) % 3}_20170116{i:09d}.jpg",
+                   grey_level(i))
+    for name in UTK_MISFITS:
+        tiny_image(root / name, 0)
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "._20_0_0_20170116000000000.jpg").write_bytes(b"\x00\x05\x16\x07")
+    return root
+
+
+def make_image_tree(root: Path, per_leaf: int = 12, suffix: str = ".png") -> Path:
+    """An ImageFolder-style tree ``<label>/<sex>/img_<k>.png`` (labels cat and dog, sexes f
+    and m, ``per_leaf`` images each, grey level ``grey_level(k)`` over the whole tree) with a
+    stray ``README.txt``, an empty folder and a hidden ``.ipynb_checkpoints/`` holding a
+    copy of an image. Returns root."""
+    root = Path(root)
+    k = 0
+    for label in ("cat", "dog"):
+        for sex in ("f", "m"):
+            for _ in range(per_leaf):
+                tiny_image(root / label / sex / f"img_{k:04d}{suffix}", grey_level(k))
+                k += 1
+    (root / "README.txt").write_text("pets, by label and sex\n")
+    (root / "empty").mkdir()
+    tiny_image(root / ".ipynb_checkpoints" / "img_0000-checkpoint.png", 0)
+    return root
+
+
+def break_image(path: Path, how: str) -> Path:
+    """Damage an image file in place: ``truncated`` keeps its first half (a JPEG or PNG cut
+    short), ``text`` replaces it with text, ``empty`` leaves zero bytes."""
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "text":
+        path.write_text("not an image, whatever the name says\n")
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:
+        raise ValueError(how)
+    return path

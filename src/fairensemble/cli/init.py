@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fairensemble.cli.console import fail, out, user_errors
 from fairensemble.common.errors import ConfigError
+from fairensemble.common.files import atomic_write_bytes
 from fairensemble.config import load_config
 
 if TYPE_CHECKING:  # the data stack (pandas, the loaders) loads only when init runs
@@ -93,13 +94,26 @@ def table(
            out_file, force, args)
 
 
+LAYOUT_HELP = (
+    "For a FOLDER of images without a table: a pattern naming the parts of each image's path "
+    "under it (extension left out). {name} is a field (no '/' and none of its level's "
+    "separators such as _ or -), * matches the rest, the rest is literal: '{label}/*' "
+    "(ImageFolder: labels in sub-folder names), '{race}/{gender}/*', '{age}_{gender}_{race}_*' "
+    "(UTKFace file names). The table read this way goes beside the config (<name>.images.csv) "
+    "and the config reads it.")
+
+
 @init_app.command("images")
 def images(
-    path: Path = typer.Argument(..., help="The table with one image per row: CSV/TSV/text, "
-                                          "Parquet, or a folder of Parquet shards."),
-    image: str = typer.Option(..., "--image", help="Column holding each row's image: a path, "
-                              "a file name or id found under --root, or the encoded image."),
-    target: str = typer.Option(..., "--target", help="Column holding the class label."),
+    path: Path = typer.Argument(..., help="The table with one image per row (CSV/TSV/text, "
+                                          "Parquet, or a folder of Parquet shards), or with "
+                                          "--layout a folder of images."),
+    image: str | None = typer.Option(
+        None, "--image", help="Column holding each row's image: a path, a file name or id "
+                              "found under --root, or the encoded image (tables only)."),
+    layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
+    target: str = typer.Option(..., "--target", help="Column holding the class label (with "
+                                                     "--layout: a field of the pattern)."),
     group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
     root: list[str] | None = typer.Option(
         None, "--root", help="Folder searched for image names, in order; repeatable (default: "
@@ -108,30 +122,70 @@ def images(
         None, "--suffix", help="Extension appended to names without one, e.g. .jpg (default: "
                                "found by looking the first names up)."),
     subject: str | None = typer.Option(
-        None, "--subject", help="Column naming the subject (patient, lesion, person): all its "
-                                "rows land in one split."),
+        None, "--subject", help="Column (or field) naming the subject (patient, lesion, "
+                                "person): all its rows land in one split."),
     split: str | None = typer.Option(
-        None, "--split", help="Column whose values train / val / test fix the splits."),
+        None, "--split", help="Column (or field, such as a {split} folder level) whose values "
+                              "train / val / test fix the splits."),
     positive: str | None = typer.Option(
         None, "--positive", help="Positive class: makes the target binary (this vs the rest)."),
     ratio_group: str | None = typer.Option(
         None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
     header: str = typer.Option("auto", "--header", help=HEADER_HELP),
+    skip_unreadable: bool = typer.Option(
+        False, "--skip-unreadable", help="Propose dataset.skip_unreadable: true: images that "
+                                         "cannot be decoded are left out with a warning (by "
+                                         "default `run` stops and lists them all). init then "
+                                         "decodes every image once, so that the proposal "
+                                         "counts only readable ones; `run` reuses them."),
     out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out, and with --layout the "
+                                                      "files beside it, if they exist."),
 ) -> None:
     """Propose a config for your own images: a table plus image folders (or images inside
-    the table, as Hugging Face Parquet holds them). Counts groups and classes, checks every
-    image is there, reads the sizes, and sizes a sweep a 2-core CPU runs in minutes."""
-    args = ["images", str(path), "--image", image, "--target", target,
-            *_repeat("--group", group), *_repeat("--root", root)]
+    the table, as Hugging Face Parquet holds them), or a folder of images whose paths hold
+    the labels (--layout). Counts groups and classes, checks every image is there, reads the
+    sizes, and sizes a sweep a 2-core CPU runs in minutes."""
+    args = ["images", str(path)]
+    args += ["--image", image] if image is not None else []
+    args += ["--layout", layout] if layout is not None else []
+    args += ["--target", target, *_repeat("--group", group), *_repeat("--root", root)]
     for flag, value in (("--suffix", suffix), ("--subject", subject), ("--split", split),
                         ("--positive", positive), ("--ratio-group", ratio_group)):
         args += [flag, value] if value is not None else []
     args += ["--header", header] if header != "auto" else []
-    _write(lambda s: s.propose_images(path, image, target, group, list(root or []), suffix,
-                                      subject, positive, ratio_group, split, _header(header)),
-           out_file, force, args)
+    args += ["--skip-unreadable"] if skip_unreadable else []
+
+    def propose(s) -> Proposal:
+        if layout is not None:
+            _check_layout_flags(path, image, root, suffix, header)
+            return s.propose_image_folder(path, layout, target, group, subject, positive,
+                                          ratio_group, split, skip_unreadable)
+        if path.is_dir() and not any(path.glob("*.parquet")):
+            raise ConfigError(f"{'--image' if image else '--layout'}: {path} is a folder "
+                              "without a table (no *.parquet shards); for a folder of images, "
+                              "name the parts of each image's path with --layout, e.g. "
+                              "--layout '{label}/*'")
+        if image is None:
+            raise ConfigError("--image: expected the column holding each row's image (or, for "
+                              "a folder of images without a table, --layout)")
+        return s.propose_images(path, image, target, group, list(root or []), suffix, subject,
+                                positive, ratio_group, split, _header(header), skip_unreadable)
+
+    _write(propose, out_file, force, args)
+
+
+def _check_layout_flags(path: Path, image: str | None, root: list[str] | None,
+                        suffix: str | None, header: str) -> None:
+    """--layout reads a folder of images: the flags that describe a table do not apply."""
+    if path.is_file():
+        raise ConfigError(f"--layout: {path} is a file; --layout reads a folder of images (for "
+                          "a table, name its image column with --image)")
+    for flag, given in (("--image", image is not None), ("--root", bool(root)),
+                        ("--suffix", suffix is not None), ("--header", header != "auto")):
+        if given:
+            raise ConfigError(f"{flag}: not used with --layout, which reads the folder itself "
+                              "(the inferred table's image column holds each path under it)")
 
 
 @init_app.command("adult")
@@ -193,15 +247,26 @@ def _write(propose: Callable, out_file: Path | None, force: bool, args: list[str
         path = out_file or Path(f"{proposal.name}.yaml")
         if path.exists() and not force:
             fail(f"{path}: already exists; pass --force to overwrite it, or choose --out")
-        shown = str(path)
-        text = scaffold.render_yaml(proposal, shown, shlex.join(["fairensemble", "init", *args]))
         if path.is_dir():
             fail(f"{path}: is a folder; --out expects a file name")
+        beside = scaffold.place(proposal, path)  # the inferred table of a folder of images
+        for other in beside:
+            if other.exists() and not force:
+                fail(f"{other}: already exists (it goes with {path.name}); pass --force to "
+                     "overwrite it, or choose --out")
+        shown = str(path)
+        text = scaffold.render_yaml(proposal, shown, shlex.join(["fairensemble", "init", *args]))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            for other, data in beside.items():
+                if data is None:
+                    other.unlink(missing_ok=True)  # left by an earlier init: now nothing to list
+                else:
+                    atomic_write_bytes(other, data)
             path.write_text(text)
         except OSError as err:
-            fail(f"{path}: cannot be written ({err.strerror or type(err).__name__})")
+            fail(f"{err.filename or path}: cannot be written "
+                 f"({err.strerror or type(err).__name__})")
         load_config(path)  # what `run` will read back
         _print_summary(proposal, shown)
 

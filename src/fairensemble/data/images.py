@@ -7,8 +7,20 @@ extension), or the encoded image itself (a binary column, or a struct with ``byt
 ``path`` as Hugging Face ``datasets`` writes its Image feature). Labels, groups (one column or
 several), the ``split`` column or ``subject``-level splits work as for tables
 (``frame.py``). Every used image is found and decoded before anything trains: a missing file
-stops the run with one line naming the row's id and the folders searched, an undecodable one
-with one line naming it.
+stops the run with one line naming the row's id and the folders searched; images that do not
+decode are all found in one pass and stop the run with one line that counts them, names the
+first few and the file listing every one (``decode.py``: ``images-<key>.unreadable.csv`` in
+the cache folder).
+
+``skip_unreadable: true`` leaves them out instead, with a warning that counts them per group
+and names that file. The rule: rows are labelled, split and capped as if every image were
+readable (the splits depend on the table and the seed only), then the unreadable images are
+removed from the split they fell in. So leaving an image out never moves another one, a
+repaired image returns to its own split, and a capped split is short by the images it lost.
+The decoded cache is keyed by the used images (path, mtime, size) and the decoding settings; it
+holds the readable images and its sidecar lists the unreadable ones, so the same config on the
+same files always gives the same rows and a second run decodes nothing. A group left without
+pool or test images once they are out stops the run with a line that says so.
 
 CelebA and CheXpert are thin layers over ``from_frame``: they turn their label files into
 such a table.
@@ -17,6 +29,7 @@ such a table.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,12 +37,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import field_validator
 
-from fairensemble.common.errors import DataError
+from fairensemble.common.errors import DataError, DataWarning
 from fairensemble.common.schema import NonNegativeInt, PositiveInt, Strict, column_name
 from fairensemble.common.seeds import rng_for
 from fairensemble.common.text import preview_names
 from fairensemble.data.base import Dataset, Split
-from fairensemble.data.decode import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, decode_cached
+from fairensemble.data.decode import (
+    GRAY_MEAN,
+    GRAY_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Decoded,
+    decode_images,
+)
 from fairensemble.data.frame import (
     LabelledRows,
     as_text,
@@ -68,6 +88,9 @@ class ImageOptions(Strict):
     """At most this many pool images, a seeded subsample stratified by group x class."""
     max_test: PositiveInt | None = None
     """At most this many test (and val) images, subsampled the same way."""
+    skip_unreadable: bool = False
+    """Leave out images that cannot be decoded, with a warning that counts them per group (false:
+    stop, listing them all); each stays out of the split it was drawn into."""
 
 
 class ImagesData(LabelledRows, ImageOptions):
@@ -257,17 +280,9 @@ def from_frame(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
     call this with the table they read from their own files)."""
     r = layout_rows(frame, cfg, seed, source)
     y, g, parts, groups, classes = r.y, r.g, r.parts, r.groups, r.classes
-    for name in ("pool", "test"):
-        counts = np.bincount(g[parts[name]], minlength=len(groups))
-        for code, grp in enumerate(groups):
-            if counts[code] == 0:
-                raise DataError(f"{source}: group {grp!r} has no images in the {name} split")
+    _require_groups(g, parts, groups, source)
+    X, parts, skipped = decode_rows(r, cfg, source)
     used = np.concatenate([parts[s] for s in SPLITS])
-    X = decode_cached(
-        [r.found.sources[i] for i in used], size=cfg.image_size,
-        mode="RGB" if cfg.color == "rgb" else "L", fit=cfg.fit, cache_dir=cfg.cache_dir,
-        num_workers=cfg.num_workers, listed_in=source, names=[r.found.ids[i] for i in used],
-    )
     splits: dict[str, Split] = {}
     start = 0
     for name in SPLITS:
@@ -284,6 +299,8 @@ def from_frame(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
         # what a worker must be able to read: the table's folder and every searched root
         "image_roots": sorted({str(table_folder(cfg.path)), *(str(p) for p in r.found.roots)}),
     }
+    if skipped:
+        out_info["unreadable"] = skipped
     if r.subjects is not None:
         out_info["subjects"] = {n: int(len(np.unique(r.subjects[i]))) for n, i in parts.items()}
     out_info.update(info or {})
@@ -306,7 +323,69 @@ def from_frame(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
     )
 
 
+def decode_rows(r: Rows, cfg: ImagesData, source: str
+                ) -> tuple[np.memmap, dict[str, np.ndarray], dict[str, Any]]:
+    """Decode the used images of ``r`` (pool, val, test in order; see the module docstring):
+    the images, the splits without the unreadable ones (``skip_unreadable``; a
+    ``DataWarning`` counts them per group) and what was left out (empty when nothing)."""
+    used = np.concatenate([r.parts[s] for s in SPLITS])
+    decoded = decode_images(
+        [r.found.sources[i] for i in used], size=cfg.image_size,
+        mode="RGB" if cfg.color == "rgb" else "L", fit=cfg.fit, cache_dir=cfg.cache_dir,
+        num_workers=cfg.num_workers, listed_in=source, names=[r.found.ids[i] for i in used],
+        skip_unreadable=cfg.skip_unreadable,
+    )
+    if not decoded.unreadable:
+        return decoded.images, r.parts, {}
+    parts, skipped = _leave_out(decoded, r.parts, r.g, r.groups, source)
+    _require_groups(r.g, parts, r.groups, source, skipped)
+    return decoded.images, parts, skipped
+
+
+def _require_groups(g: np.ndarray, parts: dict[str, np.ndarray], groups: list[str],
+                    source: str, skipped: dict[str, Any] | None = None) -> None:
+    """Every group has images in the pool and the test split (once the unreadable images in
+    ``skipped`` are out, which the line then says)."""
+    for name in ("pool", "test"):
+        counts = np.bincount(g[parts[name]], minlength=len(groups))
+        for code, grp in enumerate(groups):
+            if counts[code] > 0:
+                continue
+            if skipped:
+                lost = skipped["by_split"][name].get(grp, 0)
+                raise DataError(f"{source}: group {grp!r} has no images left in the {name} "
+                                f"split once its {lost:,} unreadable one"
+                                f"{'' if lost == 1 else 's'} there are left out "
+                                f"(dataset.skip_unreadable; listed in {skipped['list']})")
+            raise DataError(f"{source}: group {grp!r} has no images in the {name} split")
+
+
+def _leave_out(decoded: Decoded, parts: dict[str, np.ndarray], g: np.ndarray,
+               groups: list[str], source: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The splits without the unreadable images (each image keeps its split; ``decoded``
+    follows the order pool, val, test), what was left out, and the warning saying so."""
+    keep = np.zeros(sum(len(parts[s]) for s in SPLITS), dtype=bool)
+    keep[decoded.kept] = True
+    kept, by_split, start = {}, {}, 0
+    for name in SPLITS:
+        idx = parts[name]
+        mask = keep[start:start + len(idx)]
+        kept[name] = idx[mask]
+        lost = np.bincount(g[idx[~mask]], minlength=len(groups))
+        by_split[name] = {grp: int(n) for grp, n in zip(groups, lost) if n}
+        start += len(idx)
+    by_group = {grp: sum(by_split[s].get(grp, 0) for s in SPLITS) for grp in groups}
+    n_bad = len(decoded.unreadable)
+    skipped = {"count": n_bad, "by_group": {k: v for k, v in by_group.items() if v},
+               "by_split": by_split, "list": str(decoded.list_file)}
+    per_group = ", ".join(f"{grp!r} {n:,}" for grp, n in by_group.items() if n)
+    warnings.warn(f"{source}: {n_bad:,} of {len(keep):,} images cannot be decoded and are left "
+                  f"out (dataset.skip_unreadable), by group: {per_group}; listed in "
+                  f"{decoded.list_file}", DataWarning, stacklevel=2)
+    return kept, skipped
+
+
 register(ImagesData, load)
 
-__all__ = ["Found", "ImageOptions", "ImagesData", "Rows", "find_images", "from_frame",
-           "layout_rows", "load", "search_roots"]
+__all__ = ["Found", "ImageOptions", "ImagesData", "Rows", "decode_rows", "find_images",
+           "from_frame", "layout_rows", "load", "search_roots"]

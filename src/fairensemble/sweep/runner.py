@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fairensemble.common.errors import ConfigError
+from fairensemble.common.errors import ConfigError, DataWarning
 from fairensemble.common.files import atomic_write_bytes
 from fairensemble.common.seeds import derive_seed
 from fairensemble.config import RunConfig, dump_config, validate
 from fairensemble.data import Dataset, load_dataset
-from fairensemble.data.sampling import mix_shares, plan_counts, sample_indices
+from fairensemble.data.sampling import SamplingError, mix_shares, plan_counts, sample_indices
 from fairensemble.sweep.executors import (
     Executor,
     check_readable,
@@ -99,8 +100,11 @@ def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
     shares, counts = [], []
     for mi in range(n_mixes(pcfg)):
         s = mix_share_vector(pcfg, mi, ds, rg)
-        c = plan_counts(pcfg.train_size, s, ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,
-                        pcfg.label_balance)
+        try:
+            c = plan_counts(pcfg.train_size, s, ds.pool.y, ds.pool.g, ds.groups, ds.n_classes,
+                            pcfg.label_balance)
+        except SamplingError as err:
+            raise SamplingError(f"{err}{_short_of_unreadable(ds)}") from None
         if pcfg.train.mitigation == "group_dro" and np.count_nonzero(c) < 2:
             where = (f"mixes[{mi}]" if pcfg.mixes is not None
                      else f"the training set at a share {pcfg.ratios[mi]:g} of {rg!r}")
@@ -112,6 +116,19 @@ def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
     np.add.at(test, (ds.test.g, ds.test.y), 1)
     return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts,
                        list(ds.attributes), [list(v) for v in ds.group_values], test.tolist())
+
+
+def _short_of_unreadable(ds: Dataset) -> str:
+    """Why a pool is smaller than its table says, when images were left out of it
+    (``dataset.skip_unreadable``): the reason an error about its size needs."""
+    lost = (ds.info.get("unreadable") or {}).get("by_split", {}).get("pool", {})
+    if not lost:
+        return ""
+    n = sum(lost.values())
+    return (f"; the pool is short of the {n:,} unreadable image{'' if n == 1 else 's'} left "
+            f"out of it (dataset.skip_unreadable), by group: "
+            f"{', '.join(f'{g!r} {k:,}' for g, k in lost.items())}; lower train_size or repair "
+            f"them (listed in {ds.info['unreadable']['list']})")
 
 
 def check_model(pcfg: RunConfig, ds: Dataset) -> None:
@@ -252,7 +269,9 @@ def _dataset_for(pcfg: RunConfig) -> Dataset:
         return _PLANNED[key]
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one grid point at a time keeps memory bounded
-        _DATA_CACHE[key] = load_for(pcfg)
+        with warnings.catch_warnings():  # the driver showed them when it planned this data
+            warnings.simplefilter("ignore", DataWarning)
+            _DATA_CACHE[key] = load_for(pcfg)
     return _DATA_CACHE[key]
 
 

@@ -2,8 +2,9 @@
 the sweep, write commented YAML.
 
 By job: ``decide`` (the pure rules on counts: positive class, tiny groups, ratio group, train
-size), ``tables`` and ``images`` (one proposal per kind of data), ``assemble`` (fields and
-their comments, sized for the machine), ``render`` (the YAML).
+size), ``tables`` and ``images`` (one proposal per kind of data; a folder of images without a
+table also gets the table it was read into, which ``place`` puts beside the config),
+``assemble`` (fields and their comments, sized for the machine), ``render`` (the YAML).
 """
 
 from fairensemble.advice.scaffold.decide import (
@@ -19,14 +20,16 @@ from fairensemble.advice.scaffold.decide import (
     readable_between,
 )
 from fairensemble.advice.scaffold.images import (
+    place,
     propose_celeba,
     propose_chexpert,
+    propose_image_folder,
     propose_images,
 )
 from fairensemble.advice.scaffold.render import render_yaml
 from fairensemble.advice.scaffold.tables import propose_adult, propose_table
 
 __all__ = ["Counts", "GroupPlan", "Proposal", "TrainSize", "missing_markers", "pick_positive",
-           "pick_ratio_group", "plan_groups", "propose_adult", "propose_celeba", "propose_chexpert",
-           "propose_images", "propose_table", "propose_train_size", "readable_between",
-           "render_yaml"]
+           "pick_ratio_group", "place", "plan_groups", "propose_adult", "propose_celeba",
+           "propose_chexpert", "propose_image_folder", "propose_images", "propose_table",
+           "propose_train_size", "readable_between", "render_yaml"]

@@ -139,6 +139,11 @@ class Proposal:
     train_size: TrainSize
     image: bool = False
     cpu_train_size: int | None = None
+    # files written beside the config, by the suffix after its stem (`init images FOLDER
+    # --layout`: the inferred table, the images that do not fit), and the one that
+    # dataset.path reads (``scaffold.place`` points it there)
+    beside: dict[str, bytes] = field(default_factory=dict)
+    table_suffix: str | None = None
 
     @property
     def name(self) -> str:

@@ -4,6 +4,9 @@ CelebA and CheXpert from their label files; every image found and a CPU-sized tr
 from __future__ import annotations
 
 import glob
+import tempfile
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from fairensemble.advice.scaffold.tables import (
     _require_values,
     _sniffed_header,
 )
-from fairensemble.common.errors import DataError
+from fairensemble.common.errors import ConfigError, DataError, DataWarning
 from fairensemble.common.text import close_matches, preview_names
 from fairensemble.data.celeba import CelebAData
 from fairensemble.data.chexpert import CheXpertData
@@ -115,11 +118,11 @@ def propose_images(
     path: str | Path, image: str, target: str, group: str | list[str],
     roots: list[str] | None = None, suffix: str | None = None, subject: str | None = None,
     positive: str | None = None, ratio_group: str | None = None, split: str | None = None,
-    header: bool | None = None,
+    header: bool | None = None, skip_unreadable: bool = False,
 ) -> Proposal:
     """A ``kind: images`` config for a table with one image per row (no image is decoded;
     a sample is opened to read sizes)."""
-    from fairensemble.data.images import ImagesData, layout_rows, search_roots
+    from fairensemble.data.images import search_roots
     from fairensemble.data.reader import read_table
 
     path = Path(path)
@@ -134,20 +137,138 @@ def propose_images(
     for role, col in (("subject", subject), ("split", split)):
         if col is not None:
             require_column(col, columns, role, source)
-    if target in columns_of:
-        raise DataError(f"{source}: target and group are the same column {target!r}")
-    _require_values(frame, target, columns_of, positive, source)
     notes: list[str] = []
     if suffix is None:
         suffix = guess_suffix(frame[image], search_roots(list(roots or []), path))
         if suffix:
             notes.append(f"image names have no extension; the files are <name>{suffix} "
                          "(dataset.suffix)")
-    base = ImagesData(path=str(path.resolve()), image=image, roots=list(roots or []),
-                      suffix=suffix, target=target, positive=positive, group=columns_of,
-                      subject=subject, split=split, test_fraction=TEST_FRACTION,
-                      val_fraction=VAL_FRACTION, image_size=CPU_IMAGE_SIZE,
-                      header=_sniffed_header(path) if header is None else header)
+    return _propose_image_table(
+        frame, table=path.resolve(), source=source, name=slug(path.name.split(".")[0]),
+        image=image, target=target, columns_of=columns_of, roots=list(roots or []),
+        suffix=suffix, subject=subject, positive=positive, ratio_group=ratio_group, split=split,
+        header=_sniffed_header(path) if header is None else header,
+        skip_unreadable=skip_unreadable, notes=notes, facts=[])
+
+
+def propose_image_folder(
+    folder: str | Path, layout: str, target: str, group: str | list[str],
+    subject: str | None = None, positive: str | None = None, ratio_group: str | None = None,
+    split: str | None = None, skip_unreadable: bool = False,
+) -> Proposal:
+    """A ``kind: images`` config for a folder of images without a table: ``layout`` names the
+    parts of each image's path (``data.folders``); the table it infers (one row per image:
+    its relative path and every field) goes beside the config (``place``), which reads it."""
+    from fairensemble.data.folders import examples, parse_layout, scan_folder, table_bytes
+    from fairensemble.data.reader import read_table
+
+    lay = parse_layout(layout)
+    columns_of = _group_list(group)
+    for flag, name in (("--target", target), *(("--group", c) for c in columns_of),
+                       ("--subject", subject), ("--split", split)):
+        if name is not None and name not in lay.fields:
+            raise ConfigError(f"{flag}: {name!r} is not a field of --layout {lay.pattern!r}"
+                              f"{close_matches(name, list(lay.fields))} (fields: "
+                              f"{', '.join(lay.fields)})")
+    scan = scan_folder(folder, lay)
+    suffix, data = table_bytes(scan.frame)
+    name = slug(scan.folder.name)
+    with tempfile.TemporaryDirectory() as tmp:  # read back as `run` will read it
+        written = Path(tmp) / f"{name}{TABLE}{suffix}"
+        written.write_bytes(data)
+        frame = read_table(written)
+    n_unfit = len(scan.unfit)
+    try:
+        p = _propose_folder_table(scan, frame, suffix, name, target, columns_of, subject,
+                                  positive, ratio_group, split, skip_unreadable)
+    except DataError as err:
+        if n_unfit <= len(frame):
+            raise
+        # most names do not fit: the layout, more likely than the data, is what is wrong
+        raise DataError(f"{err}; note that only {len(frame):,} of {scan.n_images:,} images fit "
+                        f"--layout {lay.pattern!r}; it left out {examples(scan.unfit)}"
+                        ) from None
+    p.beside = {TABLE + suffix: data}
+    if n_unfit:
+        p.beside[UNFIT] = scan.unfit_text().encode()
+    p.table_suffix = TABLE + suffix
+    return p
+
+
+def _propose_folder_table(scan: Any, frame: pd.DataFrame, suffix: str, name: str, target: str,
+                          columns_of: list[str], subject: str | None, positive: str | None,
+                          ratio_group: str | None, split: str | None, skip_unreadable: bool
+                          ) -> Proposal:
+    from fairensemble.data.folders import examples, skipped_line
+
+    lay, n_unfit = scan.layout, len(scan.unfit)
+    facts = [f"{scan.folder}: {scan.n_images:,} images; {len(frame):,} fit --layout "
+             f"{lay.pattern!r} (fields {', '.join(lay.fields)}), {n_unfit:,} do not"
+             + (f"; skipped {skipped_line(scan)}" if skipped_line(scan) else ""),
+             f"columns of the inferred table: {scan.image_column} (the path under the "
+             f"folder), {', '.join(lay.fields)}"]
+    notes: list[str] = []
+    if n_unfit:
+        notes.append(f"warning: {n_unfit:,} of {scan.n_images:,} images do not fit the layout "
+                     f"and are left out: {examples(scan.unfit)}; all of them are listed in the "
+                     f"{UNFIT} file beside the config")
+    if suffix != ".csv":
+        notes.append("the inferred table is Parquet, not CSV: some values would not read back "
+                     "from CSV as written (a leading zero, or a word such as NA that means "
+                     "missing in CSV)")
+    return _propose_image_table(
+        frame, table=Path(f"{name}{TABLE}{suffix}").resolve(), source=str(scan.folder),
+        name=name, image=scan.image_column, target=target, columns_of=columns_of,
+        roots=[str(scan.folder)], suffix=None, subject=subject, positive=positive,
+        ratio_group=ratio_group, split=split, header=None, skip_unreadable=skip_unreadable,
+        notes=notes, facts=facts, layout=lay.pattern)
+
+
+TABLE = ".images"  # the inferred table beside the config: <stem>.images.csv (or .parquet)
+UNFIT = ".unmatched.txt"  # the images that do not fit the layout, beside the config
+
+
+def place(p: Proposal, config: Path) -> dict[Path, bytes | None]:
+    """The files ``p`` writes beside its config at ``config`` (``<stem><suffix>``), with the
+    config's ``dataset.path`` pointed at its table; None marks a file of such a name left by
+    an earlier ``init`` that now has no content (to remove). Empty for a proposal that
+    writes no such file."""
+    if p.table_suffix is None:
+        return {}
+    config = config.resolve()
+    files: dict[Path, bytes | None] = {}
+    for suffix in (f"{TABLE}.csv", f"{TABLE}.parquet", UNFIT):
+        target = config.with_name(config.stem + suffix)
+        if suffix in p.beside or target.exists():
+            files[target] = p.beside.get(suffix)
+    table = config.with_name(config.stem + p.table_suffix)
+    p.config["dataset"]["path"] = str(table)
+    p.facts.append(f"wrote {table}: the table inferred from the folder; the config reads it "
+                   "(dataset.path), so `run` never scans the folder")
+    unfit = config.with_name(config.stem + UNFIT)
+    if UNFIT in p.beside:
+        p.facts.append(f"wrote {unfit}: every image that does not fit the layout, and why")
+    return files
+
+
+def _propose_image_table(
+    frame: pd.DataFrame, *, table: Path, source: str, name: str, image: str, target: str,
+    columns_of: list[str], roots: list[str], suffix: str | None, subject: str | None,
+    positive: str | None, ratio_group: str | None, split: str | None, header: bool | None,
+    skip_unreadable: bool, notes: list[str], facts: list[str], layout: str | None = None,
+) -> Proposal:
+    """The proposal for an image table ``frame`` (read from ``table``, or to be written there),
+    whose columns are checked; ``source`` names it in messages."""
+    from fairensemble.data.images import ImagesData, layout_rows
+
+    if target in columns_of:
+        raise DataError(f"{source}: target and group are the same column {target!r}")
+    _require_values(frame, target, columns_of, positive, source)
+    base = ImagesData(path=str(table), image=image, roots=roots, suffix=suffix, target=target,
+                      positive=positive, group=columns_of, subject=subject, split=split,
+                      test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION,
+                      image_size=CPU_IMAGE_SIZE, header=header,
+                      skip_unreadable=skip_unreadable)
     seed = _data_seed()
     rows0 = layout_rows(frame, base, seed, source, missing_ok=True)
     counts = Counts.of(rows0.y, rows0.g, rows0.groups, rows0.classes)
@@ -165,16 +286,24 @@ def propose_images(
                                    "image_size": smallest})
     rows = rows0 if spec == base else layout_rows(frame, spec, seed, source, missing_ok=True)
     missing = rows.found.missing
-    facts = [f"{path.resolve()}: {rows.info['rows_read']:,} rows read, "
+    read = "table" if layout is None else "inferred table"
+    facts = [*facts,
+             f"{table if layout is None else read}: {rows.info['rows_read']:,} rows read, "
              f"{rows.info['dropped_missing']:,} dropped (missing {target!r} or a group value), "
              f"{rows.info['dropped_groups']:,} dropped with their group, "
-             f"{rows.info['rows_used']:,} used",
-             f"images: {len(rows.found.sources) - len(missing):,} found, {len(missing):,} not "
-             f"found" + (f" (e.g. {', '.join(repr(rows.found.ids[i]) for i in missing[:3])})"
-                         if missing else "")
-             + f"; looked in {', '.join(str(r) for r in rows.found.roots)}"
-             + (f" with suffix {suffix!r}" if suffix else ""),
-             f"image sizes seen ({sizes['opened']} opened): {sizes['text']}"]
+             f"{rows.info['rows_used']:,} used"]
+    if layout is None:
+        facts.append(
+            f"images: {len(rows.found.sources) - len(missing):,} found, {len(missing):,} not "
+            f"found" + (f" (e.g. {', '.join(repr(rows.found.ids[i]) for i in missing[:3])})"
+                        if missing else "")
+            + f"; looked in {', '.join(str(r) for r in rows.found.roots)}"
+            + (f" with suffix {suffix!r}" if suffix else ""))
+    facts.append(f"image sizes seen ({sizes['opened']} opened): {sizes['text']}")
+    if sizes["failed"] and not skip_unreadable:
+        notes.append(f"warning: {sizes['failed']} of the {sizes['tried']} images sampled could "
+                     "not be opened; `run` decodes every image first and stops listing all that "
+                     "fail (--skip-unreadable leaves them out)")
     if subject is not None:
         n_subjects = len(np.unique(rows.subjects)) if rows.subjects is not None else 0
         facts.append(f"subjects ({subject!r}): {n_subjects:,}; each subject's rows share one "
@@ -182,23 +311,30 @@ def propose_images(
     if missing:
         notes.append(f"warning: {len(missing):,} images not found; `run` stops naming them "
                      "until they are there (or their rows are removed)")
+    elif skip_unreadable:
+        rows = _readable_rows(rows, spec, source, facts, notes)
     _require_images_in_splits(rows, source, repr(target))
     dataset = spec.model_dump(mode="json")
     order = ["kind", "path", "header", "image", "roots", "suffix", "target", "positive", "group",
              "groups", "min_group_size", "subject", "split", "test_fraction", "val_fraction",
-             "image_size", "color", "fit", "hflip", "cache_dir", "num_workers"]
+             "image_size", "color", "fit", "hflip", "cache_dir", "num_workers",
+             "skip_unreadable"]
     dataset = {k: dataset[k] for k in order}
     for key, unset in (("header", None), ("positive", None), ("subject", None), ("split", None),
                        ("suffix", None), ("roots", [])):
         if dataset[key] == unset:
             dataset.pop(key)
     comments.update({
-        "dataset.path": "the table: one row per image",
+        "dataset.path": "the table: one row per image" if layout is None else
+                        f"the table `init` inferred from the folder's paths (--layout "
+                        f"{layout!r}): one row per image; edit it to relabel or leave images "
+                        "out",
         "dataset.header": "line 1 is data, not column names: columns are numbered 1..N",
         "dataset.image": "the column naming each row's image (a path, a file name or id looked "
-                         "up under `roots`, or the encoded image itself)",
+                         "up under `roots`, or the encoded image itself)" if layout is None else
+                         "the column holding each image's path, relative to `roots`",
         "dataset.roots": "folders searched in order for each name, relative to the table's "
-                         "folder",
+                         "folder" if layout is None else "the folder of images",
         "dataset.suffix": "appended to names without an image extension",
         "dataset.target": f"the class label ({len(counts.classes)} values in the data"
                           + (")" if pos is not None else f": {why})"),
@@ -220,15 +356,41 @@ def propose_images(
         "dataset.cache_dir": "decoded images are cached here (null: ~/.cache/fairensemble or "
                              "$FAIRENSEMBLE_CACHE)",
         "dataset.num_workers": "processes decoding images (0: this one)",
+        "dataset.skip_unreadable": (
+            "true: images that cannot be decoded are left out with a warning counting them per "
+            "group (each stays out of the split it was drawn into); false stops the run listing "
+            "them all" if skip_unreadable else
+            "false: `run` stops on images that cannot be decoded, listing them all in a file; "
+            "true leaves them out with a warning"),
     })
     _group_comments(plan, dataset, comments, notes)
     pool = rows.parts["pool"]
     return _finish(
-        kind="images", name=slug(path.name.split(".")[0]), dataset=dataset, ds=None,
+        kind="images", name=name, dataset=dataset, ds=None,
         counts=counts, requested_rg=ratio_group, facts=facts, notes=notes, comments=comments,
         pool_parts=(rows.y[pool], rows.g[pool]), test=_split_counts(rows)["test"],
         attributes=list(rows.attributes), group_values=list(rows.group_values),
     )
+
+
+def _readable_rows(rows: Rows, spec: Any, source: str, facts: list[str], notes: list[str]
+                   ) -> Rows:
+    """``--skip-unreadable``: every used image decoded as `run` will decode it (into the cache
+    `run` then reads) and the unreadable ones left out of their splits, so that the proposal
+    sizes the sweep on the images `run` trains on."""
+    from fairensemble.data.images import decode_rows
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        _, parts, skipped = decode_rows(rows, spec, source)
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    if skipped:
+        notes.extend(f"warning: {line}" for line in said)
+    else:
+        n = sum(len(i) for i in rows.parts.values())
+        facts.append(f"every one of the {n:,} images used decodes (--skip-unreadable: all "
+                     "decoded now; `run` reads them from the cache)")
+    return replace(rows, parts=parts)
 
 
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -266,22 +428,24 @@ def image_sizes(rows: Rows) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     chosen = sorted(rng.choice(present, size=min(SIZE_SAMPLE, len(present)), replace=False)) \
         if present else []
-    dims, modes = [], set()
+    dims, modes, failed = [], set(), 0
     for i in chosen:
         src = rows.found.sources[i]
         try:
             with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
                 dims.append(im.size)
                 modes.add(im.mode)
-        except Exception:  # an undecodable file: `run` names it; here it is only not counted
-            continue
+        except Exception:  # an undecodable file: `run` names it; here it is only counted
+            failed += 1
     if not dims:
-        return {"opened": 0, "text": "none could be opened", "min_side": None, "modes": []}
+        return {"opened": 0, "text": "none could be opened", "min_side": None, "modes": [],
+                "failed": failed, "tried": len(chosen)}
     common = pd.Series([f"{w}x{h}" for w, h in dims]).value_counts()
     shown = ", ".join(f"{k} ({v})" for k, v in common.head(3).items())
     more = f", {len(common) - 3} other sizes" if len(common) > 3 else ""
     return {"opened": len(dims), "text": f"{shown}{more}; modes {', '.join(sorted(modes))}",
-            "min_side": int(min(min(w, h) for w, h in dims)), "modes": sorted(modes)}
+            "min_side": int(min(min(w, h) for w, h in dims)), "modes": sorted(modes),
+            "failed": failed, "tried": len(chosen)}
 
 
 def _rows(table: pd.DataFrame, icfg: Any, source: str) -> Rows:
