@@ -21,6 +21,7 @@ from fairensemble.common.errors import ConfigError
 from fairensemble.common.schema import Fraction, NonNegativeInt, PositiveInt, Strict
 from fairensemble.common.seeds import DIVERSITY_SOURCES
 from fairensemble.data import sources
+from fairensemble.data.text import TokenOptions
 from fairensemble.metrics import get as metric_spec
 from fairensemble.metrics import names as metric_names
 
@@ -61,8 +62,9 @@ class ModelConfig(Strict):
     """What every member is: an MLP, a built-in image model, or a factory of your own."""
 
     name: str = "mlp"
-    """A built-in model (``mlp``, ``cnn``, ``resnet18``/``34``/``50``, ``vit_tiny``,
-    ``vit_small``) or a factory ``package.module:function`` / ``path/to/file.py:function``."""
+    """A built-in model (``mlp``; ``bag`` for texts; ``cnn``, ``resnet18``/``34``/``50``,
+    ``vit_tiny``, ``vit_small`` for images) or a factory ``package.module:function`` /
+    ``path/to/file.py:function``."""
     hidden: list[PositiveInt] = [64, 64]
     """Hidden layer widths of the MLP (and of ``bag``'s head)."""
     activation: Literal["relu", "tanh", "gelu", "leaky_relu"] = "relu"
@@ -70,7 +72,7 @@ class ModelConfig(Strict):
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     """Dropout rate, where the model has dropout (the stacked MLP trainer supports 0 only)."""
     width: PositiveInt = 32
-    """Base channel width of the small CNN."""
+    """Base channel width of the small CNN; the embedding width of the bag model."""
     weights: Annotated[str, Field(min_length=1)] | None = None
     """A state dict in torchvision's / timm's key layout (``.pth``, ``.pt`` or
     ``.safetensors``) every member starts from; the head is kept when it has the task's class
@@ -81,7 +83,8 @@ class ModelConfig(Strict):
     """``backbone``: the model's features are computed once per run and the members are heads
     (stacked MLPs with ``head_hidden`` layers) trained on them."""
     head_hidden: list[PositiveInt] = []
-    """Hidden layer widths of the heads over frozen features (none: a linear head)."""
+    """Hidden layer widths of the heads over frozen features and of the bag model's head
+    (none: a linear head)."""
 
     @field_validator("name")
     @classmethod
@@ -90,21 +93,21 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _weights_fit_an_image_model(self) -> ModelConfig:
-        if self.weights is not None and self.name == "mlp":
+        if self.weights is not None and self.name in ("mlp", "bag"):
             raise ValueError(
                 "model.weights: pretrained weights load into image models (cnn, resnet18/34/50,"
                 " vit_tiny, vit_small or a factory), got model.name 'mlp'"
             )
-        if self.freeze == "backbone" and self.name == "mlp":
+        if self.freeze == "backbone" and self.name in ("mlp", "bag"):
             raise ValueError("model.freeze: 'backbone' freezes an image model's backbone, got "
                              "model.name 'mlp' (which has none)")
         return self
 
     @property
     def stacked(self) -> bool:
-        """Whether members train with the stacked trainer: MLPs, and heads over frozen
-        features."""
-        return self.name == "mlp" or self.freeze == "backbone"
+        """Whether members train stacked (all of a unit's members as one tensor program):
+        MLPs, the bag model, and heads over frozen features."""
+        return self.name in ("mlp", "bag") or self.freeze == "backbone"
 
     def head(self) -> ModelConfig:
         """The MLP a member is when the backbone is frozen (its input: the features)."""
@@ -330,6 +333,15 @@ class RunConfig(Strict):
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"grid.{key}: expected a non-empty list of values")
+        text = isinstance(self.dataset, TokenOptions)
+        encoder = models.is_factory(self.model.name) and self.model.freeze == "backbone"
+        if text and not (self.model.name == "bag" or encoder):
+            raise ValueError(f"model.name: text data trains the built-in 'bag' model, or heads "
+                             f"over a frozen encoder ('path/to/file.py:function' with "
+                             f"model.freeze: backbone), got {self.model.name!r}")
+        if self.model.name == "bag" and not text:
+            raise ValueError(f"model.name: 'bag' reads texts; dataset.kind "
+                             f"{self.dataset.kind!r} has none")
         return self
 
     # -- helpers used across the pipeline ------------------------------------------------

@@ -54,7 +54,8 @@ class Dataset:
     from the decoded file; ``cache_folder``: where the decoded images are cached (derived
     caches, such as a frozen backbone's features, go beside them); ``ship``: the data are read
     once by the driver and travel to the workers with the units (tables, which fit in
-    memory), so no worker needs the file."""
+    memory), so no worker needs the file. ``vocab``: text sources, the bucket count of the
+    id bags ``prepare`` makes (``input_kind`` ``"text"``: ``Split.X`` holds the texts)."""
 
     groups: list[str]
     classes: list[str]
@@ -73,6 +74,7 @@ class Dataset:
     loader_workers: int = 0
     cache_folder: str | None = None
     ship: bool = False
+    vocab: int | None = None
 
     @property
     def n_classes(self) -> int:

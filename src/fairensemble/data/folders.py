@@ -347,5 +347,5 @@ def table_bytes(frame: pd.DataFrame) -> tuple[str, bytes]:
     return ".parquet", buf.getvalue()
 
 
-__all__ = ["FolderLayout", "FolderScan", "examples", "parse_layout", "scan_folder",
-           "skipped_line", "table_bytes"]
+__all__ = ["FolderLayout", "FolderScan", "examples", "parse_layout", "scan_folder", "skipped_line",
+           "table_bytes"]

@@ -214,6 +214,21 @@ def split_rows(
     return (np.flatnonzero(~in_test & ~in_val), np.flatnonzero(in_val), np.flatnonzero(in_test))
 
 
+def draw_splits(frame: pd.DataFrame, cfg: LabelledRows, rows: np.ndarray, strata: np.ndarray,
+                rng: np.random.Generator, source: str, fixed: np.ndarray | None = None
+                ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The pool / val / test indices (into ``rows``, the table's used rows) and the rows'
+    subjects: ``fixed`` (per table row) or the ``split`` column fixes them, else they are
+    drawn per stratum (``split_rows``), whole subjects at a time when ``subject`` is given.
+    Checking that no subject straddles two splits is the caller's (after any caps)."""
+    if fixed is None and cfg.split is not None:
+        fixed = fixed_splits(frame[cfg.split], cfg, source)
+    subjects = None if cfg.subject is None else as_text(frame[cfg.subject]).to_numpy()[rows]
+    pool, val, test = split_rows(strata, rng, cfg.test_fraction, cfg.val_fraction, subjects,
+                                 None if fixed is None else fixed[rows])
+    return {"pool": pool, "val": val, "test": test}, subjects
+
+
 def fixed_splits(values: pd.Series, cfg: LabelledRows, source: str) -> np.ndarray:
     """The split column as train / val / test per row; an unknown value is a one-line error."""
     mapping = cfg.split_values
@@ -369,5 +384,5 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 __all__ = ["JOIN", "OTHER", "Labelled", "LabelledRows", "as_text", "check_subjects", "group_name",
-           "group_values_of", "counts_by_split", "fixed_splits", "label_rows", "split_rows",
-           "text_of"]
+           "group_values_of", "counts_by_split", "draw_splits", "fixed_splits", "label_rows",
+           "split_rows", "text_of"]

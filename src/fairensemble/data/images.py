@@ -52,12 +52,10 @@ from fairensemble.data.decode import (
 )
 from fairensemble.data.frame import (
     LabelledRows,
-    as_text,
     check_subjects,
     counts_by_split,
-    fixed_splits,
+    draw_splits,
     label_rows,
-    split_rows,
 )
 from fairensemble.data.reader import read_table
 from fairensemble.data.registry import register
@@ -257,11 +255,8 @@ def layout_rows(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
     found = find_images(frame[cfg.image].iloc[rows], roots, cfg.suffix)
     if found.missing and not missing_ok:
         raise DataError(found.missing_line(source, cfg.image))
-    fixed = None if cfg.split is None else fixed_splits(frame[cfg.split], cfg, source)[rows]
-    subjects = None if cfg.subject is None else as_text(frame[cfg.subject]).to_numpy()[rows]
-    pool, val, test = split_rows(g * len(labelled.classes) + y, rng_for(seed, "images", "split"),
-                                 cfg.test_fraction, cfg.val_fraction, subjects, fixed)
-    parts = {"pool": pool, "val": val, "test": test}
+    parts, subjects = draw_splits(frame, cfg, rows, g * len(labelled.classes) + y,
+                                  rng_for(seed, "images", "split"), source)
     for name in SPLITS:  # caps: a seeded subsample stratified by group x class
         cap = cfg.max_pool if name == "pool" else cfg.max_test
         idx = parts[name]

@@ -27,9 +27,8 @@ from fairensemble.data.frame import (
     LabelledRows,
     as_text,
     check_subjects,
-    fixed_splits,
+    draw_splits,
     label_rows,
-    split_rows,
 )
 from fairensemble.data.reader import read_table
 from fairensemble.data.registry import register
@@ -190,15 +189,11 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
                 categorical.append(col)
     y, g = labelled.y[rows], labelled.g[rows]
     classes, groups = labelled.classes, labelled.groups
-    if fixed is None and cfg.split is not None:
-        fixed = fixed_splits(frame[cfg.split], cfg, source)
-    subjects = None if cfg.subject is None else as_text(frame[cfg.subject]).to_numpy()[rows]
-    pool_idx, val_idx, test_idx = split_rows(
-        g * len(classes) + y, np.random.default_rng(seed), cfg.test_fraction, cfg.val_fraction,
-        subjects, None if fixed is None else fixed[rows])
+    parts, subjects = draw_splits(frame, cfg, rows, g * len(classes) + y,
+                                  np.random.default_rng(seed), source, fixed)
     if subjects is not None:
-        check_subjects(subjects, {"pool": pool_idx, "val": val_idx, "test": test_idx}, source,
-                       str(cfg.subject))
+        check_subjects(subjects, parts, source, str(cfg.subject))
+    pool_idx, val_idx, test_idx = parts["pool"], parts["val"], parts["test"]
 
     def split(idx: np.ndarray) -> Split:
         return Split(X.iloc[idx].reset_index(drop=True), y[idx], g[idx])

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 BUILTIN = {
     "mlp": "fairensemble.models.mlp:build",
+    "bag": "fairensemble.models.bag:build",
     "cnn": "fairensemble.models.cnn:build",
     "resnet18": "fairensemble.models.resnet:resnet18",
     "resnet34": "fairensemble.models.resnet:resnet34",

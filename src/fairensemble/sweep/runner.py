@@ -286,14 +286,16 @@ def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | Non
     prepared = ds.prepare(train, others)
     if ds.input_kind == "image" and uses_stack(pcfg):  # an MLP on pixels
         prepared = [normalised_rows(x, ds.image_mean, ds.image_std) for x in prepared]
+    kind = ("tokens" if ds.input_kind == "text" else
+            "table" if uses_stack(pcfg) else ds.input_kind)
     evals = {"test": prepared[1]}
     val = None
     if ds.val is not None:
         evals["val"] = prepared[2]
         val = (prepared[2], ds.val.y)
-    inputs = Inputs(kind="table" if uses_stack(pcfg) else ds.input_kind,
-                    image_mean=ds.image_mean, image_std=ds.image_std, hflip=ds.hflip,
-                    num_workers=ds.loader_workers, threads=threads)
+    inputs = Inputs(kind=kind, image_mean=ds.image_mean, image_std=ds.image_std,
+                    hflip=ds.hflip, num_workers=ds.loader_workers, threads=threads,
+                    vocab=ds.vocab)
     data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, inputs,
                     g_train=train.g)
     return data, {"counts": counts.tolist(), "n_train": len(idx)}
@@ -316,7 +318,12 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
     t0 = time.perf_counter()
     saved: list[dict[str, bytes]] = []
     stats: list[TrainStats] = []
-    if uses_stack(cfg):
+    if pcfg.model.name == "bag":
+        from fairensemble.train.bags import train_bags
+
+        outputs = train_bags(datas, pcfg.model, pcfg.train, ds.n_classes, progress=progress,
+                             stats=stats)
+    elif uses_stack(cfg):
         from fairensemble.train.stacked import train_stacked
 
         model = pcfg.model.head() if pcfg.model.freeze == "backbone" else pcfg.model

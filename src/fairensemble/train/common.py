@@ -104,5 +104,50 @@ def lr_schedule(train: TrainConfig) -> list[float]:
     return lrs
 
 
-__all__ = ["Normaliser", "autocast", "lr_schedule", "channels_last", "choose_device",
-           "early_stopping_score", "normalised_rows"]
+
+class Optimizers:
+    """torch's optimiser over dense parameters, and for parameters with sparse gradients (an
+    embedding's rows a batch touched) its sparse counterpart: SparseAdam for adam and adamw
+    (element-wise on the touched rows; it takes no weight decay), plain SGD for sgd (no
+    momentum: torch's sparse SGD has none). Steps, zeroes and takes learning rates as one."""
+
+    def __init__(self, dense: list[torch.Tensor], sparse: list[torch.Tensor],
+                 train: TrainConfig, device: torch.device) -> None:
+        self.parts: list[torch.optim.Optimizer] = []
+        if dense:
+            if train.optimizer == "sgd":
+                self.parts.append(torch.optim.SGD(dense, lr=train.lr, momentum=train.momentum,
+                                                  weight_decay=train.weight_decay))
+            else:
+                cls = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
+                fused = True if device.type == "cuda" else None
+                self.parts.append(cls(dense, lr=train.lr, weight_decay=train.weight_decay,
+                                      fused=fused))
+        if sparse:
+            self.parts.append(torch.optim.SGD(sparse, lr=train.lr)
+                              if train.optimizer == "sgd"
+                              else torch.optim.SparseAdam(sparse, lr=train.lr))
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for opt in self.parts for g in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.parts:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.parts:
+            opt.step()
+
+
+def optimizers(net: nn.Module, train: TrainConfig, device: torch.device) -> Optimizers:
+    """The optimiser of a member's parameters, embeddings with sparse gradients apart."""
+    sparse = [p for m in net.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+              and m.sparse for p in m.parameters()]
+    ids = {id(p) for p in sparse}
+    return Optimizers([p for p in net.parameters() if id(p) not in ids], sparse, train, device)
+
+
+__all__ = ["Optimizers", "optimizers", "Normaliser", "autocast", "lr_schedule", "channels_last",
+           "choose_device", "early_stopping_score", "normalised_rows"]

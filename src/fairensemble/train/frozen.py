@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fairensemble import models
-from fairensemble.common.errors import ConfigError, DataError
+from fairensemble.common.errors import ConfigError, DataError, UserError
 from fairensemble.common.files import build_once, file_sha256, load_cached
 from fairensemble.common.seeds import derive_seed, stable_hash
 from fairensemble.config import ModelConfig, TrainConfig
@@ -34,6 +34,7 @@ from fairensemble.data.decode import cache_root
 log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 1
+TEXT_BATCH = 256  # texts per call of a user's encoder
 BATCH = 128  # images per backbone forward pass
 FINGERPRINT_EVERY = 97  # every n-th image's bytes enter the images' fingerprint
 
@@ -82,20 +83,27 @@ def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: i
     """``ds`` with every image replaced by its backbone features (float32 [n, d]), cached in
     the folder of its decoded images (``ds.cache_folder``; the default cache folder for images
     made in memory)."""
-    if ds.input_kind != "image":
-        raise ConfigError(f"model.freeze: 'backbone' needs image inputs, got {ds.input_kind} "
-                         "data")
+    if ds.input_kind not in ("image", "text"):
+        raise ConfigError(f"model.freeze: 'backbone' needs image or text inputs, got "
+                          f"{ds.input_kind} data")
     backbone_seed = derive_seed(seed, "backbone")
+    text = ds.input_kind == "text"
+    if text and not models.is_factory(model.name):
+        raise ConfigError(f"model.name: frozen text features come from your encoder, "
+                          f"'path/to/file.py:function' mapping a list of texts to a tensor "
+                          f"[n, d], got {model.name!r}")
     key = stable_hash({"version": FEATURE_VERSION, "backbone": backbone_identity(model,
                                                                                 backbone_seed),
-                       "images": images_identity(ds), "precision": train.precision}, 24)
+                       "inputs": texts_identity(ds) if text else images_identity(ds),
+                       "precision": train.precision}, 24)
     root = Path(ds.cache_folder) if ds.cache_folder else cache_root()
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"features-{key}.npy"
 
     def build(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.save(fh, _compute(ds, model, train, backbone_seed))
+            np.save(fh, _encode(ds, model) if text else
+                    _compute(ds, model, train, backbone_seed))
 
     feats = build_once(final, build, _open, "feature cache")
     first = ds.pool.X
@@ -113,7 +121,46 @@ def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: i
         "file": str(final), "dim": int(feats.shape[1]), "backbone": model.name,
         "flops": None if per_image is None else per_image * len(feats)}}
     return replace(ds, pool=pool, test=test, val=val[0] if val else None, prepare=Standardise(),
-                   input_kind="table", image_mean=None, image_std=None, hflip=False, info=info)
+                   input_kind="table", image_mean=None, image_std=None, hflip=False, info=info,
+                   vocab=None)
+
+
+def texts_identity(ds: Dataset) -> dict[str, Any]:
+    """The texts in split order, by content."""
+    digest = hashlib.sha256()
+    for split in _splits(ds):
+        for text in split.X:
+            digest.update(text.encode("utf-8") + b"\x00")
+    return {"sizes": [len(s) for s in _splits(ds)], "content": digest.hexdigest()[:24]}
+
+
+def _encode(ds: Dataset, model: ModelConfig) -> np.ndarray:
+    """Every text's embedding from the user's encoder (a list of texts -> a tensor or array
+    [n, d]), in batches, checked: one row per text, finite numbers."""
+    from fairensemble.common.arrays import as_array
+
+    encode = models.resolve(model.name)
+    out: list[np.ndarray] = []
+    for split in _splits(ds):
+        texts = [str(t) for t in split.X]
+        for a in range(0, len(texts), TEXT_BATCH):
+            batch = texts[a:a + TEXT_BATCH]
+            try:
+                got = as_array(encode(batch), f"model.name: {model.name}")
+            except Exception as err:  # the user's code: its failure is one line naming it
+                if isinstance(err, UserError):
+                    raise
+                raise ConfigError(f"model.name: {model.name} fails on {len(batch)} texts: "
+                                  f"{type(err).__name__}: {str(err).strip()[:200]}") from None
+            if got.ndim != 2 or len(got) != len(batch):
+                raise ConfigError(f"model.name: {model.name} returns shape "
+                                  f"{tuple(got.shape)} for {len(batch)} texts; expected "
+                                  f"[{len(batch)}, d], one row per text")
+            out.append(np.asarray(got, dtype=np.float32))
+    feats = np.concatenate(out)
+    if not np.isfinite(feats).all():
+        raise DataError(f"model.name: {model.name} returned non-finite embeddings")
+    return feats
 
 
 def _splits(ds: Dataset) -> list[Split]:

@@ -47,6 +47,7 @@ from fairensemble.train.common import (
     choose_device,
     early_stopping_score,
     lr_schedule,
+    optimizers,
 )
 from fairensemble.train.mitigation import (
     Cells,
@@ -194,7 +195,7 @@ def _train_member(
         torch.manual_seed(member.init)
         net = inputs.build(model, member.init)
         train_idx, val = inputs.split(train, member)
-        opt = _optimizer(net, train, device)
+        opt = optimizers(net, train, device)
         stop = train.early_stopping
         best: tuple[float, dict[str, torch.Tensor]] | None = None
         stale = 0
@@ -258,17 +259,6 @@ def _batch_bounds(n: int, batch_size: int, merge_single: bool = True) -> list[tu
     return bounds
 
 
-def _optimizer(net: nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    params = list(net.parameters())
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
-        )
-    cls = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
-    fused = True if device.type == "cuda" else None
-    return cls(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused)
-
-
 def _save(net: nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -305,6 +295,9 @@ class _Inputs:
             _check_inputs(f"evals[{name!r}]", Xe, self.kind, X.shape[1:])
         if cell.val is not None:
             _check_inputs("val", cell.val[0], self.kind, X.shape[1:])
+        if self.kind == "tokens" and model.name != "bag" and not models.is_factory(model.name):
+            raise ConfigError(f"model.name: text inputs need 'bag' or a factory, got "
+                              f"{model.name!r}")
         if self.kind == "table" and model.name != "mlp" and not models.is_factory(model.name):
             raise ConfigError(f"model.name: table inputs need 'mlp' or a factory, got "
                              f"{model.name!r}")
@@ -318,7 +311,8 @@ class _Inputs:
         self.X_np = X
         self.X_t: torch.Tensor | None = None
         if not isinstance(X, np.memmap):
-            arr = np.ascontiguousarray(X, dtype=np.uint8 if self.kind == "image" else np.float32)
+            dtype = {"image": np.uint8, "tokens": np.int64}.get(self.kind, np.float32)
+            arr = np.ascontiguousarray(X, dtype=dtype)
             self.X_np = arr
             if not self.cuda or arr.nbytes <= _DEVICE_RESIDENT_BYTES:
                 self.X_t = torch.from_numpy(arr).to(device)
@@ -339,6 +333,10 @@ class _Inputs:
                 "mlp", self.n_classes, in_features=shape[1], hidden=list(model.hidden),
                 activation=model.activation, dropout=model.dropout, seed=seed,
             )
+        if model.name == "bag":  # the stacked bag trainer's member, for the same seed
+            return models.create("bag", self.n_classes, vocab=self.cell.inputs.vocab,
+                                 dim=model.width, hidden=list(model.head_hidden),
+                                 activation=model.activation, seed=seed)
         if model.name.startswith("vit") and shape[2] != shape[3]:
             raise ConfigError(f"model.name: {model.name} needs square images, got {shape[2:]}")
         options = models.accepted(model.name, {"width": model.width, "dropout": model.dropout})
@@ -416,7 +414,7 @@ class _Inputs:
                 yield _from_numpy(self.X_np[idx], self.cuda).to(self.device, non_blocking=True)
 
     def to_input(self, raw: torch.Tensor, flip: np.ndarray | None = None) -> torch.Tensor:
-        if self.kind == "table":
+        if self.kind in ("table", "tokens"):
             return raw
         if flip is not None and flip.any():
             mask = torch.from_numpy(flip).to(self.device).view(-1, 1, 1, 1)

@@ -30,19 +30,21 @@ from fairensemble.common.seeds import (
 class Inputs:
     """What a trainer must know about a cell's inputs besides the arrays.
 
-    ``kind``: ``"table"`` (float features [n, d]) or ``"image"`` (uint8 [n, C, H, W]); None
-    infers it from the array's dimensions. Images are scaled to [0, 1] and normalised with
+    ``kind``: ``"table"`` (float features [n, d]), ``"image"`` (uint8 [n, C, H, W]) or
+    ``"tokens"`` (a text's hashed n-gram ids, int [n, L], 0 padding; ``vocab`` ids in all);
+    None infers it from the array's dimensions. Images are scaled to [0, 1] and normalised with
     ``image_mean`` / ``image_std`` per channel (default 0 and 1), flipped left-right at random
     when ``hflip``, and read by ``num_workers`` loader processes when they live in a file.
     ``threads``: torch threads for the cell (CPU results are bitwise reproducible only for the
     same count)."""
 
-    kind: Literal["table", "image"] | None = None
+    kind: Literal["table", "image", "tokens"] | None = None
     image_mean: tuple[float, ...] | None = None
     image_std: tuple[float, ...] | None = None
     hflip: bool = False
     num_workers: int = 0
     threads: int | None = None
+    vocab: int | None = None  # ``tokens``: the id bags' bucket count
 
 
 @dataclass
