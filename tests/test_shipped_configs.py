@@ -36,6 +36,9 @@ def tiny(kind: str, image_roots: dict[str, Path], cache: Path) -> list[str]:
         return ["train_size=200"]  # the bundled copy
     if kind == "digits":
         return ["train_size=100"]
+    if kind == "templates":
+        return ["dataset.pool_size=400", "dataset.val_size=100", "dataset.test_size=200",
+                "train_size=60"]
     return [f"dataset.root={image_roots[kind]}", f"dataset.cache_dir={cache}",
             "dataset.image_size=16", "dataset.num_workers=0", "train_size=4",
             "model.name=cnn", "model.width=4", "train.batch_size=4", "train.device=cpu"]
@@ -45,7 +48,7 @@ def test_every_shipped_config_is_here():
     names = {p.stem for p in CONFIGS}
     assert {"demo", "label_noise", "rotation", "rotation_hard", "adult", "adult_race", "digits",
             "celeba", "chexpert", "ensemble_effect", "diversity", "mitigations", "spurious",
-            "celeba_mitigations"} <= names
+            "celeba_mitigations", "text_noise"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

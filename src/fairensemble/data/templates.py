@@ -5,10 +5,14 @@ In the style of Dixon et al. (AIES 2018, "Measuring and Mitigating Unintended Bi
 Classification"), sentences are made from templates x identity terms x fillers: a template
 ("Being {identity} is {adj}.", "I {verb} {identity} people.", ...), an identity term of the
 sentence's group (by default the age terms of their list: younger people, older people), and
-a toxic or a non-toxic filler (an adjective or a verb), which decides the label. The groups
-are exchangeable by construction: the same templates and fillers, the same toxic rate. Their
-difficulty differs only where it is made to: ``label_noise`` flips that share of the hard
-group's labels in pool and val (test labels stay true), exactly round(share x n) of them.
+a toxic or a non-toxic filler (an adjective or a verb), which decides the label. Each group
+speaks its own way: a share ``shared`` of its sentences take their filler from words every
+group uses, the rest from words of its own (slang for the younger, formal words for the
+older), so a model learns a group's words from that group's sentences and the training mix
+matters. The groups are otherwise exchangeable: the same templates, as many words, the same
+toxic rate. Their difficulty differs only where it is made to: ``label_noise`` flips that
+share of the hard group's labels in pool and val (test labels stay true), exactly
+round(share x n) of them.
 
 So a perfect reader of the fillers is right on every test sentence; what a group loses, it
 loses to the noisy labels it was trained on and to its share of the training set.
@@ -39,12 +43,28 @@ TEMPLATES = (
     "Honestly, we {verb} every {identity} person we meet.",
     "My {identity} neighbour is {adj}, {name} thinks.",
 )
-ADJ = {"non-toxic": ("wonderful", "friendly", "great", "kind", "lovely", "smart", "nice",
-                     "fantastic", "brave", "honest"),
-       "toxic": ("disgusting", "awful", "stupid", "terrible", "horrible", "nasty", "vile",
-                 "worthless", "dumb", "pathetic")}
-VERB = {"non-toxic": ("like", "love", "admire", "respect", "enjoy", "welcome"),
-        "toxic": ("hate", "despise", "loathe", "detest", "resent", "mock")}
+# the fillers every group's sentences may use, and each group's own (the first group's, the
+# second's): how each generation speaks, so a model must learn each group's words from it
+SHARED = {"adj": {"non-toxic": ("wonderful", "friendly", "great", "kind", "lovely", "nice"),
+                  "toxic": ("disgusting", "awful", "stupid", "terrible", "horrible", "nasty")},
+          "verb": {"non-toxic": ("like", "love", "admire", "respect"),
+                   "toxic": ("hate", "despise", "loathe", "detest")}}
+OWN = (
+    {"adj": {"non-toxic": ("lit", "awesome", "chill", "epic", "legit", "rad", "dope", "sweet",
+                           "wholesome", "goated", "iconic", "fresh"),
+             "toxic": ("cringe", "trash", "lame", "mid", "basic", "wack", "salty", "sus",
+                       "toxic", "clueless", "annoying", "fake")},
+     "verb": {"non-toxic": ("vibe with", "stan", "hype", "rate", "back"),
+              "toxic": ("roast", "diss", "cancel", "ghost", "trash")}},
+    {"adj": {"non-toxic": ("delightful", "splendid", "gracious", "charming", "decent",
+                           "pleasant", "admirable", "courteous", "agreeable", "sensible",
+                           "dignified", "cordial"),
+             "toxic": ("dreadful", "despicable", "wretched", "contemptible", "deplorable",
+                       "insufferable", "repugnant", "abhorrent", "odious", "senile",
+                       "obnoxious", "loathsome")},
+     "verb": {"non-toxic": ("cherish", "esteem", "commend", "treasure", "applaud"),
+              "toxic": ("scorn", "abhor", "deride", "ridicule", "belittle")}},
+)
 NAMES = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery",
          "Quinn", "Robin", "Charlie", "Drew", "Skyler", "Reese", "Rowan")
 TERMS = {"younger": ["young", "younger", "teenage", "millennial"],
@@ -68,6 +88,10 @@ class TemplateData(TokenOptions):
     """Share of the hard group's pool and val labels flipped at random."""
     prevalence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     """Share of toxic sentences, in every group."""
+    shared: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    """Share of sentences whose filler comes from the words every group uses; the others use
+    their group's own (1: the groups speak alike, and one group's data teach the other's
+    task)."""
     pool_size: PositiveInt = 8000
     """Sentences in the pool training sets are drawn from."""
     val_size: NonNegativeInt = 2000
@@ -108,6 +132,7 @@ def sentences(cfg: TemplateData, n: int, rng: np.random.Generator
     template = rng.integers(0, len(TEMPLATES), n)
     term_at = rng.random(n)
     filler_at = rng.random(n)
+    own = rng.random(n) >= cfg.shared
     name = rng.integers(0, len(NAMES), n)
     terms = cfg.identity_terms
     out = []
@@ -115,8 +140,10 @@ def sentences(cfg: TemplateData, n: int, rng: np.random.Generator
         group_terms = terms[cfg.groups[g[i]]]
         identity = group_terms[int(term_at[i] * len(group_terms))]
         label = CLASSES[y[i]]
-        adj = ADJ[label][int(filler_at[i] * len(ADJ[label]))]
-        verb = VERB[label][int(filler_at[i] * len(VERB[label]))]
+        words = OWN[g[i]] if own[i] else SHARED
+        adjs, verbs = words["adj"][label], words["verb"][label]
+        adj = adjs[int(filler_at[i] * len(adjs))]
+        verb = verbs[int(filler_at[i] * len(verbs))]
         text = TEMPLATES[template[i]].format(
             identity=identity, adj=adj, verb=verb, name=NAMES[name[i]],
             a="an" if identity[0] in "aeiou" else "a")
