@@ -37,8 +37,8 @@ from fairensemble.train.common import (
 )
 from fairensemble.train.flat import ADAM_BETAS, ADAM_EPS
 from fairensemble.train.mitigation import (
+    BalancedBatches,
     Cells,
-    balanced_order,
     check,
     dro_adjustment,
     dro_step,
@@ -257,8 +257,8 @@ def _fit(idx: list[int], cells: list[CellData], X: list[np.ndarray], y: list[np.
             q_np[a, :c.K] = 1.0 / c.K
             adj_np[a, :c.K] = dro_adjustment(c, train.dro_adjust)
         q, adjust = torch.from_numpy(q_np).to(device), torch.from_numpy(adj_np).to(device)
-    codes = ([mit[cell_of[a]].code[train_rows[a]] for a in range(M)] if kind == "balanced"
-             else [])
+    codes = ([BalancedBatches(mit[cell_of[a]].code[train_rows[a]]) for a in range(M)]
+             if kind == "balanced" else [])
     rngs = [order_rng(st.order) for st in streams]
     val = _val(cells, idx, X, y, splits, holdout, offsets, width, device) if early else None
     best = members.snapshot() if early is not None else None
@@ -271,7 +271,7 @@ def _fit(idx: list[int], cells: list[CellData], X: list[np.ndarray], y: list[np.
         for group in opt.param_groups:
             group["lr"] = lr
         if kind == "balanced":
-            order = np.stack([train_rows[a][balanced_order(codes[a], bs, rngs[a])]
+            order = np.stack([train_rows[a][codes[a].epoch(bs, rngs[a])]
                               for a in range(M)])
         else:
             order = np.stack([train_rows[a][rngs[a].permutation(n_tr)] for a in range(M)])

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fairensemble.common.errors import ConfigError
-from fairensemble.data.sampling import largest_remainder
 
 if TYPE_CHECKING:
     import torch
@@ -79,21 +78,38 @@ def reweight(cells: Cells) -> np.ndarray:
     return per_cell[cells.code].astype(np.float32)
 
 
+class BalancedBatches:
+    """Balanced mini-batches over a member's training rows whose cells are ``code`` [n]
+    (``epoch`` draws one epoch's; the rows of each cell are found once)."""
+
+    def __init__(self, code: np.ndarray) -> None:
+        present, local = np.unique(code, return_inverse=True)
+        self.n, self.K = len(code), len(present)
+        self.rows = [np.flatnonzero(local == c) for c in range(self.K)]
+
+    def epoch(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Positions into the member's rows, batch after batch, ``n`` in all, in batches of
+        ``batch_size`` (the last one partial) as a plain epoch has. Each batch gives every
+        cell present floor(size / K) rows and one more to size mod K cells chosen at random
+        (the largest-remainder apportionment of equal shares); rows are drawn uniformly with
+        replacement within a cell, and shuffled within the batch."""
+        n, K = self.n, self.K
+        sizes = np.full(-(-n // batch_size), batch_size)
+        sizes[-1] = n - batch_size * (len(sizes) - 1)
+        rank = np.argsort(np.argsort(rng.random((len(sizes), K)), axis=1), axis=1)
+        counts = sizes[:, None] // K + (rank < (sizes % K)[:, None])  # [batches, K]
+        slot_cell = np.repeat(np.tile(np.arange(K), len(sizes)), counts.ravel())
+        out = np.empty(n, dtype=np.int64)
+        for c, rows in enumerate(self.rows):  # each cell's draws, in slot order
+            at = slot_cell == c
+            out[at] = rows[rng.integers(0, len(rows), int(counts[:, c].sum()))]
+        key = np.repeat(np.arange(len(sizes), dtype=float), sizes) + rng.random(n)
+        return out[np.argsort(key, kind="stable")]  # shuffled within each batch
+
+
 def balanced_order(code: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """One epoch of balanced mini-batches over a member's training rows whose cells are
-    ``code`` [n] (0..K-1, every value present): positions into those rows, batch after batch,
-    ``n`` in all, in batches of ``batch_size`` (the last one partial) as a plain epoch has."""
-    n = len(code)
-    K = int(code.max()) + 1
-    members = [np.flatnonzero(code == c) for c in range(K)]
-    out = np.empty(n, dtype=np.int64)
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        take = largest_remainder(size, np.ones(K), rng=rng)
-        parts = [rows[rng.integers(0, len(rows), int(k))] for rows, k in zip(members, take)
-                 if k]
-        out[start:start + size] = rng.permutation(np.concatenate(parts))
-    return out
+    """One epoch of balanced mini-batches over rows of cells ``code`` (``BalancedBatches``)."""
+    return BalancedBatches(code).epoch(batch_size, rng)
 
 
 def dro_step(ce: torch.Tensor, cell: torch.Tensor, q: torch.Tensor, adjust: torch.Tensor,
@@ -119,5 +135,5 @@ def dro_adjustment(cells: Cells, strength: float) -> np.ndarray:
     return (strength / np.sqrt(cells.counts.astype(np.float64))).astype(np.float32)
 
 
-__all__ = ["MITIGATIONS", "Cells", "balanced_order", "check", "dro_adjustment", "dro_step",
-           "reweight"]
+__all__ = ["MITIGATIONS", "BalancedBatches", "Cells", "balanced_order", "check", "dro_adjustment",
+           "dro_step", "reweight"]

@@ -35,8 +35,8 @@ from fairensemble.models.mlp import ACTIVATIONS, init_mlp_params, layer_sizes
 from fairensemble.train.common import choose_device, early_stopping_score, lr_schedule
 from fairensemble.train.flat import Layout, Optimiser, act_, act_backward_, stack_logits
 from fairensemble.train.mitigation import (
+    BalancedBatches,
     Cells,
-    balanced_order,
     check,
     dro_adjustment,
     dro_step,
@@ -454,7 +454,8 @@ def _fit_stack(
     weighting = _Weighting(train, cells, m_of_cell, device)
     stack = _Stack(layout, activation, train, flat, m_total, X_all, y_all, chunk, weighting)
     balanced = train.mitigation == "balanced"
-    codes = [cells[cell_of[a]].code[train_rows[a]] for a in range(m_total)] if balanced else []
+    codes = ([BalancedBatches(cells[cell_of[a]].code[train_rows[a]]) for a in range(m_total)]
+             if balanced else [])
     epochs_run = np.zeros(m_total, dtype=np.int64)
     q_final = None if weighting.q is None else np.zeros(tuple(weighting.q.shape), np.float32)
     active = np.arange(m_total)  # original member index of each stack row
@@ -465,7 +466,7 @@ def _fit_stack(
 
     for epoch, lr in enumerate(lrs):
         if balanced:
-            order = np.stack([train_rows[a][balanced_order(codes[a], bs, rngs[a])]
+            order = np.stack([train_rows[a][codes[a].epoch(bs, rngs[a])]
                               for a in active])
         else:
             order = np.stack([train_rows[a][rngs[a].permutation(n_tr)] for a in active])
