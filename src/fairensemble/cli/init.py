@@ -188,6 +188,41 @@ def _check_layout_flags(path: Path, image: str | None, root: list[str] | None,
                               "(the inferred table's image column holds each path under it)")
 
 
+@init_app.command("text")
+def text(
+    path: Path = typer.Argument(..., help="A table with one text per row: CSV/TSV/text "
+                                          "(optionally compressed), Parquet, or a folder of "
+                                          "Parquet shards."),
+    text_column: str = typer.Option(..., "--text", help="Column holding each row's text."),
+    target: str = typer.Option(..., "--target", help="Column holding the class label."),
+    group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
+    positive: str | None = typer.Option(
+        None, "--positive", help="Positive class: makes the target binary (this vs the rest). "
+                                 "Default: the rarer value of a two-valued target."),
+    subject: str | None = typer.Option(
+        None, "--subject", help="Column naming the subject (an author, a thread): all its "
+                                "rows land in one split."),
+    split: str | None = typer.Option(
+        None, "--split", help="Column whose values train / val / test fix the splits."),
+    ratio_group: str | None = typer.Option(
+        None, "--ratio-group", help="Group whose share is swept (default: the smallest)."),
+    header: str = typer.Option("auto", "--header", help=HEADER_HELP),
+    out_file: Path | None = typer.Option(None, "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+) -> None:
+    """Propose a config for texts: a table with a text column. Counts groups and classes,
+    reads the texts' lengths, and sizes a sweep of hashed n-gram bags (fastText-style) a
+    2-core CPU runs in minutes."""
+    args = ["text", str(path), "--text", text_column, "--target", target,
+            *_repeat("--group", group)]
+    for flag, value in (("--positive", positive), ("--subject", subject), ("--split", split),
+                        ("--ratio-group", ratio_group)):
+        args += [flag, value] if value is not None else []
+    args += ["--header", header] if header != "auto" else []
+    _write(lambda s: s.propose_text(path, text_column, target, group, positive, ratio_group,
+                                    _header(header), subject, split), out_file, force, args)
+
+
 @init_app.command("adult")
 def adult(
     root: Path | None = typer.Argument(

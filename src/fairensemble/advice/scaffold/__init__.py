@@ -28,8 +28,9 @@ from fairensemble.advice.scaffold.images import (
 )
 from fairensemble.advice.scaffold.render import render_yaml
 from fairensemble.advice.scaffold.tables import propose_adult, propose_table
+from fairensemble.advice.scaffold.text import propose_text
 
 __all__ = ["Counts", "GroupPlan", "Proposal", "TrainSize", "missing_markers", "pick_positive",
            "pick_ratio_group", "place", "plan_groups", "propose_adult", "propose_celeba",
            "propose_chexpert", "propose_image_folder", "propose_images", "propose_table",
-           "propose_train_size", "readable_between", "render_yaml"]
+           "propose_text", "propose_train_size", "readable_between", "render_yaml"]

@@ -15,11 +15,14 @@ from fairensemble.advice.scaffold.decide import (
     CPU_MEMBERS,
     CPU_POOL,
     CPU_RATIOS,
+    CPU_TEXT_MAX,
     CPU_TRAIN_MAX,
     EPOCHS_RANGE,
     MIN_TEST_PER_CLASS,
     RATIOS,
     TARGET_STEPS,
+    TEXT_EPOCHS,
+    TEXT_STEPS,
     Counts,
     Proposal,
     mlp_epochs,
@@ -56,7 +59,7 @@ def _finish(
                                   group_values=group_values, attribute=(attributes or [""])[0])
     moved = moved_indices(rg, groups, group_values or [])
     cpu_images = kind == "images"
-    ratios = CPU_RATIOS if cpu_images else RATIOS
+    ratios = CPU_RATIOS if kind in ("images", "text") else RATIOS
     size = propose_train_size(pool_y, pool_g, groups, len(classes), moved, ratios)
     image = kind in ("celeba", "chexpert", "images")
     rg_rows = int(sum(pool.n[i].sum() for i in moved))
@@ -72,10 +75,11 @@ def _finish(
         size_why += (f"; at ratio 1 a draw takes {size.value / rg_rows:.0%} of "
                      f"the pool of {rg!r}, so replicates there share most of their rows")
     train_size = size.value
-    if cpu_images and train_size > CPU_TRAIN_MAX:
-        train_size = CPU_TRAIN_MAX
-        size_why += (f"; capped at {CPU_TRAIN_MAX:,} so the sweep runs on a CPU in minutes "
-                     f"(raise it on a GPU)")
+    cap = {"images": CPU_TRAIN_MAX, "text": CPU_TEXT_MAX}.get(kind)
+    if cap is not None and train_size > cap:
+        train_size = cap
+        size_why += (f"; capped at {cap:,} so the sweep runs on a CPU in minutes"
+                     + (" (raise it on a GPU)" if cpu_images else ""))
     comments["ratio_group"] = f"the group whose share is swept; {rg_why}"
     comments["train_size"] = size_why
     notes.append(f"ratio group {rg_why}")
@@ -99,6 +103,8 @@ def _finish(
         fields, why = _cpu_image_fields(train_size, len(ratios), dataset["image_size"])
     elif image:
         fields, why = _gpu_fields(kind)
+    elif kind == "text":
+        fields, why = _text_fields(train_size)
     else:
         fields, why = _mlp_fields(train_size)
     config.update(fields)
@@ -138,6 +144,28 @@ def _mlp_fields(train_size: int) -> tuple[dict[str, Any], dict[str, str]]:
         "model": "a small MLP; all 20 members of a cell train as one stacked program",
         "train": f"{epochs} epochs at batch 128: {steps:,} optimizer steps per member (aiming at "
                  f"about {TARGET_STEPS:,}, within {EPOCHS_RANGE[0]}-{EPOCHS_RANGE[1]} epochs)",
+        "primary_metric": "balanced accuracy: not flattered by a common class",
+    }
+    return fields, why
+
+
+def _text_fields(train_size: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """The run fields of a text config (stacked hashed n-gram bags on the CPU), and why."""
+    epochs = int(np.clip(round(TEXT_STEPS / math.ceil(train_size / 32)), *TEXT_EPOCHS))
+    fields = {
+        "replicates": 3,
+        "model": {"name": "bag", "width": 32, "head_hidden": []},
+        "train": {"optimizer": "adam", "lr": 0.01, "epochs": epochs, "batch_size": 32},
+        "ensemble": {"members": 10, "draws": 50},
+        "primary_metric": "balanced_accuracy",
+        "test_mix": "balanced",
+        "executor": {"kind": "local", "workers": 2},
+    }
+    why = {
+        "replicates": "3 training draws per ratio, for intervals over replicates",
+        "model": "hashed word and character n-gram bags (fastText-style: an embedding bag of "
+                 "width 32 and a linear head); all members of a unit train as one stack",
+        "train": f"{epochs} epochs at batch 32, Adam (sparse on the embedding) at 0.01",
         "primary_metric": "balanced accuracy: not flattered by a common class",
     }
     return fields, why

@@ -63,6 +63,9 @@ CPU_IMAGE_SIZE = 32
 CPU_MEMBERS = 5
 CPU_IMAGES = 150_000
 CPU_EPOCHS = (3, 30)
+CPU_TEXT_MAX = 2000  # train size of the proposed text sweep
+TEXT_STEPS = 300  # optimizer steps per bag member the epoch count aims at
+TEXT_EPOCHS = (5, 30)
 SIZE_SAMPLE = 100  # images opened (header only) to report the sizes seen
 CPU_TRY = ("model.name=resnet18", "dataset.image_size=32", f"dataset.max_pool={CPU_POOL}",
            f"dataset.max_test={CPU_POOL}", "ensemble.members=4")
