@@ -86,8 +86,9 @@ class LabelledRows(Strict):
     the target is its majority (above 0.5; exactly 0.5: a fair coin per row) unless ``target``
     is given."""
     raters: str | PositiveInt | None = None
-    """How many raters each ``soft_label`` row had: a column, or one number for every row
-    (none: unknown, counted as many raters: disagreement 2 p (1 - p) and no floor)."""
+    """How many raters each ``soft_label`` row had: a column, or one number for every row (a
+    column named by a number is quoted, '5'; none: unknown, counted as many raters:
+    disagreement 2 p (1 - p) and no floor)."""
     train_on: Literal["majority", "soft"] = "majority"
     """What members train on when there are raters: the majority label (or the target), or
     ``soft``: cross-entropy against the raters' label distribution (binary tasks). Evaluation

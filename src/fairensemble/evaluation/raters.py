@@ -9,8 +9,8 @@ In metrics.parquet the rater rows are ordinary rows (``post`` none, ``std`` 0, `
 they come from the votes, not from drawn ensembles) of the metrics ``rater_count`` (mean raters
 per rated sample), ``rater_disagreement``, ``rater_noise`` and ``rater_floor``, for each group
 and ``overall`` (the groups weighted by ``test_mix``), repeated at every ensemble size k so that
-any slice by k finds them. No primary metric can be one of them, so nothing that ranks mixes
-or levers reads them.
+any slice by k finds them. They come with the votes whatever ``metrics`` lists; no primary
+metric can be one of them, so nothing that ranks mixes or levers reads them.
 """
 
 from __future__ import annotations
