@@ -48,14 +48,17 @@ def test_every_shipped_config_is_here():
     names = {p.stem for p in CONFIGS}
     assert {"demo", "label_noise", "rotation", "rotation_hard", "adult", "adult_race", "digits",
             "celeba", "chexpert", "ensemble_effect", "diversity", "mitigations", "spurious",
-            "celeba_mitigations", "text_noise"} <= names
+            "celeba_mitigations", "text_noise", "raters"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_a_shipped_config_runs_with_three_members_and_k_follows(path, image_roots, tmp_path):
-    kind = load_config(path).dataset.kind
+    shipped = load_config(path)
+    kind = shipped.dataset.kind
+    # a sweep of train_size (learning curves) at sizes the tiny data can draw
+    sizes = ["grid.train_size=[50, 100]"] if "train_size" in shipped.grid else []
     cfg = load_config(path, ["ensemble.members=3", *TINY_RUN,
-                             *tiny(kind, image_roots, tmp_path / "cache")])
+                             *tiny(kind, image_roots, tmp_path / "cache"), *sizes])
     assert cfg.ks() == [1, 2, 3]
     evaluate = Evaluator.of(cfg)
     result = run_sweep(cfg, tmp_path / "run", evaluate=evaluate)

@@ -34,6 +34,7 @@ from fairensemble.config import RunConfig, check_evaluation_overrides
 from fairensemble.evaluation.analysis import Evaluations, evaluate_cells, evaluate_run, load_run
 from fairensemble.evaluation.cell import Evaluator
 from fairensemble.evaluation.levers import cell_costs, levers, run_cost
+from fairensemble.evaluation.raters import attach as attach_raters
 from fairensemble.evaluation.summary import summarize
 from fairensemble.interop import Prepared, prepare
 from fairensemble.report.build import RECOMMENDATION, read_recommendation, write_report
@@ -138,6 +139,7 @@ def outputs(run_dir: str | Path, out_dir: str | Path | None = None, plan: Plan |
     curves = learning_curves(ev.table, plan, recommendation)
     if curves:
         summary["difficulty"] = difficulty_summary(curves)
+    attach_raters(summary, plan)  # the three measures of difficulty side by side
     write_report(out, ev.table, summary, plan, preview=store.read_preview(),
                  recommendation=recommendation, curves=curves)
     return summary

@@ -32,6 +32,11 @@ FORCE_HELP = "Overwrite --out if it exists."
 
 GROUP_HELP = ("Column holding the demographic group; repeat it for intersectional groups "
               "(--group race --group sex: every combination is a group).")
+ANNOTATION_HELP = ("Column holding one rater's label (the target's values; missing where that "
+                   "rater did not label the row); repeat it once per rater. Without --target the "
+                   "label is their majority; either way the report measures how often raters "
+                   "disagree per group and the error floor that implies.")
+TARGET_HELP = "Column holding the class label (optional with --annotation: their majority)."
 HEADER_HELP = ("Whether line 1 of a text table names the columns: auto (sniffed), first, or "
                "none (columns are then numbered 1..N, as dataset documentation numbers them).")
 
@@ -64,8 +69,9 @@ def _repeat(flag: str, values: list[str] | None) -> list[str]:
 def table(
     path: Path = typer.Argument(..., help="A table: CSV/TSV/text (optionally compressed), "
                                           "Parquet, or a folder of Parquet shards."),
-    target: str = typer.Option(..., "--target", help="Column holding the class label."),
+    target: str | None = typer.Option(None, "--target", help=TARGET_HELP),
     group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
+    annotation: list[str] | None = typer.Option(None, "--annotation", help=ANNOTATION_HELP),
     positive: str | None = typer.Option(
         None, "--positive", help="Positive class: makes the target binary (this vs the rest). "
                                  "Default: the rarer value of a two-valued target."),
@@ -84,13 +90,15 @@ def table(
 ) -> None:
     """Propose a config for a table (one row per sample). List and tensor columns (embeddings
     in Parquet or Arrow) are vector features."""
-    args = ["table", str(path), "--target", target, *_repeat("--group", group)]
+    args = ["table", str(path), *(["--target", target] if target is not None else []),
+            *_repeat("--group", group), *_repeat("--annotation", annotation)]
     args += ["--positive", positive] if positive is not None else []
     args += ["--ratio-group", ratio_group] if ratio_group is not None else []
     args += ["--header", header] if header != "auto" else []
     args += [*_repeat("--vectors", vectors), *_repeat("--drop", drop)]
     _write(lambda s: s.propose_table(path, target, group, positive, ratio_group,
-                                     _header(header), _named_files(vectors), drop),
+                                     _header(header), _named_files(vectors), drop,
+                                     list(annotation or [])),
            out_file, force, args)
 
 
@@ -112,9 +120,10 @@ def images(
         None, "--image", help="Column holding each row's image: a path, a file name or id "
                               "found under --root, or the encoded image (tables only)."),
     layout: str | None = typer.Option(None, "--layout", help=LAYOUT_HELP),
-    target: str = typer.Option(..., "--target", help="Column holding the class label (with "
-                                                     "--layout: a field of the pattern)."),
+    target: str | None = typer.Option(None, "--target", help=TARGET_HELP + " With --layout: "
+                                      "a field of the pattern."),
     group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
+    annotation: list[str] | None = typer.Option(None, "--annotation", help=ANNOTATION_HELP),
     root: list[str] | None = typer.Option(
         None, "--root", help="Folder searched for image names, in order; repeatable (default: "
                              "the table's folder; relative to it)."),
@@ -149,7 +158,8 @@ def images(
     args = ["images", str(path)]
     args += ["--image", image] if image is not None else []
     args += ["--layout", layout] if layout is not None else []
-    args += ["--target", target, *_repeat("--group", group), *_repeat("--root", root)]
+    args += [*(["--target", target] if target is not None else []), *_repeat("--group", group),
+             *_repeat("--annotation", annotation), *_repeat("--root", root)]
     for flag, value in (("--suffix", suffix), ("--subject", subject), ("--split", split),
                         ("--positive", positive), ("--ratio-group", ratio_group)):
         args += [flag, value] if value is not None else []
@@ -160,7 +170,8 @@ def images(
         if layout is not None:
             _check_layout_flags(path, image, root, suffix, header)
             return s.propose_image_folder(path, layout, target, group, subject, positive,
-                                          ratio_group, split, skip_unreadable)
+                                          ratio_group, split, skip_unreadable,
+                                          list(annotation or []))
         if path.is_dir() and not any(path.glob("*.parquet")):
             raise ConfigError(f"{'--image' if image else '--layout'}: {path} is a folder "
                               "without a table (no *.parquet shards); for a folder of images, "
@@ -170,7 +181,8 @@ def images(
             raise ConfigError("--image: expected the column holding each row's image (or, for "
                               "a folder of images without a table, --layout)")
         return s.propose_images(path, image, target, group, list(root or []), suffix, subject,
-                                positive, ratio_group, split, _header(header), skip_unreadable)
+                                positive, ratio_group, split, _header(header), skip_unreadable,
+                                list(annotation or []))
 
     _write(propose, out_file, force, args)
 
@@ -194,8 +206,9 @@ def text(
                                           "(optionally compressed), Parquet, or a folder of "
                                           "Parquet shards."),
     text_column: str = typer.Option(..., "--text", help="Column holding each row's text."),
-    target: str = typer.Option(..., "--target", help="Column holding the class label."),
+    target: str | None = typer.Option(None, "--target", help=TARGET_HELP),
     group: list[str] = typer.Option(..., "--group", help=GROUP_HELP),
+    annotation: list[str] | None = typer.Option(None, "--annotation", help=ANNOTATION_HELP),
     positive: str | None = typer.Option(
         None, "--positive", help="Positive class: makes the target binary (this vs the rest). "
                                  "Default: the rarer value of a two-valued target."),
@@ -213,14 +226,16 @@ def text(
     """Propose a config for texts: a table with a text column. Counts groups and classes,
     reads the texts' lengths, and sizes a sweep of hashed n-gram bags (fastText-style) a
     2-core CPU runs in minutes."""
-    args = ["text", str(path), "--text", text_column, "--target", target,
-            *_repeat("--group", group)]
+    args = ["text", str(path), "--text", text_column,
+            *(["--target", target] if target is not None else []),
+            *_repeat("--group", group), *_repeat("--annotation", annotation)]
     for flag, value in (("--positive", positive), ("--subject", subject), ("--split", split),
                         ("--ratio-group", ratio_group)):
         args += [flag, value] if value is not None else []
     args += ["--header", header] if header != "auto" else []
     _write(lambda s: s.propose_text(path, text_column, target, group, positive, ratio_group,
-                                    _header(header), subject, split), out_file, force, args)
+                                    _header(header), subject, split, list(annotation or [])),
+           out_file, force, args)
 
 
 @init_app.command("adult")

@@ -14,22 +14,28 @@ class Split:
     """One split. ``X`` is a float32 feature matrix [n, d], a uint8 image array [n, C, H, W]
     (possibly a ``np.memmap``), or for tables a ``pandas.DataFrame`` of raw columns that
     ``Dataset.prepare`` turns into features. ``y`` holds class codes (int64, 0..C-1) and ``g``
-    group codes (int64, indices into ``Dataset.groups``)."""
+    group codes (int64, indices into ``Dataset.groups``). ``votes``: where raters labelled the
+    rows, their votes per class (float32 [n, C]: counts, or shares where the rater counts are
+    unknown; ``data.raters``), else None."""
 
     X: Any
     y: np.ndarray
     g: np.ndarray
+    votes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=np.int64)
         self.g = np.asarray(self.g, dtype=np.int64)
+        if self.votes is not None:
+            self.votes = np.asarray(self.votes, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, idx: np.ndarray) -> Split:
         X = self.X.iloc[idx] if hasattr(self.X, "iloc") else self.X[idx]
-        return Split(X, self.y[idx], self.g[idx])
+        return Split(X, self.y[idx], self.g[idx],
+                     None if self.votes is None else self.votes[idx])
 
 
 def identity_prepare(train: Split, others: list[Split]) -> list[np.ndarray]:
@@ -55,7 +61,9 @@ class Dataset:
     caches, such as a frozen backbone's features, go beside them); ``ship``: the data are read
     once by the driver and travel to the workers with the units (tables, which fit in
     memory), so no worker needs the file. ``vocab``: text sources, the bucket count of the
-    id bags ``prepare`` makes (``input_kind`` ``"text"``: ``Split.X`` holds the texts)."""
+    id bags ``prepare`` makes (``input_kind`` ``"text"``: ``Split.X`` holds the texts).
+    Raters' votes ride on the splits (``Split.votes``)
+    and ``info["raters"]`` says what they are (``data.raters.describe``)."""
 
     groups: list[str]
     classes: list[str]

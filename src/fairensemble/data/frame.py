@@ -2,7 +2,9 @@
 sources (and so by Adult, CelebA and CheXpert, which are layers over those).
 
 * classes: the ``target`` column's values (``positive`` makes it binary: that value against
-  the rest);
+  the rest); with raters (``annotations``, one column per rater, or a ``soft_label`` share)
+  and no target, the raters' majority label (``data.raters``: ties by a fair coin per row);
+  with a target too, the target, the raters only measuring disagreement;
 * groups: the ``group`` column's values, or with several columns (``group: [race, sex]``) every
   combination present, named ``"<race> & <sex>"`` (an intersectional group); ``groups`` keeps
   only the listed names (in that order), ``min_group_size`` merges smaller groups into
@@ -20,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fairensemble.common.errors import DataError
-from fairensemble.common.schema import NonNegativeInt, Strict, column_name
+from fairensemble.common.schema import NonNegativeInt, PositiveInt, Strict, column_name
 from fairensemble.common.text import preview_names
+from fairensemble.data import raters as R
 from fairensemble.data.sampling import largest_remainder
 from fairensemble.data.vectors import require_scalar
 
@@ -44,10 +47,11 @@ class LabelledRows(Strict):
     """The fields every row-per-sample source shares: what the label and the groups are, and
     how rows are split into pool / val / test."""
 
-    target: str
-    """The column holding the class label."""
+    target: str | None = None
+    """The column holding the class label (none: the raters' majority, from ``annotations`` or
+    ``soft_label``)."""
     positive: str | int | float | bool | None = None
-    """Makes the target binary: this value against every other."""
+    """Makes the target (or the raters' labels) binary: this value against every other."""
     group: str | list[str]
     """The column holding the group, or several: every combination of their values is a group (an
     intersectional group, named 'a & b')."""
@@ -72,11 +76,66 @@ class LabelledRows(Strict):
     """Delimited text: whether line 1 names the columns (none: sniffed)."""
     columns: list[str] | None = None
     """Names for a headerless file's columns (default: 1..N)."""
+    annotations: list[str] = []
+    """Columns holding each rater's label, one per rater, with the target's values (missing
+    where that rater did not label the row). The target is their majority (a tie: a fair coin
+    per row, the same on every run) unless ``target`` is given: it then wins, and the raters
+    only measure disagreement."""
+    soft_label: str | None = None
+    """A column holding the share of raters who gave the positive class (0 to 1; binary tasks):
+    the target is its majority (above 0.5; exactly 0.5: a fair coin per row) unless ``target``
+    is given."""
+    raters: str | PositiveInt | None = None
+    """How many raters each ``soft_label`` row had: a column, or one number for every row (a
+    column named by a number is quoted, '5'; none: unknown, counted as many raters:
+    disagreement 2 p (1 - p) and no floor)."""
+    train_on: Literal["majority", "soft"] = "majority"
+    """What members train on when there are raters: the majority label (or the target), or
+    ``soft``: cross-entropy against the raters' label distribution (binary tasks). Evaluation
+    is against the majority label (or the target) either way."""
 
-    @field_validator("target", "group", "subject", "split", "columns", mode="before")
+    @field_validator("target", "group", "subject", "split", "columns", "annotations",
+                     "soft_label", mode="before")
     @classmethod
     def _numbered(cls, v: Any) -> Any:
         return column_name(v)
+
+    @model_validator(mode="after")
+    def _labels(self) -> LabelledRows:
+        if self.target is None and not self.annotations and self.soft_label is None:
+            raise ValueError("dataset.target: expected the column holding the class label (or "
+                             "the raters': dataset.annotations, one column per rater, or "
+                             "dataset.soft_label)")
+        if self.annotations and self.soft_label is not None:
+            raise ValueError("dataset.soft_label: goes without dataset.annotations; give each "
+                             "rater's column (annotations) or the share of raters who gave the "
+                             "positive class (soft_label), not both")
+        if self.raters is not None and self.soft_label is None:
+            raise ValueError("dataset.raters: counts the raters behind dataset.soft_label; "
+                             "annotations count their own")
+        if self.train_on == "soft" and not self.rated:
+            raise ValueError("dataset.train_on: 'soft' trains on the raters' label distribution;"
+                             " give dataset.annotations or dataset.soft_label")
+        if self.soft_label is not None and self.target is None and self.positive is not None:
+            raise ValueError("dataset.positive: a soft label is the positive class's share "
+                             "already; positive applies to a target or to annotations")
+        if len(set(self.annotations)) != len(self.annotations):
+            raise ValueError(f"dataset.annotations: expected distinct columns, got "
+                             f"{self.annotations}")
+        roles = [("target", self.target), *(("group", c) for c in self.group_columns),
+                 ("subject", self.subject), ("split", self.split)]
+        field = "annotations" if self.annotations else "soft_label"
+        for col in [*self.annotations, *([self.soft_label] if self.soft_label else [])]:
+            for role, name in roles:
+                if col == name:
+                    raise ValueError(f"dataset.{field}: column {col!r} is also the {role} "
+                                     "column; a rater's column holds the raters' labels only")
+        return self
+
+    @property
+    def rated(self) -> bool:
+        """Whether the rows carry raters' votes (annotations or a soft label)."""
+        return bool(self.annotations) or self.soft_label is not None
 
     @field_validator("group")
     @classmethod
@@ -106,25 +165,35 @@ class Labelled:
     attributes: list[str] = field(default_factory=list)  # the group columns, when several
     group_values: list[list[str]] = field(default_factory=list)  # per group, its values
     info: dict[str, Any] = field(default_factory=dict)
+    votes: np.ndarray | None = None  # raters' votes per row, float32 [n, C] (data.raters)
+    raters: dict[str, Any] = field(default_factory=dict)  # what the votes are (raters.describe)
 
 
 def label_rows(frame: pd.DataFrame, cfg: LabelledRows, source: str,
                keep: np.ndarray | None = None) -> Labelled:
-    """Class and group codes of every row (``keep``: rows already excluded stay excluded)."""
+    """Class and group codes of every row (``keep``: rows already excluded stay excluded), and
+    with raters their votes (``data.raters``)."""
     columns = [str(c) for c in frame.columns]
-    for role, name in (("target", cfg.target), *(("group", c) for c in cfg.group_columns),
-                       ("subject", cfg.subject), ("split", cfg.split)):
+    roles = [("target", cfg.target), *(("group", c) for c in cfg.group_columns),
+             ("subject", cfg.subject), ("split", cfg.split),
+             *(("annotation", c) for c in cfg.annotations), ("soft label", cfg.soft_label),
+             ("raters", cfg.raters if isinstance(cfg.raters, str) else None)]
+    for role, name in roles:
         if name is not None and name not in frame.columns:
             raise DataError(f"{source}: {role} column {name!r} not found "
                             f"(columns: {preview_names(columns)})")
     if cfg.target in cfg.group_columns:
         raise DataError(f"{source}: target and group are the same column {cfg.target!r}")
-    for role, name in (("target", cfg.target), *(("group", c) for c in cfg.group_columns),
-                       ("subject", cfg.subject), ("split", cfg.split)):
+    for role, name in roles:
         if name is not None:
             require_scalar(frame[name], role, name, source)
     keep = np.ones(len(frame), dtype=bool) if keep is None else keep.copy()
-    present = frame[cfg.target].notna().to_numpy().copy()
+    if cfg.target is not None:
+        present = frame[cfg.target].notna().to_numpy().copy()
+    elif cfg.annotations:  # the majority needs one vote at least
+        present = frame[cfg.annotations].notna().any(axis=1).to_numpy().copy()
+    else:
+        present = frame[cfg.soft_label].notna().to_numpy().copy()
     for col in cfg.group_columns:
         present &= frame[col].notna().to_numpy()
     info: dict[str, Any] = {"rows_read": len(frame),
@@ -136,14 +205,58 @@ def label_rows(frame: pd.DataFrame, cfg: LabelledRows, source: str,
     groups, g, dropped, merged = _group_codes(name, keep, cfg, source)
     keep &= g >= 0
     info["dropped_groups"], info["merged_into_other"] = dropped, merged
-    classes, y = _class_codes(frame[cfg.target], keep, cfg, source)
     if not keep.any():
         raise DataError(f"{source}: no rows left after dropping missing values and groups")
-    out = Labelled(y, g, keep, classes, groups, info=info)
+    classes, y, votes, counts = _labels(frame, keep, cfg, source)
+    out = Labelled(y, g, keep, classes, groups, info=info, votes=votes)
+    if votes is not None:
+        out.raters = R.describe(cfg, votes, counts, keep)
+        info["raters"] = out.raters
     if len(cfg.group_columns) > 1:
         out.attributes = cfg.group_columns
         out.group_values = [group_values_of(n, len(texts)) for n in groups]
     return out
+
+
+def _labels(frame: pd.DataFrame, keep: np.ndarray, cfg: LabelledRows, source: str
+            ) -> tuple[list[str], np.ndarray, np.ndarray | None, bool]:
+    """Class names, a class code per row, the raters' votes per row (None without raters) and
+    whether they are counts: from the target, or the raters' majority (module docstring)."""
+    import pandas as pd
+
+    target = f"target column {cfg.target!r}"
+    if not cfg.rated:
+        classes, code_of = _classes(frame[cfg.target][keep], cfg.positive, target, source)
+        return classes, _codes(frame[cfg.target], keep, code_of, target, source)[0], None, True
+    if cfg.target is not None:
+        classes, code_of = _classes(frame[cfg.target][keep], cfg.positive, target, source)
+        y = _codes(frame[cfg.target], keep, code_of, target, source)[0]
+    if cfg.soft_label is not None:
+        votes, counts = R.soft_votes(frame, cfg.soft_label, cfg.raters, keep, source)
+        if cfg.target is None:
+            classes = ["0", "1"]
+        elif len(classes) != 2:
+            raise DataError(f"{source}: soft label column {cfg.soft_label!r} is the positive "
+                            f"class's share in a binary task; {target} has {len(classes)} "
+                            f"classes ({preview_names(classes, 5)}); make it binary with "
+                            "dataset.positive")
+    else:
+        if cfg.target is None:
+            values = pd.concat([frame[c][keep] for c in cfg.annotations], ignore_index=True)
+            classes, code_of = _classes(values.dropna(), cfg.positive,
+                                        f"annotation columns {cfg.annotations}", source)
+        codes = np.stack([_codes(frame[c], keep, code_of, f"annotation column {c!r}", source,
+                                 expected=target if cfg.target else None)[1]
+                          for c in cfg.annotations], axis=1)
+        votes, counts = R.count_votes(codes, len(classes)), True
+    if cfg.target is None:
+        y = R.majority(votes, R.tie_coins(len(frame)))
+    if cfg.train_on == "soft" and len(classes) != 2:
+        raise DataError(f"{source}: dataset.train_on 'soft' trains binary tasks on the raters' "
+                        f"share of the positive class; the labels have {len(classes)} classes "
+                        f"({preview_names(classes, 5)}); make them binary with dataset.positive "
+                        "or train on the majority")
+    return classes, y, votes, counts
 
 
 def group_name(values: Sequence[str], joined: bool = False) -> str:
@@ -313,47 +426,63 @@ def _group_codes(
     return names, code, dropped, merged
 
 
-def _class_codes(
-    target: pd.Series, keep: np.ndarray, cfg: LabelledRows, source: str
-) -> tuple[list[str], np.ndarray]:
-    """Class names in code order and a code per row (rows outside ``keep``: any value)."""
+def _classes(values: pd.Series, positive: Any, what: str, source: str
+             ) -> tuple[list[str], dict[str, int]]:
+    """Class names in code order and the code of each value's text, from the used rows'
+    values of the labels (``what`` names them in messages)."""
     import pandas as pd
 
-    values = target[keep]
     uniques = pd.unique(values.to_numpy())
     try:
         uniques = sorted(uniques)
     except TypeError:
         uniques = sorted(uniques, key=str)
     texts = [text_of(u) for u in uniques]
-    if cfg.positive is not None:
-        hits = [i for i, u in enumerate(uniques) if _same(u, cfg.positive)]
+    if positive is not None:
+        hits = [i for i, u in enumerate(uniques) if _same(u, positive)]
         if not hits:
             raise DataError(
-                f"{source}: positive value {cfg.positive!r} not found in target column"
-                f" {cfg.target!r} (values: {preview_names(texts)})"
+                f"{source}: positive value {positive!r} not found in {what}"
+                f" (values: {preview_names(texts)})"
             )
         positives = {texts[i] for i in hits}
         rest = [t for t in dict.fromkeys(texts) if t not in positives]
         if not rest:
             raise DataError(
-                f"{source}: target column {cfg.target!r} has one class ({texts[hits[0]]!r})"
-                f" once {cfg.positive!r} is the positive class; expected at least 2"
+                f"{source}: {what} has one class ({texts[hits[0]]!r})"
+                f" once {positive!r} is the positive class; expected at least 2"
             )
-        classes = [rest[0] if len(rest) == 1 else OTHER, texts[hits[0]]]
-        code_of = {t: int(t in positives) for t in texts}
-    else:
-        classes = list(dict.fromkeys(texts))
-        if len(classes) < 2:
-            raise DataError(
-                f"{source}: target column {cfg.target!r} has one class"
-                f" ({classes[0] if classes else None!r}); expected at least 2"
-            )
-        code_of = {t: classes.index(t) for t in classes}
-    y = np.zeros(len(target), dtype=np.int64)
-    codes, row_uniques = pd.factorize(values)
-    y[keep] = np.array([code_of[text_of(u)] for u in row_uniques], dtype=np.int64)[codes]
-    return classes, y
+        return [rest[0] if len(rest) == 1 else OTHER, texts[hits[0]]], \
+            {t: int(t in positives) for t in texts}
+    classes = list(dict.fromkeys(texts))
+    if len(classes) < 2:
+        raise DataError(
+            f"{source}: {what} has one class"
+            f" ({classes[0] if classes else None!r}); expected at least 2"
+        )
+    return classes, {t: classes.index(t) for t in classes}
+
+
+def _codes(column: pd.Series, keep: np.ndarray, code_of: dict[str, int], what: str, source: str,
+           expected: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The class code of each row's value: (codes, 0 outside ``keep`` and where missing;
+    codes, -1 there). A value with no code (a rater's label the target never takes) is one
+    line naming the column and those values."""
+    import pandas as pd
+
+    values = column[keep]
+    codes, uniques = pd.factorize(values)
+    texts = [text_of(u) for u in uniques]
+    stray = [t for t in texts if t not in code_of]
+    if stray:
+        classes = list(dict.fromkeys(code_of))
+        raise DataError(f"{source}: {what} holds {preview_names([repr(t) for t in stray], 5)}, "
+                        f"not among the classes of the {expected or 'labels'} "
+                        f"({preview_names([repr(t) for t in classes], 8)})")
+    mapped = np.array([code_of[t] for t in texts] + [-1], dtype=np.int64)[codes]
+    with_missing = np.full(len(column), -1, dtype=np.int64)
+    with_missing[keep] = mapped
+    return np.maximum(with_missing, 0), with_missing
 
 
 def text_of(value: Any) -> str:

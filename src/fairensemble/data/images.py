@@ -238,6 +238,7 @@ class Rows:
     attributes: list[str]
     group_values: list[list[str]]
     info: dict[str, Any]
+    votes: np.ndarray | None = None  # the raters' votes per kept row (data.raters)
 
 
 def layout_rows(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
@@ -266,7 +267,8 @@ def layout_rows(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
         check_subjects(subjects, parts, source, str(cfg.subject))
     return Rows(rows, y, g, labelled.groups, labelled.classes, found, parts, subjects,
                 labelled.attributes, labelled.group_values,
-                {"source": source, **labelled.info, "rows_used": len(rows)})
+                {"source": source, **labelled.info, "rows_used": len(rows)},
+                None if labelled.votes is None else labelled.votes[rows])
 
 
 def from_frame(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
@@ -282,7 +284,8 @@ def from_frame(frame: pd.DataFrame, cfg: ImagesData, seed: int, source: str,
     start = 0
     for name in SPLITS:
         idx = parts[name]
-        splits[name] = Split(X[start:start + len(idx)], y[idx], g[idx])
+        splits[name] = Split(X[start:start + len(idx)], y[idx], g[idx],
+                             None if r.votes is None else r.votes[idx])
         start += len(idx)
     embedded = sum(isinstance(r.found.sources[i], bytes) for i in used)
     out_info: dict[str, Any] = {

@@ -43,6 +43,14 @@ onto group 1's, so swapping the names gives the same learning problem. Difficult
   punishes; a larger share of the hard group brings more of its rare positives but the same
   imbalance within it.
 
+* ``raters`` R with ``rater_noise`` (one rate, or one per group): R simulated raters label
+  every sample of every split, each giving its drawn label flipped at its group's rate,
+  independently; the raters' majority (a tie: a fair coin) becomes the label, in training and
+  at test, and their votes are kept (``Split.votes``) for the rater measures
+  (``metrics.raters``). A group whose raters are noisier has noisier labels and a higher
+  floor: the error a model that knew the drawn labels would make against the majority.
+  ``label_noise`` then flips the majority labels as before.
+
 The same base draws (labels and Gaussian noise) are used whatever the difficulty, so the easy
 group's data are identical across difficulty levels (common random numbers). With
 ``group_feature`` the group code (0/1) is appended as a last feature.
@@ -63,9 +71,12 @@ from fairensemble.common.schema import (
     Strict,
     check_hard_group,
 )
+from fairensemble.common.seeds import rng_for
 from fairensemble.data.base import Dataset, Split
+from fairensemble.data.raters import count_votes, majority
 from fairensemble.data.registry import register
 
+RaterNoise = Annotated[float, Field(ge=0.0, le=0.5)]
 CUE_SEP = 4.0  # distance between the groups' means of the spurious cue (unit noise): clean
 
 
@@ -112,12 +123,35 @@ class SyntheticData(Strict):
     at test they follow the base prevalence, so the cue no longer predicts them. None: no
     cue."""
 
+    raters: PositiveInt | None = None
+    """Simulated raters per sample (none: the labels as drawn): their majority becomes every
+    split's label and their votes are kept for the rater measures."""
+    rater_noise: RaterNoise | list[RaterNoise] = 0.0
+    """Each simulated rater's chance of flipping a sample's label, 0 to 0.5: one rate for both
+    groups, or one per group in the order of ``groups``."""
+    train_on: Literal["majority", "soft"] = "majority"
+    """With raters: members train on the majority label, or ``soft``: cross-entropy against the
+    raters' label distribution. Evaluation is against the majority label either way."""
+
     @model_validator(mode="after")
     def _two_groups(self) -> SyntheticData:
         if len(self.groups) != 2 or len(set(self.groups)) != 2:
             raise ValueError(f"dataset.groups: expected two distinct names, got {self.groups}")
         check_hard_group(self.groups, self.hard_group)
+        if isinstance(self.rater_noise, list) and len(self.rater_noise) != 2:
+            raise ValueError(f"dataset.rater_noise: expected one rate, or one per group "
+                             f"({', '.join(self.groups)}), got {self.rater_noise}")
+        if self.raters is None and (any(self.noise_by_group) or self.train_on == "soft"):
+            field = "train_on" if self.train_on == "soft" else "rater_noise"
+            raise ValueError(f"dataset.{field}: simulates raters; set dataset.raters (how many "
+                             "label each sample)")
         return self
+
+    @property
+    def noise_by_group(self) -> list[float]:
+        """Each group's rater noise, in the order of ``groups``."""
+        noise = self.rater_noise
+        return [float(x) for x in noise] if isinstance(noise, list) else [float(noise)] * 2
 
     @property
     def hard(self) -> str:
@@ -186,6 +220,20 @@ def _flip(split: Split, group: int, fraction: float, rng: np.random.Generator) -
     return flipped
 
 
+def _rate(split: Split, R: int, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """R raters label every sample of ``split`` (each flips its label at its group's rate);
+    the majority (ties: a fair coin) becomes the label and the votes are kept. Returns how many
+    majority labels differ from the drawn ones, per group."""
+    n = len(split)
+    flip = rng.random((n, R)) < noise[split.g][:, None]
+    said = np.where(flip, 1 - split.y[:, None], split.y[:, None])
+    votes = count_votes(said, 2)
+    elected = majority(votes, rng.random(n))
+    wrong = np.bincount(split.g[elected != split.y], minlength=2)
+    split.y, split.votes = elected, votes
+    return wrong
+
+
 def load(cfg: SyntheticData, seed: int) -> Dataset:
     """Draw pool / val / test for one grid point. ``seed`` fixes the base draws."""
     mus, vs, us = _directions(cfg)
@@ -201,6 +249,12 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
     )
     test = _generate(cfg, cfg.test_size, np.random.default_rng(s_test), mus, vs, us)
 
+    rated = {}
+    if cfg.raters is not None:
+        for name, split in (("pool", pool), ("val", val), ("test", test)):
+            if split is not None:
+                rated[name] = _rate(split, cfg.raters, np.array(cfg.noise_by_group),
+                                    rng_for(seed, "synthetic", "raters", name))
     hard = cfg.groups.index(cfg.hard)
     noisy = [pool, val] + ([test] if cfg.label_noise_on == "all" else [])
     noise_rng = np.random.default_rng(s_noise)
@@ -210,6 +264,14 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
             flipped[name] = len(_flip(split, hard, cfg.label_noise, noise_rng))
 
     bayes = {name: 1.0 - bayes_error(cfg, name == cfg.hard) for name in cfg.groups}
+    raters = {} if cfg.raters is None else {"raters": {
+        "source": "synthetic", "columns": [], "counts": True, "scored_on": "majority",
+        "train_on": cfg.train_on,
+        "rated_rows": sum(len(s) for s in (pool, val, test) if s is not None),
+        "raters_per_row": {"mean": float(cfg.raters), "min": cfg.raters, "max": cfg.raters},
+        "rater_noise": dict(zip(cfg.groups, cfg.noise_by_group)),
+        "majority_wrong": {name: {grp: int(n) for grp, n in zip(cfg.groups, wrong)}
+                           for name, wrong in rated.items()}}}
     return Dataset(
         groups=list(cfg.groups),
         classes=["0", "1"],
@@ -224,6 +286,7 @@ def load(cfg: SyntheticData, seed: int) -> Dataset:
             "class_directions": vs.tolist(),
             "bayes_accuracy_per_group": bayes,
             "labels_flipped": flipped,
+            **raters,
         },
     )
 

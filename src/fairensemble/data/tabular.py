@@ -50,8 +50,8 @@ class TableData(LabelledRows):
     """A table file (CSV, TSV, text, Parquet; optionally compressed) or a folder of Parquet
     shards."""
     features: list[str] | None = None
-    """The feature columns (default: every column but the target, group(s), subject, split and
-    drop)."""
+    """The feature columns (default: every column but the target, group(s), subject, split, the
+    raters' columns and drop)."""
     drop: list[str] = []
     """Columns that are not features."""
     group_as_feature: bool = False
@@ -195,8 +195,11 @@ def assemble(frame: pd.DataFrame, cfg: TableData, seed: int, source: str,
         check_subjects(subjects, parts, source, str(cfg.subject))
     pool_idx, val_idx, test_idx = parts["pool"], parts["val"], parts["test"]
 
+    votes = None if labelled.votes is None else labelled.votes[rows]
+
     def split(idx: np.ndarray) -> Split:
-        return Split(X.iloc[idx].reset_index(drop=True), y[idx], g[idx])
+        return Split(X.iloc[idx].reset_index(drop=True), y[idx], g[idx],
+                     None if votes is None else votes[idx])
 
     info: dict[str, Any] = {"source": source, **labelled.info}
     info.update(
@@ -248,13 +251,24 @@ def _feature_names(cfg: TableData, columns: list[str], source: str) -> list[str]
                 raise DataError(f"{source}: feature column {name!r} not found")
         if cfg.target in cfg.features:
             raise DataError(f"{source}: target column {cfg.target!r} cannot be a feature")
+        for name in _rater_columns(cfg):
+            if name in cfg.features:
+                raise DataError(f"{source}: rater column {name!r} cannot be a feature (it holds "
+                                "the raters' labels)")
         features = list(dict.fromkeys(cfg.features))
     else:
-        excluded = {cfg.target, *cfg.group_columns, *cfg.drop, cfg.subject, cfg.split}
+        excluded = {cfg.target, *cfg.group_columns, *cfg.drop, cfg.subject, cfg.split,
+                    *_rater_columns(cfg)}
         features = [c for c in columns if c not in excluded]
     if not features and not cfg.group_as_feature:
         raise DataError(f"{source}: no feature columns left besides target and group")
     return features
+
+
+def _rater_columns(cfg: TableData) -> list[str]:
+    """The columns that hold the raters' labels (or counts): never features."""
+    return [*cfg.annotations, *([cfg.soft_label] if cfg.soft_label else []),
+            *([cfg.raters] if isinstance(cfg.raters, str) else [])]
 
 
 def _feature_column(values: pd.Series, name: str, source: str) -> tuple[pd.Series | None, str]:

@@ -98,8 +98,9 @@ def from_frame(frame: pd.DataFrame, cfg: TextData, seed: int, source: str,
     if column not in frame.columns:
         raise DataError(f"{source}: text column {column!r} not found "
                         f"(columns: {preview_names([str(c) for c in frame.columns])})")
-    if column == cfg.target or column in cfg.group_columns:
-        raise DataError(f"{source}: text column {column!r} is also the target or a group")
+    labels = {cfg.target, cfg.soft_label, *cfg.annotations} - {None}
+    if column in labels or column in cfg.group_columns:
+        raise DataError(f"{source}: text column {column!r} is also a label or a group")
     texts, missing = texts_of(frame[column], column, source)
     labelled = label_rows(frame, cfg, source)
     rows = np.flatnonzero(labelled.keep)
@@ -111,10 +112,11 @@ def from_frame(frame: pd.DataFrame, cfg: TextData, seed: int, source: str,
     if len(parts["pool"]) == 0 or len(parts["test"]) == 0:
         raise DataError(f"{source}: too few rows ({len(rows)}) for a pool and a test split")
     used = texts[rows]
+    votes = None if labelled.votes is None else labelled.votes[rows]
     lengths = np.array([len(t.split()) for t in used])
 
     def split(idx: np.ndarray) -> Split:
-        return Split(used[idx], y[idx], g[idx])
+        return Split(used[idx], y[idx], g[idx], None if votes is None else votes[idx])
 
     return Dataset(
         groups=labelled.groups,

@@ -30,6 +30,7 @@ from fairensemble.config import RunConfig
 from fairensemble.data.frame import OTHER
 from fairensemble.evaluation.ensemble import average_members, evaluate_cell, subsets_by_k
 from fairensemble.evaluation.postprocess import CONSTRAINTS, fit_thresholds, predict
+from fairensemble.evaluation.raters import rater_rows
 from fairensemble.sweep.plan import PointLayout
 from fairensemble.sweep.store import CellRecord
 
@@ -137,7 +138,7 @@ def evaluate_record(record: CellRecord, spec: EvalSpec, margins: tuple[Margin, .
     """(table, boot) of one cell: ``table`` has columns k, post, group, metric, mean, std,
     n_draws; ``boot`` (bootstrap only) one row per (k, post, group, metric) at k = 1 and E
     with one column per resample. ``margins`` (``margins_of``) add rows of per-group
-    metrics."""
+    metrics; a cell with raters' votes adds their rows (``evaluation.raters``)."""
     ks = [k for k in spec.ks if k <= record.members]
     ev = evaluate_cell(
         record.probs_test, record.y_test, record.g_test, record.groups, ks, spec.draws,
@@ -146,8 +147,10 @@ def evaluate_record(record: CellRecord, spec: EvalSpec, margins: tuple[Margin, .
     )
     table = ev.table
     post = post_processed(record, spec, ks, margins)
-    if post is not None:
-        table = pd.concat([table, post], ignore_index=True)
+    raters = rater_rows(record, ks, spec.test_mix)  # cells with raters' votes
+    extra = [t for t in (post, raters) if t is not None]
+    if extra:
+        table = pd.concat([table, *extra], ignore_index=True)
     return table, ev.boot
 
 

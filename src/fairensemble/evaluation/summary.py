@@ -1,7 +1,7 @@
 """summary.json from metrics.parquet: per grid point the optimal mixes for one member and for
 the ensemble, positive-sum verdicts with 95 % intervals, every fairness measure's best mix,
 who benefits from the ensemble, per-attribute margins of intersectional groups and what
-post-processing did."""
+post-processing did; with raters, their disagreement and floor per group (``raters``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from fairensemble.evaluation.intervals import (
     samples,
     t_interval,
 )
+from fairensemble.evaluation.raters import rater_summary
 from fairensemble.evaluation.tables import (
     coord_value,
     direction,
@@ -180,7 +181,7 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         if not post_rows.empty:
             entry["post"] = _post(point_rows(post_rows, fields, point), all_rows, pm, E, xcol)
         points.append(entry)
-    return {
+    out = {
         "name": cfg.name,
         "primary_metric": pm,
         "direction": direction(pm),
@@ -194,6 +195,10 @@ def summarize(table: pd.DataFrame, plan: Plan, boot: pd.DataFrame | None = None
         "fairness_measures": fairness,
         "grid_points": points,
     }
+    raters = rater_summary(table, plan)
+    if raters:
+        out["raters"] = raters
+    return out
 
 
 def _fairness(rows: pd.DataFrame, changes: Changes, measure: str, pm: str, E: int, xcol: str,

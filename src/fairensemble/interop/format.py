@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from fairensemble.common.text import grid_value
-from fairensemble.sweep.store import ARRAY_NAMES
+from fairensemble.sweep.store import PREDICTION_ARRAYS
 
 # the long form's columns
 MEMBER, SAMPLE, LABEL, SPLIT = "member", "sample", "y", "split"
@@ -68,7 +68,7 @@ def cell_digest(groups: list[str], classes: list[str], arrays: dict[str, np.ndar
     """A digest of a cell's content (names and arrays): the same predictions give the same
     digest wherever they come from, so an import of an exported cell keeps its id."""
     h = hashlib.sha256(json.dumps([groups, classes]).encode())
-    for name in ARRAY_NAMES:
+    for name in PREDICTION_ARRAYS:  # the votes of a run with raters do not travel
         a = arrays.get(name)
         if a is None:
             continue

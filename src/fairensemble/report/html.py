@@ -15,6 +15,7 @@ from fairensemble.report.parts import (
     budget_parts,
     difficulty_parts,
     levers_parts,
+    raters_parts,
     recommendation_parts,
 )
 from fairensemble.report.plots import Drawn, one_mix
@@ -141,6 +142,22 @@ def _difficulty_html(summary: dict[str, Any]) -> str:
             "large conflict term for a larger share of it.</p>" + parts_html(parts))
 
 
+def _raters_html(summary: dict[str, Any]) -> str:
+    parts = raters_parts(summary)
+    if not parts:
+        return ""
+    return ("<h2>Three measures of difficulty</h2><p>How hard each group's task is, measured "
+            "three ways. The raters' floor: from how often two of a group's raters disagree on "
+            "a test sample, the label noise that implies (every rater flipping a label at that "
+            "rate, independently), and the error a model that knew the true labels would still "
+            "make against the raters' majority it is scored on. The learning curves' floor: the "
+            "error more training data would not remove, fitted to the training-set sizes this "
+            "run swept. The balanced mix: each group's error, and the gap, when the training "
+            "set holds the groups in equal shares. The floors are the part of a gap no training "
+            "mix can close; a gap at the balanced mix larger than the difference in floors is "
+            "what data and the mix can still act on.</p>" + parts_html(parts))
+
+
 def _recommendation_html(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return ""
@@ -250,6 +267,7 @@ mix. Intervals: {html.escape(intervals)}. Click a column's header to sort a tabl
 {_imported_html(cfg)}{_summary_html(summary)}
 {_groups_html(summary)}
 {_difficulty_html(summary) if not (recommendation or {}).get("curves_by_point") else ""}
+{_raters_html(summary)}
 <h2>Figures</h2>
 {''.join(imgs)}
 {_benefits_html(summary)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairensemble.common.text import interval, point_label
+from fairensemble.common.text import interval, number, point_label, share
 from fairensemble.report.tables import Cell, Col, Row, Tabular, share_cell, value_cell
 
 
@@ -124,6 +124,62 @@ def budget_parts(rec: dict[str, Any]) -> list[str | Tabular]:
 def difficulty_parts(summary: dict[str, Any]) -> list[str | Tabular]:
     """A run that swept ``train_size``: which kind of difficulty each group has."""
     return [p for entry in summary.get("difficulty") or [] for p in curve_parts(entry)]
+
+
+def raters_parts(summary: dict[str, Any]) -> list[str | Tabular]:
+    """A run with raters: per setting, the three measures of each group's difficulty side by
+    side (the raters' floor, the learning curves' floor, the error at the balanced mix) and
+    which group each calls harder (``evaluation.raters.difficulty_measures``)."""
+    out: list[str | Tabular] = []
+    E, pm, xcol = summary["members"], summary["primary_metric"], summary["mix_column"]
+    ks = ("k=1", f"k={E}")
+    for m in summary.get("difficulty_measures") or []:
+        where = point_label(m["point"])
+        x = m["balanced_mix"][xcol]
+        title = (f"{where + ': ' if where else ''}three measures of difficulty at train size "
+                 f"{m['train_size']:,}, as errors (1 - {pm}"
+                 + (")" if summary.get("direction") != "lower" else f", or {pm} itself)")
+                 + f"; balanced mix: {xcol} {share(x) if x is not None else 'n/a'}")
+        columns = [Col("group", justify="left"), Col("raters per sample"),
+                   Col("rater disagreement"), Col("rater noise"), Col("rater floor"),
+                   Col("learning-curve floor", ks), Col("error at the balanced mix", ks)]
+        rows: list[Row] = []
+        groups = m["groups"]
+        for g, v in groups.items():
+            curve = v["curve_floor"]
+            rows.append([
+                Cell(g), value_cell(v["rater_count"]), value_cell(v["rater_disagreement"]),
+                value_cell(v["rater_noise"]), value_cell(v["rater_floor"]),
+                Cell("n/a") if curve is None else tuple(
+                    Cell(f"{number(curve.get(k))}{interval(curve.get(f'{k}_ci'))}", curve.get(k))
+                    for k in ks),
+                tuple(value_cell(v["balanced_error"].get(k)) for k in ks)])
+        rows.append([Cell("gap (max - min)"), Cell(""), _spread(groups, "rater_disagreement"),
+                     _spread(groups, "rater_noise"), _spread(groups, "rater_floor"),
+                     tuple(_spread(groups, "curve_floor", k) for k in ks),
+                     tuple(value_cell(m["balanced_mix"]["gap"].get(k)) for k in ks)])
+        out.append(Tabular(title, columns, rows))
+        h = m["harder"]
+        said = (f"harder group by the raters' floor: {h['raters'] or 'none'}; by the learning "
+                f"curves' floor: "
+                + (h["learning_curves"] or "none" if any(v["curve_floor"] for v in
+                                                          groups.values())
+                   else "n/a (sweep train_size to fit them)")
+                + f"; by the error at the balanced mix: {h['balanced_mix'] or 'none'} "
+                f"(k={E})")
+        agree = {True: "the measures agree", False: "the measures DISAGREE",
+                 None: "too few measures to compare"}[m["agree"]]
+        out.append(f"{said}: {agree}."
+                   + (" Members are scored on the target column; the raters' floor is that of "
+                      "their majority." if m.get("scored_on") == "target" else ""))
+    return out
+
+
+def _spread(groups: dict[str, Any], key: str, k: str | None = None) -> Cell:
+    """The largest minus the smallest group's value (a floor's gap), or n/a."""
+    vals = [v[key] if k is None else (v[key] or {}).get(k) for v in groups.values()]
+    vals = [x for x in vals if x is not None]
+    return value_cell(max(vals) - min(vals)) if len(vals) >= 2 else Cell("n/a")
 
 
 def levers_parts(rec: dict[str, Any]) -> list[str | Tabular]:

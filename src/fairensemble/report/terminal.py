@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from fairensemble.report.parts import any_recommendation_parts, difficulty_parts
+from fairensemble.report.parts import any_recommendation_parts, difficulty_parts, raters_parts
 from fairensemble.report.plots import one_mix
 from fairensemble.report.tables import (
     Tabular,
@@ -28,7 +28,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     levers = levers_tabular(summary)
     if levers is not None:
         console.print(levers.rich())
-    for part in parts_rich(difficulty_parts(summary)):
+    for part in parts_rich(difficulty_parts(summary) + raters_parts(summary)):
         console.print(part)
     if one_mix(summary):  # the tables above say little about the groups themselves
         console.print(groups_tabular(summary).rich())

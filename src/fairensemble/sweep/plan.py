@@ -52,7 +52,9 @@ class Cell:
 @dataclass
 class PointLayout:
     """What the data of one grid point says: its groups and classes, the group whose share is
-    swept, and for every mix the share of each group and the (group, class) counts drawn."""
+    swept, and for every mix the share of each group and the (group, class) counts drawn;
+    with raters, what their votes are (source, counts or shares, what members are scored and
+    trained on; the votes themselves are in each cell, ``votes_test``)."""
 
     groups: list[str]
     classes: list[str]
@@ -62,6 +64,7 @@ class PointLayout:
     attributes: list[str] = field(default_factory=list)  # group columns, when several
     group_values: list[list[str]] = field(default_factory=list)  # per group, each column's value
     test_counts: list[list[int]] = field(default_factory=list)  # [group][class] of the test split
+    raters: dict[str, Any] = field(default_factory=dict)  # the test split's raters (runner)
 
 
 def moved_indices(name: str, groups: list[str], group_values: list[list[str]]) -> list[int]:
@@ -159,8 +162,16 @@ def _runtime(section: str) -> set[str]:
     return {f[len(section) + 1:] for f in RUNTIME_FIELDS if f.startswith(section + ".")}
 
 
+# dataset fields added after cells were first stored, with the value that means "as before":
+# left out of the identity at that value, so stored cells keep their ids
+LATER_DATASET_FIELDS = {"annotations": [], "soft_label": None, "raters": None,
+                        "train_on": "majority", "rater_noise": 0.0}
+
+
 def dataset_identity(pcfg: RunConfig) -> dict[str, Any]:
-    return pcfg.dataset.model_dump(mode="json", exclude=_runtime("dataset"))
+    data = pcfg.dataset.model_dump(mode="json", exclude=_runtime("dataset"))
+    return {k: v for k, v in data.items()
+            if not (k in LATER_DATASET_FIELDS and v == LATER_DATASET_FIELDS[k])}
 
 
 def cell_identity(pcfg: RunConfig, layout: PointLayout, mix_index: int, replicate: int

@@ -115,7 +115,8 @@ def point_layout(pcfg: RunConfig, ds: Dataset) -> PointLayout:
     test = np.zeros((len(ds.groups), ds.n_classes), dtype=np.int64)
     np.add.at(test, (ds.test.g, ds.test.y), 1)
     return PointLayout(list(ds.groups), list(ds.classes), rg, shares, counts,
-                       list(ds.attributes), [list(v) for v in ds.group_values], test.tolist())
+                       list(ds.attributes), [list(v) for v in ds.group_values], test.tolist(),
+                       rater_record(ds))
 
 
 def _short_of_unreadable(ds: Dataset) -> str:
@@ -278,6 +279,7 @@ def _dataset_for(pcfg: RunConfig) -> Dataset:
 def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | None = None
                     ) -> tuple[CellData, dict]:
     from fairensemble.train.common import normalised_rows
+    from fairensemble.train.streams import soft_targets
 
     counts = np.asarray(cell.counts, dtype=np.int64)
     idx = sample_indices(counts, ds.pool.y, ds.pool.g, np.random.default_rng(cell.sample_seed))
@@ -296,8 +298,11 @@ def build_cell_data(pcfg: RunConfig, ds: Dataset, cell: Cell, threads: int | Non
     inputs = Inputs(kind=kind, image_mean=ds.image_mean, image_std=ds.image_std,
                     hflip=ds.hflip, num_workers=ds.loader_workers, threads=threads,
                     vocab=ds.vocab)
+    soft = None
+    if getattr(pcfg.dataset, "train_on", "majority") == "soft" and train.votes is not None:
+        soft = soft_targets(train.votes, train.y, ds.n_classes)  # the raters' distribution
     data = CellData(prepared[0], train.y, evals, list(cell.member_seeds), val, inputs,
-                    g_train=train.g)
+                    g_train=train.g, soft_train=soft)
     return data, {"counts": counts.tolist(), "n_train": len(idx)}
 
 
@@ -356,6 +361,8 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
             probs_val=probs["val"].astype(np.float32) if has_val else None,
             y_val=ds.val.y if has_val else None,
             g_val=ds.val.g if has_val else None,
+            votes_test=ds.test.votes,
+            raters=rater_record(ds),
             seeds={"sample": c.sample_seed, "members": c.member_seeds},
             n_train=info["n_train"],
             train_counts=info["counts"],
@@ -371,6 +378,13 @@ def train_unit(unit: Unit, progress: Callable[[float], None] | None = None) -> l
             result.eval_s = time.perf_counter() - t0
         results.append(result)
     return results
+
+
+def rater_record(ds: Dataset) -> dict[str, Any]:
+    """What a cell records about its test split's raters (empty without raters): whether its
+    votes are counts, what members are scored on."""
+    info = ds.info.get("raters") or {}
+    return {k: info[k] for k in ("source", "counts", "scored_on", "train_on") if k in info}
 
 
 def cell_cost(stats: TrainStats, train_s: float, ds: Dataset) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Layout::
     RUN_DIR/config.yaml            the resolved config
     RUN_DIR/plan.json              every cell: id, coordinates, seeds, counts; groups, classes
                                    and ratio group per grid point
-    RUN_DIR/cells/<id>.npz         probs_test [E, n_test, C] float32, y_test, g_test (+ *_val)
+    RUN_DIR/cells/<id>.npz         probs_test [E, n_test, C] float32, y_test, g_test (+ *_val;
+                                   + votes_test [n_test, C] float32 where raters labelled it)
     RUN_DIR/cells/<id>.json        the cell's record without its arrays, and the sha256 of the
                                    .npz; written last, so a cell is finished when its JSON
                                    exists and the .npz matches the checksum
@@ -45,7 +46,10 @@ from fairensemble.common.files import (
     write_parquet,
 )
 
-ARRAY_NAMES = ("probs_test", "y_test", "g_test", "probs_val", "y_val", "g_val")
+PREDICTION_ARRAYS = ("probs_test", "y_test", "g_test", "probs_val", "y_val", "g_val")
+# votes_test: the raters' votes per test sample [n_test, C] (runs with raters; older cells and
+# imported predictions have none)
+ARRAY_NAMES = (*PREDICTION_ARRAYS, "votes_test")
 
 
 class CorruptCell(StoreError):
@@ -79,6 +83,8 @@ class CellRecord:
     timings: dict[str, float] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)  # what the members cost (``cell_cost``)
     mitigation: dict[str, Any] = field(default_factory=dict)  # the mitigation's record
+    votes_test: np.ndarray | None = None  # float32 [n_test, C]: the raters' votes per sample
+    raters: dict[str, Any] = field(default_factory=dict)  # what the votes are (runner)
 
     @property
     def members(self) -> int:
@@ -105,13 +111,14 @@ class CellRecord:
             "timings": self.timings,
             "cost": self.cost,
             "mitigation": self.mitigation,
+            **({"raters": self.raters} if self.raters else {}),
         }
 
     @classmethod
     def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> CellRecord:
         keys = ("id", "coords", "groups", "classes", "ratio_group", "seeds", "n_train",
                 "train_counts", "timings")
-        later = {k: meta.get(k) or {} for k in ("cost", "mitigation")}  # older cells lack them
+        later = {k: meta.get(k) or {} for k in ("cost", "mitigation", "raters")}  # older: none
         return cls(**{k: meta[k] for k in keys}, **later,
                    **{k: arrays.get(k) for k in ARRAY_NAMES})
 

@@ -109,7 +109,7 @@ def feature_dataset(ds: Dataset, model: ModelConfig, train: TrainConfig, seed: i
     first = ds.pool.X
     splits, start = [], 0
     for split in _splits(ds):
-        splits.append(Split(feats[start:start + len(split)], split.y, split.g))
+        splits.append(Split(feats[start:start + len(split)], split.y, split.g, split.votes))
         start += len(split)
     pool, test, *val = splits
     from fairensemble.models.flops import forward_flops

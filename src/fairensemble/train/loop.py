@@ -16,6 +16,10 @@ config gives bit-identical probabilities. On CUDA it trades that for speed (cuDN
 ``train.precision: bf16`` autocasts to bfloat16 (CPU or CUDA) and runs convolutional nets in
 channels-last memory (always on CUDA).
 
+Soft targets (``CellData.soft_train``, the raters' label distribution) replace the labels in
+the loss: torch's cross-entropy against class probabilities, mitigations weighting it as
+they weight the plain one.
+
 Images arrive as uint8 [n, C, H, W] (possibly a ``np.memmap``); each batch is converted to
 float on the device, scaled to [0, 1] and normalised with the cell's ``inputs.image_mean`` /
 ``image_std``. ``model.name`` may be a built-in name or a user's factory.
@@ -63,6 +67,7 @@ from fairensemble.train.streams import (
     Progress,
     TrainStats,
     augment_rng,
+    checked_soft,
     member_rows,
     member_streams,
     order_rng,
@@ -165,8 +170,11 @@ class _Mitigated:
     def loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
              q: torch.Tensor | None) -> torch.Tensor:
         """The batch's loss: the mean cross-entropy, each sample weighted as the mitigation
-        says (Group DRO updates the member's weights ``q`` first)."""
+        says (Group DRO updates the member's weights ``q`` first). ``y``: class codes, or soft
+        targets [b, C] (torch's cross-entropy takes class probabilities)."""
         if self.kind in ("none", "balanced"):
+            if y.is_floating_point():  # soft targets: in fp32 whatever the autocast
+                return F.cross_entropy(logits.float(), y)
             return F.cross_entropy(logits, y)
         ce = F.cross_entropy(logits.float(), y, reduction="none")
         if self.kind == "reweight":
@@ -319,6 +327,9 @@ class _Inputs:
                 self.num_workers = 0
         self.y_t = torch.from_numpy(y.astype(np.int64)).to(device)
         self.y_np = y.astype(np.int64)
+        # what the loss is taken against: the labels, or the cell's soft targets
+        self.target_t = self.y_t if cell.soft_train is None else torch.from_numpy(
+            checked_soft(cell.soft_train, len(X), n_classes, "soft_train")).to(device)
         if self.kind == "image":
             self.normalise = Normaliser(X.shape[1], spec.image_mean, spec.image_std, device)
         self.channels_last = False
@@ -390,13 +401,14 @@ class _Inputs:
     def batches(
         self, order: np.ndarray, batch_size: int, rng_aug: np.random.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(inputs, labels, row indices) on the device, in ``order``; indices sorted within a
-        batch (a batch is a set; sorted reads are kind to memory-mapped files)."""
+        """(inputs, targets, row indices) on the device, in ``order``: the targets are the
+        labels, or the soft targets [b, C]; indices sorted within a batch (a batch is a set;
+        sorted reads are kind to memory-mapped files)."""
         index_batches = [np.sort(order[a:b]) for a, b in self.bounds(len(order), batch_size)]
         for idx, raw in zip(index_batches, self._raw_batches(index_batches)):
             flip = rng_aug.random(len(idx)) < 0.5 if self.hflip else None
             rows = torch.from_numpy(idx).to(self.device)
-            yield self.to_input(raw, flip), self.y_t[rows], rows
+            yield self.to_input(raw, flip), self.target_t[rows], rows
 
     def _raw_batches(self, index_batches: list[np.ndarray]) -> Iterator[torch.Tensor]:
         if self.X_t is not None:

@@ -17,7 +17,9 @@ resamples the rows left, so no hold-out row is trained on. ``augment`` has no ef
 (table inputs are not flipped).
 Batching follows ``DataLoader(shuffle=True, drop_last=False)``: a fresh permutation every
 epoch, batches of ``batch_size``, the last partial batch kept, cross-entropy averaged over
-the batch.
+the batch. With soft targets (``CellData.soft_train``: the raters' label distribution) the
+cross-entropy is against them: the one-hot of ``(softmax - onehot) / b`` becomes the row's
+target distribution.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from fairensemble.train.streams import (
     CellData,
     Progress,
     TrainStats,
+    checked_soft,
     member_rows,
     member_streams,
     order_rng,
@@ -101,7 +104,10 @@ class _Weighting:
             return self.w_all.index_select(0, r).view(m, 1, b)
         if self.q is None:
             return None
-        ce = log_p.gather(1, plan.y_col).view(m, b).neg()
+        if plan.soft_t is not None:  # cross-entropy against the soft targets
+            ce = (log_p * plan.soft_t).sum(dim=1).neg()
+        else:
+            ce = log_p.gather(1, plan.y_col).view(m, b).neg()
         cell = self.code_all.index_select(0, r).view(m, b)
         c0, c1 = plan.c0, plan.c1
         return dro_step(ce, cell, self.q[c0:c1], self.adjust[c0:c1], self.eta).view(m, 1, b)
@@ -112,10 +118,11 @@ class _Scratch:
     another and share them, so the activations stay in cache from one chunk to the next."""
 
     def __init__(self, layout: Layout, activation: str, d: int, m: int, b: int,
-                 device: torch.device) -> None:
+                 device: torch.device, soft: bool = False) -> None:
         outs = [fo for _, fo in layout.sizes]
         self.x = torch.empty(m * b, d, device=device)
         self.y = torch.empty(m * b, dtype=torch.int64, device=device)
+        self.soft = torch.empty(m * b, outs[-1], device=device) if soft else None
         self.neg_w = torch.full((m, 1, b), -1.0 / b, device=device)
         self.pre = [torch.empty(m, b, o, device=device) for o in outs[:-1]]
         gelu = activation == "gelu"
@@ -135,6 +142,8 @@ class _Plan:
         self.rows = slice(c0 * b, c1 * b)
         self.x, self.y = scratch.x, scratch.y
         self.y_col = self.y.view(m, 1, b)
+        self.soft = scratch.soft  # [m b, C] soft targets of the batch rows, or None
+        self.soft_t = None if self.soft is None else self.soft.view(m, b, -1).transpose(1, 2)
         self.neg_w = scratch.neg_w
         self.inv_b = 1.0 / b
         ws = [w[c0:c1] for w in stack.blocks[0::2]]
@@ -163,6 +172,8 @@ class _Plan:
         r = rows[self.rows]
         torch.index_select(X_all, 0, r, out=self.x)
         torch.index_select(y_all, 0, r, out=self.y)
+        if self.soft is not None:
+            torch.index_select(self.stack.soft_all, 0, r, out=self.soft)
         for inp, w, bias, pre, post, _, _, _, _ in self.hidden:
             torch.baddbmm(bias, inp, w, out=pre)
             act_(act, pre, post)
@@ -170,12 +181,16 @@ class _Plan:
         torch.baddbmm(self.b_last, self.w_last, self.a_last.transpose(1, 2), out=logits_t)
 
         # d(mean cross-entropy)/d(logits) = (softmax - onehot) / b, computed like autograd's
-        # log_softmax backward: exp(log_softmax) * (1/b), then -1/b at the target; a
-        # mitigation weighs each sample's share of that mean (``mitigation.py``)
+        # log_softmax backward: exp(log_softmax) * (1/b), then -1/b at the target (soft
+        # targets: minus target / b); a mitigation weighs each sample's share of that mean
+        # (``mitigation.py``)
         log_p = torch.log_softmax(logits_t, dim=1)
         weights = self.stack.weighting.sample_weights(self, log_p, r)
         g = torch.exp(log_p, out=logits_t).mul_(self.inv_b)
-        g.scatter_add_(1, self.y_col, self.neg_w)
+        if self.soft_t is not None:
+            g.sub_(self.soft_t, alpha=self.inv_b)
+        else:
+            g.scatter_add_(1, self.y_col, self.neg_w)
         if weights is not None:
             g.mul_(weights)
         torch.bmm(g, self.a_last, out=self.gw_last)
@@ -203,9 +218,10 @@ class _Stack:
 
     def __init__(self, layout: Layout, activation: str, train: TrainConfig,
                  flat: torch.Tensor, m: int, X_all: torch.Tensor, y_all: torch.Tensor,
-                 chunk: int, weighting: _Weighting) -> None:
+                 chunk: int, weighting: _Weighting, soft_all: torch.Tensor | None = None
+                 ) -> None:
         self.layout, self.activation, self.weighting = layout, activation, weighting
-        self.X_all, self.y_all = X_all, y_all
+        self.X_all, self.y_all, self.soft_all = X_all, y_all, soft_all
         self.opt = Optimiser(train, flat)
         self.chunk = chunk
         self._use(flat, m)
@@ -235,7 +251,7 @@ class _Stack:
                 m = c1 - c0
                 if m not in scratch:
                     scratch[m] = _Scratch(self.layout, self.activation, self.X_all.shape[1],
-                                          m, b, self.param.device)
+                                          m, b, self.param.device, self.soft_all is not None)
                 plans.append(_Plan(self, c0, c1, b, scratch[m]))
             self._plans[b] = plans
         flat_rows = rows.reshape(-1)
@@ -303,6 +319,7 @@ def train_stacked(
             raise InputError(f"cells[{i}].val: expected at least one validation row")
         vals.append((Xv, _labels(c.val[1], len(Xv), n_classes, f"cells[{i}].val")))
 
+    softs = _soft_targets(cells, y_train, n_classes)
     cells_of = _mitigation_cells(cells, y_train, train.mitigation, n_classes)
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, X in enumerate(X_train):
@@ -322,6 +339,7 @@ def train_stacked(
                 [y_train[i] for i in idx], [vals[i] for i in idx],
                 [list(cells[i].member_seeds) for i in idx], device, progress,
                 None if cells_of is None else [cells_of[i] for i in idx],
+                None if softs is None else [softs[i] for i in idx],
             )
             for i, st in zip(idx, fitted):
                 st.flops_per_sample = float(per_sample)
@@ -339,6 +357,17 @@ def train_stacked(
     if stats is not None:
         stats.extend(cell_stats)
     return results
+
+
+def _soft_targets(cells: list[CellData], y_train: list[np.ndarray], n_classes: int
+                  ) -> list[np.ndarray] | None:
+    """Each cell's soft targets, checked (None when no cell has any; a cell without them among
+    cells with them trains on its labels' one-hot rows)."""
+    if all(c.soft_train is None for c in cells):
+        return None
+    return [np.eye(n_classes, dtype=np.float32)[y] if c.soft_train is None else
+            checked_soft(c.soft_train, len(y), n_classes, f"cells[{i}].soft_train")
+            for i, (c, y) in enumerate(zip(cells, y_train))]
 
 
 def _mitigation_cells(cells: list[CellData], y_train: list[np.ndarray], mitigation: str,
@@ -412,10 +441,12 @@ def _fit_stack(
     device: torch.device,
     progress: Progress | None,
     cells: list[Cells] | None = None,
+    softs: list[np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, list[int], list[TrainStats]]:
     """Train the members of same-sized cells together; returns their final flat parameters
     (members in cell order), the member count of each cell and what each cell's members
-    did. ``cells``: each cell's group x class cells (a mitigation's unit)."""
+    did. ``cells``: each cell's group x class cells (a mitigation's unit); ``softs``: each
+    cell's soft targets (None: its labels)."""
     n = len(X_train[0])
     m_of_cell = [len(s) for s in seeds]
     streams = [st for cell_seeds in seeds for st in member_streams(cell_seeds, train.diversity)]
@@ -428,6 +459,7 @@ def _fit_stack(
     ).to(device)
     X_all = torch.from_numpy(np.concatenate(X_train)).to(device)
     y_all = torch.from_numpy(np.concatenate(y_train)).to(device)
+    soft_all = None if softs is None else torch.from_numpy(np.concatenate(softs)).to(device)
     offsets = cell_of * n
 
     early = train.early_stopping
@@ -452,7 +484,8 @@ def _fit_stack(
         per_member = train.batch_size * max(fo for _, fo in sizes)
         chunk = max(1, CHUNK_FLOATS * torch.get_num_threads() // per_member)
     weighting = _Weighting(train, cells, m_of_cell, device)
-    stack = _Stack(layout, activation, train, flat, m_total, X_all, y_all, chunk, weighting)
+    stack = _Stack(layout, activation, train, flat, m_total, X_all, y_all, chunk, weighting,
+                   soft_all)
     balanced = train.mitigation == "balanced"
     codes = ([BalancedBatches(cells[cell_of[a]].code[train_rows[a]]) for a in range(m_total)]
              if balanced else [])

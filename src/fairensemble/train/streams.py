@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fairensemble.common.errors import ConfigError
+from fairensemble.common.errors import ConfigError, InputError
 from fairensemble.common.seeds import (
     AUGMENT_STREAM,
     BOOTSTRAP_STREAM,
@@ -55,6 +55,9 @@ class CellData:
     ``evals``: name -> inputs to predict after training (always ``"test"``, ``"val"`` if used).
     ``val``: optional shared (X, y) for early stopping; without it a trainer that early-stops
     holds out ``early_stopping.val_fraction`` of the training draw per member, from its seed.
+    ``soft_train``: optional float32 [n, C] class distributions the members' cross-entropy is
+    taken against instead of ``y_train``'s one-hot rows (``dataset.train_on: soft``: the
+    raters' votes); ``y_train`` still serves mitigations' cells and balanced batches.
     ``member_seeds``: one int per member; a member's random streams come from its own seed,
     or from the cell's first seed for the streams ``train.diversity`` leaves shared
     (``member_streams``), so member i is the same whatever else is stacked with it.
@@ -67,6 +70,7 @@ class CellData:
     val: tuple[Any, np.ndarray] | None = None
     inputs: Inputs = field(default_factory=Inputs)
     g_train: np.ndarray | None = None  # group codes of the training rows (mitigations)
+    soft_train: np.ndarray | None = None  # float32 [n, C] soft targets (``soft_targets``)
 
 
 @dataclass
@@ -167,8 +171,34 @@ def member_rows(
     return train_idx, val_idx
 
 
+def soft_targets(votes: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Soft targets float32 [n, C] from raters' votes: each row's votes over their sum, the
+    one-hot of ``y`` for a row no rater labelled."""
+    v = np.asarray(votes, dtype=np.float64)
+    total = v.sum(axis=1, keepdims=True)
+    out = np.eye(n_classes)[np.asarray(y, dtype=np.int64)]
+    rated = total[:, 0] > 0
+    out[rated] = v[rated] / total[rated]
+    return out.astype(np.float32)
+
+
+def checked_soft(soft: Any, n: int, n_classes: int, where: str) -> np.ndarray:
+    """``soft`` as float32 [n, C] rows of probabilities (non-negative, summing to 1); anything
+    else is a one-line ``InputError`` naming ``where``."""
+    arr = np.asarray(soft, dtype=np.float32)
+    if arr.shape != (n, n_classes):
+        raise InputError(f"{where}: expected soft targets of shape ({n}, {n_classes}), got "
+                         f"{arr.shape}")
+    if not np.isfinite(arr).all() or (arr < 0).any() or \
+            not np.allclose(arr.sum(axis=1), 1.0, atol=1e-4):
+        raise InputError(f"{where}: expected rows of class probabilities (non-negative, summing "
+                         "to 1)")
+    return np.ascontiguousarray(arr)
+
+
 # progress(n_members_finished) is called as members finish (or in fractions of a cell)
 Progress = Callable[[float], None]
 
 __all__ = ["DIVERSITY_SOURCES", "CellData", "Inputs", "MemberStreams", "Progress", "augment_rng",
-           "bootstrap_rows", "holdout_split", "member_rows", "member_streams", "order_rng"]
+           "bootstrap_rows", "checked_soft", "holdout_split", "member_rows", "member_streams",
+           "order_rng", "soft_targets"]

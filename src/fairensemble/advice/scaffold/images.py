@@ -24,6 +24,7 @@ from fairensemble.advice.scaffold.decide import (
     require_column,
     slug,
 )
+from fairensemble.advice.scaffold.raters import check_annotations, label_words, rater_notes
 from fairensemble.advice.scaffold.tables import (
     _group_comment,
     _group_comments,
@@ -115,13 +116,15 @@ def propose_chexpert(root: str | Path, target: str = "Lung Opacity") -> Proposal
 
 
 def propose_images(
-    path: str | Path, image: str, target: str, group: str | list[str],
+    path: str | Path, image: str, target: str | None, group: str | list[str],
     roots: list[str] | None = None, suffix: str | None = None, subject: str | None = None,
     positive: str | None = None, ratio_group: str | None = None, split: str | None = None,
     header: bool | None = None, skip_unreadable: bool = False,
+    annotations: list[str] | None = None,
 ) -> Proposal:
     """A ``kind: images`` config for a table with one image per row (no image is decoded;
-    a sample is opened to read sizes)."""
+    a sample is opened to read sizes). ``annotations``: one column per rater (``target``
+    None: the label is their majority)."""
     from fairensemble.data.images import search_roots
     from fairensemble.data.reader import read_table
 
@@ -131,7 +134,9 @@ def propose_images(
     frame = read_table(path, header=header)
     columns = [str(c) for c in frame.columns]
     require_column(image, columns, "image", source)
-    require_column(target, columns, "target", source)
+    annotations = check_annotations(frame, target, columns_of, list(annotations or []), source)
+    if target is not None:
+        require_column(target, columns, "target", source)
     for col in columns_of:
         require_column(col, columns, "group", source)
     for role, col in (("subject", subject), ("split", split)):
@@ -148,24 +153,27 @@ def propose_images(
         image=image, target=target, columns_of=columns_of, roots=list(roots or []),
         suffix=suffix, subject=subject, positive=positive, ratio_group=ratio_group, split=split,
         header=_sniffed_header(path) if header is None else header,
-        skip_unreadable=skip_unreadable, notes=notes, facts=[])
+        skip_unreadable=skip_unreadable, notes=notes, facts=[], annotations=annotations)
 
 
 def propose_image_folder(
     folder: str | Path, layout: str, target: str, group: str | list[str],
     subject: str | None = None, positive: str | None = None, ratio_group: str | None = None,
     split: str | None = None, skip_unreadable: bool = False,
+    annotations: list[str] | None = None,
 ) -> Proposal:
     """A ``kind: images`` config for a folder of images without a table: ``layout`` names the
     parts of each image's path (``data.folders``); the table it infers (one row per image:
-    its relative path and every field) goes beside the config (``place``), which reads it."""
+    its relative path and every field) goes beside the config (``place``), which reads it.
+    ``annotations``: fields holding one rater's label each."""
     from fairensemble.data.folders import examples, parse_layout, scan_folder, table_bytes
     from fairensemble.data.reader import read_table
 
     lay = parse_layout(layout)
     columns_of = _group_list(group)
     for flag, name in (("--target", target), *(("--group", c) for c in columns_of),
-                       ("--subject", subject), ("--split", split)):
+                       ("--subject", subject), ("--split", split),
+                       *(("--annotation", c) for c in annotations or [])):
         if name is not None and name not in lay.fields:
             raise ConfigError(f"{flag}: {name!r} is not a field of --layout {lay.pattern!r}"
                               f"{close_matches(name, list(lay.fields))} (fields: "
@@ -180,7 +188,8 @@ def propose_image_folder(
     n_unfit = len(scan.unfit)
     try:
         p = _propose_folder_table(scan, frame, suffix, name, target, columns_of, subject,
-                                  positive, ratio_group, split, skip_unreadable)
+                                  positive, ratio_group, split, skip_unreadable,
+                                  list(annotations or []))
     except DataError as err:
         if n_unfit <= len(frame):
             raise
@@ -197,8 +206,8 @@ def propose_image_folder(
 
 def _propose_folder_table(scan: Any, frame: pd.DataFrame, suffix: str, name: str, target: str,
                           columns_of: list[str], subject: str | None, positive: str | None,
-                          ratio_group: str | None, split: str | None, skip_unreadable: bool
-                          ) -> Proposal:
+                          ratio_group: str | None, split: str | None, skip_unreadable: bool,
+                          annotations: list[str] | None = None) -> Proposal:
     from fairensemble.data.folders import examples, skipped_line
 
     lay, n_unfit = scan.layout, len(scan.unfit)
@@ -221,7 +230,9 @@ def _propose_folder_table(scan: Any, frame: pd.DataFrame, suffix: str, name: str
         name=name, image=scan.image_column, target=target, columns_of=columns_of,
         roots=[str(scan.folder)], suffix=None, subject=subject, positive=positive,
         ratio_group=ratio_group, split=split, header=None, skip_unreadable=skip_unreadable,
-        notes=notes, facts=facts, layout=lay.pattern)
+        notes=notes, facts=facts, layout=lay.pattern,
+        annotations=check_annotations(frame, target, columns_of, list(annotations or []),
+                                      str(scan.folder)))
 
 
 TABLE = ".images"  # the inferred table beside the config: <stem>.images.csv (or .parquet)
@@ -256,15 +267,18 @@ def _propose_image_table(
     columns_of: list[str], roots: list[str], suffix: str | None, subject: str | None,
     positive: str | None, ratio_group: str | None, split: str | None, header: bool | None,
     skip_unreadable: bool, notes: list[str], facts: list[str], layout: str | None = None,
+    annotations: list[str] | None = None,
 ) -> Proposal:
     """The proposal for an image table ``frame`` (read from ``table``, or to be written there),
     whose columns are checked; ``source`` names it in messages."""
     from fairensemble.data.images import ImagesData, layout_rows
 
-    if target in columns_of:
+    annotations = list(annotations or [])
+    if target is not None and target in columns_of:
         raise DataError(f"{source}: target and group are the same column {target!r}")
-    _require_values(frame, target, columns_of, positive, source)
+    _require_values(frame, target, columns_of, positive, source, annotations)
     base = ImagesData(path=str(table), image=image, roots=roots, suffix=suffix, target=target,
+                      annotations=annotations,
                       positive=positive, group=columns_of, subject=subject, split=split,
                       test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION,
                       image_size=CPU_IMAGE_SIZE, header=header,
@@ -289,7 +303,8 @@ def _propose_image_table(
     read = "table" if layout is None else "inferred table"
     facts = [*facts,
              f"{table if layout is None else read}: {rows.info['rows_read']:,} rows read, "
-             f"{rows.info['dropped_missing']:,} dropped (missing {target!r} or a group value), "
+             f"{rows.info['dropped_missing']:,} dropped (missing "
+             f"{repr(target) if target else 'every rater'} or a group value), "
              f"{rows.info['dropped_groups']:,} dropped with their group, "
              f"{rows.info['rows_used']:,} used"]
     if layout is None:
@@ -313,15 +328,17 @@ def _propose_image_table(
                      "until they are there (or their rows are removed)")
     elif skip_unreadable:
         rows = _readable_rows(rows, spec, source, facts, notes)
-    _require_images_in_splits(rows, source, repr(target))
+    _require_images_in_splits(rows, source, repr(target) if target is not None
+                              else f"({label_words(target)})")
     dataset = spec.model_dump(mode="json")
-    order = ["kind", "path", "header", "image", "roots", "suffix", "target", "positive", "group",
+    order = ["kind", "path", "header", "image", "roots", "suffix", "target", "annotations",
+             "positive", "group",
              "groups", "min_group_size", "subject", "split", "test_fraction", "val_fraction",
              "image_size", "color", "fit", "hflip", "cache_dir", "num_workers",
              "skip_unreadable"]
     dataset = {k: dataset[k] for k in order}
     for key, unset in (("header", None), ("positive", None), ("subject", None), ("split", None),
-                       ("suffix", None), ("roots", [])):
+                       ("suffix", None), ("roots", []), ("target", None), ("annotations", [])):
         if dataset[key] == unset:
             dataset.pop(key)
     comments.update({
@@ -363,6 +380,8 @@ def _propose_image_table(
             "false: `run` stops on images that cannot be decoded, listing them all in a file; "
             "true leaves them out with a warning"),
     })
+    if annotations:
+        rater_notes(_RatedRows(rows), annotations, target, comments, facts)
     _group_comments(plan, dataset, comments, notes)
     pool = rows.parts["pool"]
     return _finish(
@@ -371,6 +390,18 @@ def _propose_image_table(
         pool_parts=(rows.y[pool], rows.g[pool]), test=_split_counts(rows)["test"],
         attributes=list(rows.attributes), group_values=list(rows.group_values),
     )
+
+
+class _RatedRows:
+    """An image table's rows as ``rater_notes`` reads a dataset: splits with votes."""
+
+    def __init__(self, rows: Rows) -> None:
+        from fairensemble.data.base import Split
+
+        self.groups, self.classes = rows.groups, rows.classes
+        self.pool, self.val, self.test = (
+            Split(np.zeros(len(i)), rows.y[i], rows.g[i], rows.votes[i])
+            for i in (rows.parts["pool"], rows.parts["val"], rows.parts["test"]))
 
 
 def _readable_rows(rows: Rows, spec: Any, source: str, facts: list[str], notes: list[str]

@@ -23,6 +23,13 @@ from fairensemble.advice.scaffold.decide import (
     require_column,
     slug,
 )
+from fairensemble.advice.scaffold.raters import (
+    check_annotations,
+    label_rows,
+    label_values,
+    label_words,
+    rater_notes,
+)
 from fairensemble.common.errors import DataError
 from fairensemble.common.text import preview_names
 from fairensemble.data.adult import AdultData
@@ -35,14 +42,16 @@ from fairensemble.sweep.plan import check_ratio_group
 
 
 def propose_table(
-    path: str | Path, target: str, group: str | list[str], positive: str | None = None,
+    path: str | Path, target: str | None, group: str | list[str], positive: str | None = None,
     ratio_group: str | None = None, header: bool | None = None,
     vectors: dict[str, str] | None = None, drop: list[str] | None = None,
+    annotations: list[str] | None = None,
 ) -> Proposal:
     """A ``kind: table`` config for a table file (or a folder of Parquet shards). ``group``:
     one column or several (intersectional groups); ``header``: None sniffs it; ``vectors``:
     name -> a .npy matrix row-aligned with the table (``dataset.vectors``); ``drop``: columns
-    that are not features. List and tensor columns become vector features by themselves."""
+    that are not features; ``annotations``: one column per rater (``target`` None: the label is
+    their majority). List and tensor columns become vector features by themselves."""
     from fairensemble.data.reader import read_table
     from fairensemble.data.tabular import load_table
     from fairensemble.data.vectors import require_scalar
@@ -53,7 +62,7 @@ def propose_table(
     vectors = dict(vectors or {})
     drop = list(dict.fromkeys(drop or []))
     for role, col in (("target", target), *(("group", c) for c in columns_of)):
-        if col in vectors:
+        if col is not None and col in vectors:
             raise DataError(f"--{role} {col!r} names vectors (--vectors {col}=...); a {role} "
                             "column holds one value (a name or a number) per row")
     frame = read_table(path, header=header)
@@ -63,22 +72,26 @@ def propose_table(
     if na_values:
         frame = read_table(path, na_values, header=header)
     columns = [str(c) for c in frame.columns]
-    require_column(target, columns, "target", source)
+    annotations = check_annotations(frame, target, columns_of, list(annotations or []), source)
+    if target is not None:
+        require_column(target, columns, "target", source)
     for col in columns_of:
         require_column(col, columns, "group", source)
     for col in drop:
         require_column(col, columns, "drop", source)
-    if target in columns_of:
+    if target is not None and target in columns_of:
         raise DataError(f"{source}: target and group are the same column {target!r}")
-    for role, col in (("target", target), *(("group", c) for c in columns_of)):
-        require_scalar(frame[col], role, col, source)
-    _require_values(frame, target, columns_of, positive, source)
+    for role, col in (("target", target), *(("group", c) for c in columns_of),
+                      *(("annotation", c) for c in annotations)):
+        if col is not None:
+            require_scalar(frame[col], role, col, source)
+    _require_values(frame, target, columns_of, positive, source, annotations)
     seed = _data_seed()
     # loaded by the path as given, so the loader's messages name it as the user typed it;
     # the config gets the absolute path, so it runs from any directory
     base = TableData(path=source, target=target, group=columns_of, positive=positive,
                      test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, na_values=na_values,
-                     header=sniffed_header, vectors=vectors, drop=drop)
+                     header=sniffed_header, vectors=vectors, drop=drop, annotations=annotations)
     ds0 = load_table(base, seed, frame)
     counts = _all_counts(ds0)
     _require_ratio_group(ratio_group, counts, columns_of, source, ds0.group_values)
@@ -95,7 +108,7 @@ def propose_table(
     ds = ds0 if spec == base else load_table(spec, seed, frame)
 
     missing = {c: int(frame[c].isna().sum()) for c in frame.columns
-               if c not in (target, *columns_of, *drop) and frame[c].isna().any()}
+               if c not in (target, *columns_of, *drop, *annotations) and frame[c].isna().any()}
     info = ds.info
     shapes = info.get("vector_features", {})
     for name in vectors:
@@ -104,7 +117,8 @@ def propose_table(
     shown_groups = " or ".join(repr(c) for c in columns_of)
     facts = [
         f"{path.resolve()}: {info['rows_read']:,} rows read, {info['dropped_missing']:,} dropped "
-        f"(missing {target!r} or {shown_groups}), {info['dropped_groups']:,} dropped with their "
+        f"(missing {repr(target) if target else 'every rater'} or {shown_groups}), "
+        f"{info['dropped_groups']:,} dropped with their "
         f"group, {info['rows_used']:,} used",
         f"features: numeric {preview_names(info['numeric_features']) or '-'}; categorical "
         f"{preview_names(info['categorical_features']) or '-'}"
@@ -122,10 +136,12 @@ def propose_table(
     dataset = spec.model_dump(mode="json") | {"path": str(path.resolve())}
     dataset["vectors"] = {name: str(Path(file).expanduser().resolve())
                           for name, file in vectors.items()}
-    dataset = {k: dataset[k] for k in ("kind", "path", "header", "vectors", "target", "positive",
-                                       "group", "groups", "min_group_size", "drop", "impute",
-                                       "test_fraction", "val_fraction", "na_values")}
-    for key, value in (("na_values", na_values), ("vectors", vectors), ("drop", drop)):
+    dataset = {k: dataset[k] for k in ("kind", "path", "header", "vectors", "target",
+                                       "annotations", "positive", "group", "groups",
+                                       "min_group_size", "drop", "impute", "test_fraction",
+                                       "val_fraction", "na_values")}
+    for key, value in (("na_values", na_values), ("vectors", vectors), ("drop", drop),
+                       ("annotations", annotations), ("target", target)):
         if not value:
             dataset.pop(key)
     if sniffed_header is not False:
@@ -158,6 +174,7 @@ def propose_table(
     })
     if pos is None:
         dataset.pop("positive")
+    rater_notes(ds, annotations, target, comments, facts)
     _group_comments(plan, dataset, comments, notes)
     return _finish(
         kind="table", name=slug(path.name.split(".")[0]), dataset=dataset, ds=ds, counts=counts,
@@ -166,8 +183,8 @@ def propose_table(
     )
 
 
-def _positive(counts: Counts, positive: str | None, target: str, comments: dict[str, str],
-              notes: list[str]) -> tuple[str | None, str]:
+def _positive(counts: Counts, positive: str | None, target: str | None,
+              comments: dict[str, str], notes: list[str]) -> tuple[str | None, str]:
     """The positive class (``--positive``, else ``pick_positive``) and why, noted and
     commented."""
     if positive is not None:
@@ -176,7 +193,8 @@ def _positive(counts: Counts, positive: str | None, target: str, comments: dict[
         pos, why = pick_positive(counts)
     if pos is not None:
         comments["dataset.positive"] = f"positive class: {why}"
-    notes.append(f"target {target!r}: " + (f"positive class {why}" if pos is not None else why))
+    notes.append(f"{label_words(target)}: "
+                 + (f"positive class {why}" if pos is not None else why))
     return pos, why
 
 
@@ -267,24 +285,29 @@ def propose_adult(root: str | Path | None = None, group: str = "sex",
     )
 
 
-def _require_values(frame: pd.DataFrame, target: str, groups: list[str],
-                    positive: str | None, source: str) -> None:
-    present = frame[target].notna()
+def _require_values(frame: pd.DataFrame, target: str | None, groups: list[str],
+                    positive: str | None, source: str, annotations: list[str] = ()) -> None:
+    present = label_rows(frame, target, list(annotations))
     for col in groups:
         present &= frame[col].notna()
     rows = frame[present]
-    both = " and ".join(repr(c) for c in [target, *groups])
+    both = " and ".join(repr(c) for c in [target or "a rater", *groups])
+    labels = label_values(frame, present, target, list(annotations)).to_frame("label")
     for role, cols in (("target", [target]), ("group", groups)):
-        values = rows[cols].drop_duplicates()
+        raters = role == "target" and target is None
+        values = labels.drop_duplicates() if raters else rows[cols].drop_duplicates()
         if len(values) < 2:
             what = "class" if role == "target" else "group"
             got = f" ({' & '.join(map(str, values.iloc[0]))!r})" if len(values) else ""
-            name = repr(cols[0]) if len(cols) == 1 else f"columns {cols}"
-            raise DataError(f"{source}: {role} column {name} has one {what}{got} in rows "
+            name = (f"annotation columns {annotations}" if raters else
+                    f"{role} column {cols[0]!r}" if len(cols) == 1 else
+                    f"{role} column columns {cols}")
+            raise DataError(f"{source}: {name} has one {what}{got} in rows "
                             f"with {both}; expected at least 2")
-    n_classes = rows[target].nunique()
+    n_classes = labels["label"].nunique()
     if positive is None and n_classes > MAX_CLASSES:
-        raise DataError(f"{source}: target column {target!r} has {n_classes:,} distinct values; "
+        what = f"target column {target!r}" if target else f"annotation columns {annotations}"
+        raise DataError(f"{source}: {what} has {n_classes:,} distinct values; "
                         f"expected a class label (at most {MAX_CLASSES}), or pass --positive "
                         f"VALUE to make it binary")
 

@@ -17,6 +17,7 @@ from fairensemble.advice.scaffold.decide import (
     require_column,
     slug,
 )
+from fairensemble.advice.scaffold.raters import check_annotations, label_words, rater_notes
 from fairensemble.advice.scaffold.tables import (
     _group_comment,
     _group_comments,
@@ -34,13 +35,15 @@ from fairensemble.data.text import TextData, from_frame
 
 
 def propose_text(
-    path: str | Path, text: str, target: str, group: str | list[str],
+    path: str | Path, text: str, target: str | None, group: str | list[str],
     positive: str | None = None, ratio_group: str | None = None, header: bool | None = None,
     subject: str | None = None, split: str | None = None,
+    annotations: list[str] | None = None,
 ) -> Proposal:
     """A ``kind: text`` config for a table with a text column (one row per sample):
     ``group`` one column or several; ``subject`` keeps a subject's rows in one split;
-    ``split`` a column whose values fix the splits; ``header`` None sniffs it."""
+    ``split`` a column whose values fix the splits; ``header`` None sniffs it;
+    ``annotations`` one column per rater (``target`` None: the label is their majority)."""
     path = Path(path)
     source = str(path)
     columns_of = _group_list(group)
@@ -55,12 +58,14 @@ def propose_text(
                       ("subject", subject), ("split", split)):
         if col is not None:
             require_column(col, columns, role, source)
-    if text == target or text in columns_of:
-        raise DataError(f"{source}: --text {text!r} is also the target or a group")
-    _require_values(frame, target, columns_of, positive, source)
+    annotations = check_annotations(frame, target, columns_of, list(annotations or []), source)
+    if text == target or text in columns_of or text in annotations:
+        raise DataError(f"{source}: --text {text!r} is also the target, a rater or a group")
+    _require_values(frame, target, columns_of, positive, source, annotations)
     base = TextData(path=source, text=text, target=target, group=columns_of, positive=positive,
                     test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION,
-                    na_values=na_values, header=sniffed_header, subject=subject, split=split)
+                    na_values=na_values, header=sniffed_header, subject=subject, split=split,
+                    annotations=annotations)
     seed = _data_seed()
     ds0 = from_frame(frame, base, seed, source)
     counts = _all_counts(ds0)
@@ -77,7 +82,7 @@ def propose_text(
     long = int((words > spec.max_tokens).sum())
     facts = [
         f"{path.resolve()}: {info['rows_read']:,} rows read, {info['dropped_missing']:,} dropped "
-        f"(missing {target!r} or {' or '.join(repr(c) for c in columns_of)}), "
+        f"(missing {label_words(target)} or {' or '.join(repr(c) for c in columns_of)}), "
         f"{info['dropped_groups']:,} dropped with their group, {info['rows_used']:,} used",
         f"texts in {text!r}: median {info['words_per_text']['median']:.0f} words, longest "
         f"{info['words_per_text']['max']:,}; {info['empty_texts']:,} empty"
@@ -89,13 +94,15 @@ def propose_text(
     if sniffed_header is False:
         facts.append(f"no header line: columns are numbered 1..{len(columns)}")
     dataset = spec.model_dump(mode="json") | {"path": str(path.resolve())}
-    keep = ("kind", "path", "header", "text", "target", "positive", "group", "groups",
-            "min_group_size", "subject", "split", "test_fraction", "val_fraction", "na_values",
-            "buckets", "word_ngrams", "char_ngrams", "max_tokens")
+    keep = ("kind", "path", "header", "text", "target", "annotations", "positive", "group",
+            "groups", "min_group_size", "subject", "split", "test_fraction", "val_fraction",
+            "na_values", "buckets", "word_ngrams", "char_ngrams", "max_tokens")
     dataset = {k: dataset[k] for k in keep}
-    for key in ("subject", "split", "positive"):
+    for key in ("subject", "split", "positive", "target"):
         if dataset[key] is None:
             dataset.pop(key)
+    if not annotations:
+        dataset.pop("annotations")
     if not na_values:
         dataset.pop("na_values")
     if sniffed_header is not False:
@@ -121,6 +128,7 @@ def propose_text(
         "dataset.max_tokens": "n-grams kept per text: words first, then word pairs, then "
                               "character n-grams",
     })
+    rater_notes(ds, annotations, target, comments, facts)
     _group_comments(plan, dataset, comments, notes)
     return _finish(kind="text", name=slug(path.name.split(".")[0]), dataset=dataset, ds=ds,
                    counts=counts, requested_rg=ratio_group, facts=facts, notes=notes,
