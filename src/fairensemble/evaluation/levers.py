@@ -39,15 +39,17 @@ TARGETS = (0.75, 0.5, 0.25)  # the gaps asked about, as fractions of the baselin
 
 
 def cell_costs(plan: Plan, store: RunStore) -> pd.DataFrame:
-    """One row per cell: its coordinates (as metrics.parquet holds them) and what one of its
-    members cost on average (seconds, FLOPs, epochs; NaN where the cell did not record it,
-    as cells trained before costs were recorded), and the grid point's shared cost (a frozen
-    backbone's pass)."""
+    """One row per cell: its coordinates (as metrics.parquet holds them), its training-set
+    size and what one of its members cost on average (seconds, FLOPs, epochs; NaN where the
+    cell did not record it, as cells trained before costs were recorded, or predictions
+    imported without them), and the grid point's shared cost (a frozen backbone's pass)."""
     fields = grid_fields(plan)
     rows = []
     for cell in plan.cells:
-        cost = store.read_meta(cell.id).get("cost") or {}
-        E = max(1, len(cell.member_seeds))
+        meta = store.read_meta(cell.id)
+        cost = meta.get("cost") or {}
+        trained = int(cost.get("trainings") or len(cell.member_seeds))  # imported: from cost
+        E = max(1, trained)
 
         def per_member(key: str, cost: dict = cost, E: int = E) -> float:
             value = cost.get(key)
@@ -55,6 +57,7 @@ def cell_costs(plan: Plan, store: RunStore) -> pd.DataFrame:
 
         rows.append({**{f: grid_value(cell.point[f]) for f in fields},
                      "x": _coordinate(cell), "replicate": cell.replicate,
+                     "n_train": float(meta.get("n_train") or np.nan), "trainings": trained,
                      "member_seconds": per_member("train_seconds"),
                      "member_flops": per_member("train_flops"),
                      "member_epochs": per_member("member_epochs"),
@@ -67,7 +70,7 @@ def run_cost(costs: pd.DataFrame, plan: Plan) -> dict[str, Any]:
     """What the whole run's training cost (summary.json's ``cost``): trainings, member-epochs,
     seconds and FLOPs over every cell, and the frozen backbone's shared pass once per grid
     point (None where no cell recorded it)."""
-    E = np.array([len(c.member_seeds) for c in plan.cells], dtype=float)
+    E = costs["trainings"].to_numpy(dtype=float)
 
     def total(column: str) -> float | None:
         values = costs[column].to_numpy(dtype=float) * E
@@ -107,7 +110,7 @@ def levers(table: pd.DataFrame, boot: pd.DataFrame | None, plan: Plan, costs: pd
         spread = samples(boot[(boot["metric"] == pm) & boot["group"].isin(LABELS)],
                          [*key, "group"], kind)
     cost = costs.rename(columns={"x": xcol}).groupby([*fields, xcol], sort=False)[
-        ["member_seconds", "member_flops", "member_epochs", "shared_flops"]].mean()
+        ["member_seconds", "member_flops", "member_epochs", "shared_flops", "n_train"]].mean()
 
     settings: list[dict[str, Any]] = []
     for combo in sel[key].drop_duplicates().itertuples(index=False):
@@ -132,7 +135,7 @@ def levers(table: pd.DataFrame, boot: pd.DataFrame | None, plan: Plan, costs: pd
             seconds=json_number(k * c["member_seconds"]),
             flops=json_number(k * c["member_flops"]),
             shared_flops=json_number(c["shared_flops"]),
-            data=_data(values[xcol], cfg.train_size) if xcol == "ratio" else None,
+            data=_data(values[xcol], c["n_train"]) if xcol == "ratio" else None,
         )
         settings.append(entry)
 
@@ -152,8 +155,9 @@ def levers(table: pd.DataFrame, boot: pd.DataFrame | None, plan: Plan, costs: pd
             "scenarios": scenarios}
 
 
-def _data(ratio: Any, train_size: int) -> int:
-    return int(round(float(ratio) * train_size))
+def _data(ratio: Any, n_train: float) -> int | None:
+    """The ratio group's rows in a training set of ``n_train`` rows (None: size unknown)."""
+    return None if np.isnan(n_train) else int(round(float(ratio) * n_train))
 
 
 def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

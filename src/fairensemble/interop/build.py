@@ -183,7 +183,10 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
                          ratio=float(cell.labels.get(RATIO, ratios[mi])), replicate=int(r),
                          sample_seed=0, member_seeds=[], counts=[])
                 known = exported.get(key_of(cell.labels, list(cell.labels)))
+                trained: dict[str, Any] = {}
                 if known is not None and known.get("digest") == digest:
+                    trained = {"n_train": int(known.get("n_train") or 0),
+                               "cost": dict(known.get("cost") or {})}
                     coords = dict(known["coords"])  # the exported run's own cell
                     c.id, c.replicate, c.ratio = (known["id"], coords.pop("replicate"),
                                                   coords.pop("ratio"))
@@ -192,7 +195,7 @@ def build_run(imp: Imported, overrides: Sequence[str] = (), name: str | None = N
                 plan.cells.append(c)
                 records.append(CellRecord(
                     id=c.id, coords=c.coords(), groups=groups, classes=classes,
-                    ratio_group=ratio_group, **arrays, seeds={"imported": digest}))
+                    ratio_group=ratio_group, **arrays, seeds={"imported": digest}, **trained))
     if found:
         extra = next(iter(found.values())).labels
         raise DataError(f"{imp.source}: the rows of " + ", ".join(

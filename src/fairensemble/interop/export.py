@@ -51,10 +51,11 @@ def group_columns(plan: Plan, layout: PointLayout) -> list[str]:
     return [name]
 
 
-def _metadata(plan: Plan, digests: dict[str, str], labels: dict[str, dict[str, Any]]
-              ) -> dict[str, Any]:
+def _metadata(plan: Plan, digests: dict[str, str], labels: dict[str, dict[str, Any]],
+              trained: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What evaluating the cells depends on besides their rows (``importer.META_FIELDS``),
-    the names in their order, and each cell's coordinates, id and content digest."""
+    the names in their order, and each cell's coordinates, id, content digest and what
+    training it took (training-set size and cost: the levers' table prices settings with it)."""
     cfg = plan.cfg
     return {
         "format": META_FORMAT,
@@ -70,7 +71,7 @@ def _metadata(plan: Plan, digests: dict[str, str], labels: dict[str, dict[str, A
         "groups": plan.layouts[0].groups,
         "grid_columns": list(cfg.grid),
         "cells": [{"labels": labels[c.id], "coords": c.coords(), "id": c.id,
-                   "digest": digests[c.id]} for c in plan.cells],
+                   "digest": digests[c.id], **trained[c.id]} for c in plan.cells],
     }
 
 
@@ -141,18 +142,20 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 for col in first]]
     schema = pa.schema(fields)
     digests: dict[str, str] = {}
+    trained: dict[str, dict[str, Any]] = {}
     with atomic_path(out) as tmp:
         writer = _writer(kind, str(tmp), schema)
         for cell in plan.cells:
             record = store.read_cell(cell.id)
             digests[cell.id] = cell_digest(record.groups, record.classes, record.arrays())
+            trained[cell.id] = {"n_train": record.n_train, "cost": record.cost}
             lay = plan.layouts[cell.point_index]
             for batch in _batches(record, labels[cell.id], members, group_columns(plan, lay),
                                   lay, schema):
                 writer.write_batch(batch)
         if kind == "parquet":  # the file's footer: written last, when the digests are known
             writer.add_key_value_metadata({META_KEY.decode(): json.dumps(
-                _metadata(plan, digests, labels))})
+                _metadata(plan, digests, labels, trained))})
         writer.close()
     return out
 
