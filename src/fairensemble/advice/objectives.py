@@ -19,6 +19,8 @@ import numpy as np
 from fairensemble.common.errors import UserError
 from fairensemble.evaluation.intervals import interval95
 
+# what a recommendation optimises: the gap, the overall metric, the worst group, or the
+# smallest gap among the candidates whose overall metric cannot be told from the best
 OBJECTIVES = ("gap", "overall", "worst", "pareto")
 FLAT_FRACTION = 0.5  # a valley is flat when this share of the candidates cannot be told apart
 

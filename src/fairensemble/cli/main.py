@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ import typer
 from fairensemble import pipeline
 from fairensemble.advice.budget import parse_sizes
 from fairensemble.cli.console import Shown, console, out, user_errors
+from fairensemble.cli.help import flowing
 from fairensemble.cli.init import init_app
 from fairensemble.config import CONFIGS, RunConfig, load_config, set_path, validate
 from fairensemble.interop import export_run, prepare
@@ -21,12 +23,35 @@ from fairensemble.report import (
     print_summary,
 )
 
+# the command line (the console script `fairensemble` runs it through `main`)
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how deep ensembles and the group mix of a training set shape "
                        "fairness.")
 app.add_typer(init_app, name="init")
 
 DEMO_CONFIG = CONFIGS / "demo.yaml"
+
+
+def installed_version() -> str:
+    """The version of the installed distribution (``pip show fairensemble``)."""
+    try:
+        return version("fairensemble")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fairensemble {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(False, "--version", callback=_print_version,
+                                      is_eager=True, help="Show the version and exit."),
+) -> None:
+    """The options every command shares (the app's own help is set on ``app``)."""
 
 
 def with_workers(cfg: RunConfig, workers: int | None) -> RunConfig:
@@ -184,6 +209,9 @@ def demo(
     with user_errors():
         cfg = load_config(DEMO_CONFIG, set_)
         _run(cfg, out_dir)
+
+
+flowing(app)  # every command is registered: reflow their help (cli/help.py)
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ class Dataset:
     for the grid point, ``val`` (optional) is a shared validation split.
 
     ``prepare(train, others)`` turns raw ``X`` into model inputs, fitted on ``train`` only
-    (tables: standardise + one-hot); it returns [X_train, *X_others]. ``input_kind`` is
+    (tables: standardise + one-hot); it returns ``[X_train, *X_others]``. ``input_kind`` is
     ``"table"`` (float features) or ``"image"`` (uint8 [n, C, H, W]); for images
     ``image_mean``/``image_std`` normalise channels after scaling to [0, 1].
     ``info`` carries whatever a report may show (counts, dropped rows, file paths; image

@@ -26,6 +26,7 @@ class Source:
         return self.config.model_fields["kind"].default
 
 
+# every registered data source by its ``kind``
 SOURCES: dict[str, Source] = {}
 
 

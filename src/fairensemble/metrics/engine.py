@@ -23,7 +23,9 @@ from fairensemble.common.errors import InputError
 from fairensemble.metrics.ranks import Ranks, Ties, pair_counts
 from fairensemble.metrics.registry import DERIVED_LABELS, DISPARITY, METRICS, Metric, get
 
+# how ``overall`` weighs the groups: equally, or as the test split holds them
 TEST_MIXES = ("balanced", "natural")
+# equal-width bins of top-class confidence in the expected calibration error
 ECE_BINS = 15
 # sklearn.calibration.calibration_curve(strategy="uniform") bin edges
 _ECE_EDGES = np.linspace(0.0, 1.0, ECE_BINS + 1)
@@ -557,6 +559,7 @@ def group_slices(
     return order, Slices.for_groups(np.bincount(g, minlength=G), test_mix)
 
 
+# per-attribute margins of intersectional groups: (label, the combinations it holds)
 Margins = Sequence[tuple[str, Sequence[int]]]
 
 

@@ -16,13 +16,16 @@ import numpy as np
 
 from fairensemble.common.errors import InputError
 
-# group labels group_metrics adds after the groups themselves, and the one label of a
-# between-group metric
+# group labels group_metrics adds after the groups themselves
 DERIVED_LABELS = ("overall", "gap", "worst")
+# the group label of a between-group metric's one row
 DISPARITY = "disparity"
+# what a metric may need: predicted labels, probabilities, the individual members
 NEEDS = frozenset({"labels", "probs", "members"})
 
+# which way a metric is better
 Direction = Literal["higher", "lower", "neither"]
+# per group, or between groups (a disparity)
 Scope = Literal["group", "between"]
 
 
@@ -59,6 +62,7 @@ class Metric:
         return self.function(probs, y, *args, **kwargs)
 
 
+# every registered metric by name, in registration order
 METRICS: dict[str, Metric] = {}
 
 

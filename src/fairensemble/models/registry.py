@@ -30,6 +30,7 @@ from fairensemble.common.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
+# the built-in model names, each mapped to its builder as ``module:function``
 BUILTIN = {
     "mlp": "fairensemble.models.mlp:build",
     "bag": "fairensemble.models.bag:build",
@@ -40,6 +41,7 @@ BUILTIN = {
     "vit_tiny": "fairensemble.models.vit:vit_tiny",
     "vit_small": "fairensemble.models.vit:vit_small",
 }
+# the built-in model names
 NAMES = tuple(BUILTIN)
 HEAD_NAMES = ("fc", "head", "classifier")  # where a model without ``head_name`` keeps its head
 _FACTORY = re.compile(r"^(?P<where>[^:]+\.py|[A-Za-z_][\w.]*):(?P<fn>[A-Za-z_]\w*)$")

@@ -24,6 +24,7 @@ from fairensemble.report.plots import (
 )
 from fairensemble.sweep.plan import Plan
 
+# the file in a run directory that holds what `recommend` found
 RECOMMENDATION = "recommendation.json"
 
 

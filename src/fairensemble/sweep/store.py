@@ -67,24 +67,46 @@ class CellRecord:
     sweep. What workers return and the store writes and reads."""
 
     id: str
-    coords: dict[str, Any]  # grid fields, ratio, replicate, mix_index (+ mix)
+    """The cell's id: a hash of everything that determines its training."""
+    coords: dict[str, Any]
+    """Where the cell sits in the sweep: its grid fields, ``ratio``, ``replicate``,
+    ``mix_index`` (and ``mix``, with explicit mixes)."""
     groups: list[str]
+    """Group names; ``g_test`` and ``g_val`` hold indices into this list."""
     classes: list[str]
+    """Class names; ``y_test`` and ``y_val`` hold indices into this list."""
     ratio_group: str
-    probs_test: np.ndarray  # float32 [E, n_test, C]
+    """The group whose training share the sweep moves."""
+    probs_test: np.ndarray
+    """float32 [E, n_test, C]: each member's predicted probabilities on the test split."""
     y_test: np.ndarray
+    """int [n_test]: the test labels (class indices)."""
     g_test: np.ndarray
+    """int [n_test]: the test samples' groups (group indices)."""
     probs_val: np.ndarray | None = None
+    """float32 [E, n_val, C]: the same on the validation split, when the data have one."""
     y_val: np.ndarray | None = None
+    """int [n_val]: the validation labels."""
     g_val: np.ndarray | None = None
+    """int [n_val]: the validation samples' groups."""
     seeds: dict[str, Any] = field(default_factory=dict)
+    """The seeds the cell used: ``sample`` (its training draw) and ``members`` (one each)."""
     n_train: int = 0
+    """Rows in the cell's training set."""
     train_counts: list[list[int]] = field(default_factory=list)
+    """Training rows per group (outer) and class (inner)."""
     timings: dict[str, float] = field(default_factory=dict)
-    cost: dict[str, Any] = field(default_factory=dict)  # what the members cost (``cell_cost``)
-    mitigation: dict[str, Any] = field(default_factory=dict)  # the mitigation's record
-    votes_test: np.ndarray | None = None  # float32 [n_test, C]: the raters' votes per sample
-    raters: dict[str, Any] = field(default_factory=dict)  # what the votes are (runner)
+    """Where the time went: seconds loading data and training, and how it ran."""
+    cost: dict[str, Any] = field(default_factory=dict)
+    """What the members cost (``runner.cell_cost``): trainings, member-epochs, rows seen,
+    seconds and FLOPs of training, and the grid point's shared FLOPs (a frozen backbone)."""
+    mitigation: dict[str, Any] = field(default_factory=dict)
+    """The mitigation the members trained under (empty for none): its kind, the group x class
+    cells by name and, for Group DRO, each member's final weights on them."""
+    votes_test: np.ndarray | None = None
+    """float32 [n_test, C]: the raters' votes per test sample (data with raters)."""
+    raters: dict[str, Any] = field(default_factory=dict)
+    """What the votes are: where they came from and how many raters (the runner's record)."""
 
     @property
     def members(self) -> int:
