@@ -49,14 +49,14 @@ members, 8 epochs, a 16×16 MLP), planned for 1,500 rows, run while these pages 
 # Measure, fit and predict
 # ------------------------
 # ``pipeline.recommend`` with ``budget=`` is what ``fairensemble recommend --budget`` runs;
-# ``print_budget`` prints what the command prints: per group the floor, data term and
+# ``print_recommendation`` prints what the command prints: per group the floor, data term and
 # conflict term, then each objective's best share at the budget.
 import tempfile
 from pathlib import Path
 
 import fairensemble as fe
 from fairensemble import pipeline
-from fairensemble.report import plots, print_budget
+from fairensemble.report import plots, print_recommendation
 
 cfg = fe.load_config(None, [
     "name=noise-everywhere", "dataset.label_noise=0.3", "dataset.label_noise_on=all",
@@ -66,7 +66,7 @@ cfg = fe.load_config(None, [
 ])
 run_dir = Path(tempfile.mkdtemp()) / cfg.name
 rec, trained = pipeline.recommend(cfg, str(run_dir), budget=1500, sizes=[200, 400, 800])
-print_budget(rec)
+print_recommendation(rec)
 
 # %%
 # The floors

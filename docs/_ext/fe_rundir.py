@@ -179,14 +179,13 @@ def rundir_parts(prose: dict[str, dict[str, str]], work: Path | None = None
         preview = dict(np.load(run_dir / "preview.npz"))
         rows = []
         for png in sorted((run_dir / "figures").glob("*.png"), key=lambda p: p.stem):
-            # each figure is drawn by the function of its name in report.plots (not rendered
-            # here: only its caption is read)
-            draw = getattr(plots, "data_figure" if png.stem == "data" else png.stem, None)
-            if draw is None:
-                problems.append(f"run directory: figures/{png.name} has no drawing function "
-                                f"of its name in fairensemble.report.plots")
+            # each figure is drawn by report.plots.draw_figure under its file's name (not
+            # rendered here: only its caption is read)
+            if png.stem not in plots.FIGURE_NAMES:
+                problems.append(f"run directory: figures/{png.name} is not one of "
+                                f"fairensemble.report.plots.FIGURE_NAMES")
                 continue
-            got = draw(run_plan, preview) if png.stem == "data" else draw(summary, run_plan)
+            got = plots.draw_figure(png.stem, summary, run_plan, preview)
             plots.plt.close(got[0])
             rows.append([f"``figures/{png.name}``", " ".join(got[1].split())])
         lines = ["The figures a run with a grid field, several mixes and synthetic data draws "

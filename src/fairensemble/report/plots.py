@@ -10,6 +10,7 @@ vertical segment from its lower to its upper end, none where the summary has non
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -492,21 +493,34 @@ def save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
+FIGURE_NAMES = ("metric_vs_k", "metric_vs_ratio", "gap_vs_k", "gap_vs_ratio", "optimal_ratio",
+                "gain_vs_diversity", "levers", "data")
+"""The run's figures, in the report's order (each saved as ``figures/<name>.png``)."""
+
+
+def draw_figure(name: str, summary: dict[str, Any], plan: Plan,
+                preview: dict[str, np.ndarray] | None = None) -> tuple[Figure, str] | None:
+    """The figure saved as ``<name>.png`` (one of ``FIGURE_NAMES``) with its caption, or None
+    where the run does not support it (against the mix only when there is more than one: a
+    curve would be a dot)."""
+    by_mix = not one_mix(summary)
+    drawers: dict[str, Callable[[], tuple[Figure, str] | None]] = {
+        "metric_vs_k": lambda: metric_vs_k(summary, plan),
+        "metric_vs_ratio": lambda: metric_vs_ratio(summary, plan) if by_mix else None,
+        "gap_vs_k": lambda: gap_vs_k(summary, plan),
+        "gap_vs_ratio": lambda: gap_vs_ratio(summary, plan) if by_mix else None,
+        "optimal_ratio": lambda: optimal_ratio(summary, plan) if by_mix else None,
+        "gain_vs_diversity": lambda: gain_vs_diversity(summary, plan),
+        "levers": lambda: levers_figure(summary),
+        "data": lambda: data_figure(plan, preview),
+    }
+    return drawers[name]()
+
+
 def all_figures(summary: dict[str, Any], plan: Plan, fig_dir: Path,
                 preview: dict[str, np.ndarray] | None = None) -> list[Drawn]:
-    """Every figure the run supports, saved as ``fig_dir/<name>.png``, with its caption
-    (against the mix only when there is more than one: a curve would be a dot)."""
-    by_mix = not one_mix(summary)
-    made = {
-        "metric_vs_k": metric_vs_k(summary, plan),
-        "metric_vs_ratio": metric_vs_ratio(summary, plan) if by_mix else None,
-        "gap_vs_k": gap_vs_k(summary, plan),
-        "gap_vs_ratio": gap_vs_ratio(summary, plan) if by_mix else None,
-        "optimal_ratio": optimal_ratio(summary, plan) if by_mix else None,
-        "gain_vs_diversity": gain_vs_diversity(summary, plan),
-        "levers": levers_figure(summary),
-        "data": data_figure(plan, preview),
-    }
+    """Every figure the run supports, saved as ``fig_dir/<name>.png``, with its caption."""
+    made = {name: draw_figure(name, summary, plan, preview) for name in FIGURE_NAMES}
     return [Drawn(save_figure(fig, fig_dir / f"{name}.png"), caption)
             for name, got in made.items() if got is not None for fig, caption in [got]]
 
